@@ -1,0 +1,110 @@
+"""POST /v1/events and /v1/events/batch: validate, store, answer after the commit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from relay.api.auth import Principal, authenticate, tenant_for
+from relay.app import EventIn, Relay, timestamp
+from relay.config import TYPE_RE, key_path
+from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from relay.storage.base import Ingested
+
+MAX_BATCH = 500
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class EventBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
+    data: dict[str, Any]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    tenant: str | None = None
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventBody] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw JSON body: 415 unless JSON, 413 past `limit` (before reading all of it)."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the body must be JSON with Content-Type: application/json "
+            f"(got {content_type or 'no Content-Type'})"
+        )
+    too_large = f"the body is larger than {limit} bytes (server.max_body_bytes)"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(too_large)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(model: type[_M], body: bytes) -> _M:
+    """400 for malformed JSON, 422 with every invalid field's path otherwise."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise BadRequest(f"the body is not valid JSON: {errors[0]['msg']}") from None
+        raise Unprocessable(
+            "the request has invalid fields",
+            [{"path": key_path(e["loc"]), "message": "unknown field"
+              if e["type"] == "extra_forbidden" else e["msg"]} for e in errors],
+        ) from None
+
+
+def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,
+              idem_header: str | None) -> EventIn:
+    tenant = tenant_for(principal, body.tenant, relay.config, f"{where}tenant")
+    declared = relay.config.event_types
+    if declared and body.type not in {t.name for t in declared}:
+        raise Unprocessable("the request has invalid fields", [{
+            "path": f"{where}type",
+            "message": f"unknown event type {body.type!r}; declared types: "
+            + ", ".join(t.name for t in declared),
+        }])
+    if body.id is not None and idem_header is not None and body.id != idem_header:
+        raise Unprocessable("the request has invalid fields", [{
+            "path": f"{where}id", "message": "differs from the Idempotency-Key header",
+        }])
+    return EventIn(body.type, body.data, tenant.id, body.id or idem_header)
+
+
+def _answer(result: Ingested) -> dict[str, Any]:
+    return {"id": result.id, "type": result.type, "timestamp": timestamp(result.created_at),
+            "deliveries": result.deliveries}
+
+
+async def post_event(request: Request) -> JSONResponse:
+    relay: Relay = request.app.state.relay
+    principal = authenticate(request, relay.loaded, "events:write")
+    body = parse(EventBody, await read_body(request, relay.config.server.max_body_bytes))
+    event = _event_in(relay, principal, body, "", request.headers.get("idempotency-key"))
+    [result] = await relay.ingest([event])
+    return JSONResponse(_answer(result), status_code=200 if result.duplicate else 202)
+
+
+async def post_batch(request: Request) -> JSONResponse:
+    relay: Relay = request.app.state.relay
+    principal = authenticate(request, relay.loaded, "events:write")
+    body = parse(BatchBody, await read_body(request, relay.config.server.max_body_bytes))
+    events = [_event_in(relay, principal, ev, f"events[{i}].", None)
+              for i, ev in enumerate(body.events)]
+    results = await relay.ingest(events)
+    status = 200 if all(r.duplicate for r in results) else 202
+    return JSONResponse({"events": [_answer(r) for r in results]}, status_code=status)

@@ -1,0 +1,64 @@
+"""The Starlette application: routes, and the one place errors become responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from relay.api import ingest, ops
+from relay.app import Relay
+from relay.errors import RelayError
+from relay.logs import log
+
+_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    """The only shape of an error answer: {"error": {code, message, details}}."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+async def _relay_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RelayError)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _CODES.get(exc.status_code, "http_error")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return JSONResponse(error_body(code, message), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log("internal_error", logging.ERROR, path=request.url.path, error=repr(exc))
+    logging.getLogger("relay").exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal", "internal error; see relay's log"),
+                        status_code=500)
+
+
+def create_app(relay: Relay) -> Starlette:
+    """The HTTP side. The caller starts and stops `relay` (relay.cli, tests)."""
+    app = Starlette(
+        routes=[
+            Route("/v1/events", ingest.post_event, methods=["POST"]),
+            Route("/v1/events/batch", ingest.post_batch, methods=["POST"]),
+            Route("/healthz", ops.healthz, methods=["GET"]),
+            Route("/readyz", ops.readyz, methods=["GET"]),
+            Route("/metrics", ops.metrics, methods=["GET"]),
+        ],
+        exception_handlers={
+            RelayError: _relay_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.relay = relay
+    return app

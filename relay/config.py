@@ -1,0 +1,533 @@
+"""The configuration: one pydantic model per TOML section is the key table.
+
+Each key is defined once, here: its type, default and description (`Field`) feed
+validation (`load`), `relay check`, `relay init` and `config.example.toml`
+(`render_example`). Errors name their key path (`endpoints[1].url: ...`); all of them are
+reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from relay.delivery.signing import SCHEMES, check_secret
+from relay.errors import ConfigError
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+TYPE_RE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
+PATTERN_RE = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
+SCOPES = ("events:write", "webhooks:read", "webhooks:write", "admin")
+DEFAULT_TENANT = "default"
+
+
+def parse_duration(value: Any) -> float:
+    """"500ms", "10s", "5m", "2h", "7d" -> seconds. Bare numbers are refused: a unit is required."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    raise ValueError(f"{value!r} is not a duration; use a number and unit: 500ms, 10s, 5m, 2h, 7d")
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact duration string for `seconds` (inverse of parse_duration)."""
+    for unit in ("d", "h", "m", "s"):
+        count = seconds / _DURATION_UNITS[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f"{value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
+    return value
+
+
+class ServerConfig(_Section):
+    listen: Annotated[str, BeforeValidator(_check_listen)] = Field(
+        "127.0.0.1:8080",
+        description="Address and port of the ingest endpoint and API. Listening beyond "
+        "loopback requires [[api_keys]].",
+    )
+    max_body_bytes: int = Field(
+        262144, gt=0, description="Largest request body accepted (bytes); larger gets 413."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description='Log lines as "text" (key=value) or "json" (one object per line).'
+    )
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class StorageConfig(_Section):
+    path: str = Field(
+        "relay.db", description="SQLite database file (relative to the working directory)."
+    )
+    retention: Duration = Field(
+        "7d",
+        validate_default=True,
+        description="Events, deliveries and attempts older than this are purged in the "
+        "background (deliveries still pending or held are kept).",
+    )
+
+
+class DeliveryConfig(_Section):
+    timeout: Duration = Field(
+        "10s", validate_default=True, description="Time allowed for one delivery attempt."
+    )
+    retry_schedule: list[Duration] = Field(
+        DEFAULT_RETRY_SCHEDULE,
+        validate_default=True,
+        min_length=0,
+        description="Delays between attempts, each with +-10% jitter; after the last "
+        "retry fails the delivery is `failed`. The default ends about 24h after the first.",
+    )
+    concurrency: int = Field(256, gt=0, description="Deliveries in flight at once, in all.")
+    endpoint_concurrency: int = Field(
+        16, gt=0, description="Deliveries in flight at once to one endpoint."
+    )
+    disable_after: Duration = Field(
+        "5d",
+        validate_default=True,
+        description="An endpoint failing without a single success for this long is disabled.",
+    )
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow destinations resolving to private, loopback or link-local addresses.",
+    )
+    allow_http: bool = Field(False, description="Allow plain http:// endpoint URLs.")
+
+
+class TenantConfig(_Section):
+    id: str = Field(pattern=ID_RE, description="Tenant id.", examples=["acme"])
+    webhooks_enabled: bool = Field(
+        True, description="When false, ingest and webhook routes answer 403 for this tenant."
+    )
+    max_webhooks: int | None = Field(
+        None, ge=0, description="Most endpoints this tenant may create through the API.",
+        examples=[50],
+    )
+
+
+class ApiKeyConfig(_Section):
+    name: str = Field(description="A label for logs and errors.", examples=["billing-service"])
+    key_env: str | None = Field(
+        None, description="Name of the environment variable holding the key.",
+        examples=["RELAY_BILLING_KEY"],
+    )
+    key_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the key (`printf %s KEY | sha256sum`); use instead of key_env.",
+    )
+    scopes: list[Literal["events:write", "webhooks:read", "webhooks:write", "admin"]] = Field(
+        min_length=1, description="What the key may do.", examples=[["events:write"]]
+    )
+    tenant: str = Field(DEFAULT_TENANT, description="The tenant the key acts in.")
+
+
+class EventTypeConfig(_Section):
+    name: str = Field(
+        pattern=TYPE_RE, max_length=128, description="Event type name.",
+        examples=["lead.qualified"],
+    )
+    description: str = Field("", description="What the event means, for API users.",
+                             examples=["A lead crossed the qualification threshold."])
+    sample: dict[str, Any] = Field(
+        default_factory=dict, description="Example `data`, sent by test deliveries.",
+        examples=[{"lead_id": "lead_4c88e100", "score": 0.87}],
+    )
+
+
+Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
+FilterValue = str | int | float | bool | list[str | int | float | bool]
+
+
+class EndpointConfig(_Section):
+    id: str = Field(pattern=ID_RE, description="Endpoint id (letters, digits, _ and -).",
+                    examples=["crm"])
+    url: str = Field(description="Where deliveries are POSTed.",
+                     examples=["https://crm.example.com/hooks/relay"])
+    events: list[Annotated[str, Field(pattern=PATTERN_RE)]] = (
+        Field(["*"], min_length=1,
+              description='Event types to deliver: exact names, "prefix.*" or "*".',
+              examples=[["lead.*", "conversation.completed"]])
+    )
+    tenant: str = Field(DEFAULT_TENANT, description="Only events of this tenant are delivered.")
+    secret_env: str | None = Field(
+        None, description="Environment variable holding the signing secret.",
+        examples=["CRM_WEBHOOK_SECRET"],
+    )
+    secret: str | None = Field(
+        None, description="The signing secret itself; without secret or secret_env relay "
+        "generates one (`relay secret ID` prints it).",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers.",
+        examples=[{"X-Team": "sales"}],
+    )
+    filter: dict[str, FilterValue] = Field(
+        default_factory=dict,
+        description="Dotted envelope path -> accepted value or list of values; every path "
+        "must match.",
+        examples=[{"data.campaign_id": ["camp_spring_homes", "camp_fall"]}],
+    )
+    signature: Scheme = Field(
+        "standard-webhooks", description="Signature scheme: " + ", ".join(SCHEMES) + ".",
+        examples=["hmac-sha256-timestamped"],
+    )
+    signature_header: str | None = Field(
+        None, description="Header carrying hmac-* signatures (default Relay-Signature or "
+        "X-Relay-Signature).", examples=["Athena-Signature"],
+    )
+    payload: Literal["envelope", "array"] = Field(
+        "envelope", description='"array" wraps the envelope in a one-element JSON array.'
+    )
+    timeout: Duration | None = Field(None, description="Overrides delivery.timeout.",
+                                     examples=["5s"])
+    retry_schedule: list[Duration] | None = Field(
+        None, description="Overrides delivery.retry_schedule.", examples=[["10s", "1m", "10m"]]
+    )
+    endpoint_concurrency: int | None = Field(
+        None, gt=0, description="Overrides delivery.endpoint_concurrency.", examples=[4]
+    )
+    rate_limit: float | None = Field(
+        None, gt=0, description="Most requests per second to this endpoint.", examples=[50]
+    )
+    enabled: bool = Field(True, description="false holds its deliveries until set back to true.")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_reserved_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        reserved = {"content-type", "content-length", "host", "user-agent",
+                    "webhook-id", "webhook-timestamp", "webhook-signature"}
+        bad = sorted(h for h in headers if h.lower() in reserved)
+        if bad:
+            raise ValueError(f"relay sets {', '.join(bad)} itself")
+        return headers
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+    event_types: list[EventTypeConfig] = Field(default_factory=list)
+    endpoints: list[EndpointConfig] = Field(default_factory=list)
+
+    def tenant(self, tenant_id: str) -> TenantConfig | None:
+        """The tenant's settings; `default` exists even when not declared."""
+        for tenant in self.tenants:
+            if tenant.id == tenant_id:
+                return tenant
+        return TenantConfig(id=DEFAULT_TENANT) if tenant_id == DEFAULT_TENANT else None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as relay holds it at run time: only its digest."""
+
+    name: str
+    sha256: str
+    scopes: frozenset[str]
+    tenant: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated config plus the values it names in the environment."""
+
+    config: Config
+    source: Path | None
+    api_keys: tuple[ApiKey, ...]
+    endpoint_secrets: dict[str, str]  # endpoint id -> secret from `secret` or `secret_env`
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _pydantic_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{key_path(loc)}: {msg}")
+    return lines
+
+
+def _cross_check(cfg: Config, env: dict[str, str]) -> tuple[list[str], Loaded | None]:
+    """Checks spanning keys (references, uniqueness, env vars, secrets, URLs)."""
+    from relay.delivery.netguard import check_url  # avoid import at module load
+    from relay.errors import DestinationRefused
+
+    errors: list[str] = []
+    tenant_ids = {DEFAULT_TENANT} | {t.id for t in cfg.tenants}
+    seen: set[str] = set()
+    for i, tenant in enumerate(cfg.tenants):
+        if tenant.id in seen:
+            errors.append(f"tenants[{i}].id: duplicate tenant {tenant.id!r}")
+        seen.add(tenant.id)
+
+    keys: list[ApiKey] = []
+    for i, key in enumerate(cfg.api_keys):
+        where = f"api_keys[{i}]"
+        if key.tenant not in tenant_ids:
+            errors.append(f"{where}.tenant: unknown tenant {key.tenant!r}")
+        if (key.key_env is None) == (key.key_sha256 is None):
+            errors.append(f"{where}: set exactly one of key_env or key_sha256")
+            continue
+        if key.key_env is not None:
+            value = env.get(key.key_env)
+            if not value:
+                errors.append(f"{where}.key_env: environment variable {key.key_env} is not set")
+                continue
+            digest = hashlib.sha256(value.encode()).hexdigest()
+        else:
+            digest = key.key_sha256 or ""
+        keys.append(ApiKey(key.name, digest, frozenset(key.scopes), key.tenant))
+
+    seen = set()
+    for i, event_type in enumerate(cfg.event_types):
+        if event_type.name in seen:
+            errors.append(f"event_types[{i}].name: duplicate event type {event_type.name!r}")
+        seen.add(event_type.name)
+
+    secrets: dict[str, str] = {}
+    seen = set()
+    for i, ep in enumerate(cfg.endpoints):
+        where = f"endpoints[{i}]"
+        if ep.id in seen:
+            errors.append(f"{where}.id: duplicate endpoint id {ep.id!r}")
+        seen.add(ep.id)
+        if ep.tenant not in tenant_ids:
+            errors.append(f"{where}.tenant: unknown tenant {ep.tenant!r}")
+        try:
+            check_url(ep.url, allow_http=cfg.delivery.allow_http, allow_private=True)
+        except DestinationRefused as exc:
+            errors.append(f"{where}.url: {exc.message}")
+        if ep.secret is not None and ep.secret_env is not None:
+            errors.append(f"{where}: set secret or secret_env, not both")
+        secret = ep.secret
+        if ep.secret_env is not None:
+            secret = env.get(ep.secret_env)
+            if not secret:
+                errors.append(
+                    f"{where}.secret_env: environment variable {ep.secret_env} is not set"
+                )
+        if secret:
+            reason = check_secret(ep.signature, secret)
+            key = "secret_env" if ep.secret_env else "secret"
+            if reason:
+                errors.append(f"{where}.{key}: {reason}")
+            else:
+                secrets[ep.id] = secret
+        if ep.signature_header is not None and ep.signature in ("standard-webhooks", "none"):
+            errors.append(f"{where}.signature_header: only used by the hmac-* signatures")
+    if errors:
+        return errors, None
+    return [], Loaded(cfg, None, tuple(keys), secrets)
+
+
+def validate(data: dict[str, Any], env: dict[str, str] | None = None) -> Loaded:
+    """Validate parsed TOML; raise ConfigError listing every `key.path: reason`."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid configuration", _pydantic_errors(exc)) from None
+    errors, loaded = _cross_check(cfg, dict(os.environ) if env is None else env)
+    if loaded is None:
+        raise ConfigError("invalid configuration", errors)
+    return loaded
+
+
+def load(path: Path | None, env: dict[str, str] | None = None) -> Loaded:
+    """Read and validate a config file; `None` means the embedded defaults."""
+    if path is None:
+        return validate({}, env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        loaded = validate(data, env)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.details) from None
+    return Loaded(loaded.config, path, loaded.api_keys, loaded.endpoint_secrets)
+
+
+def find_config(option: str | None) -> Path | None:
+    """--config, then $RELAY_CONFIG, then ./relay.toml if it exists; else embedded defaults."""
+    if option:
+        return Path(option)
+    if os.environ.get("RELAY_CONFIG"):
+        return Path(os.environ["RELAY_CONFIG"])
+    default = Path("relay.toml")
+    return default if default.exists() else None
+
+
+# --- rendering: `relay init` and config.example.toml -------------------------------------
+
+_HEADER = """\
+# relay configuration. Every key is shown with its default; durations are strings like
+# "500ms", "10s", "5m", "2h", "7d". Edits apply without a restart (file watch or SIGHUP),
+# except [server] listen and [storage] path. Validate with: relay check --config FILE
+"""
+
+_SECTION_HELP = {
+    "server": "The HTTP side: ingest endpoint and management API.",
+    "storage": "The durable queue.",
+    "delivery": "Defaults for every endpoint.",
+    "tenants": "Tenants beyond `default` (which always exists).",
+    "api_keys": "API keys. Without any, relay serves unauthenticated on loopback only.",
+    "event_types": "Declared event types. When any are declared, ingest refuses others (422).",
+    "endpoints": "Subscribers. Uncomment and edit to add one.",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"cannot render {value!r}")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _field_lines(model: type[BaseModel], prefix: str, example: bool) -> list[str]:
+    lines = []
+    for name, field in model.model_fields.items():
+        help_text = field.description or ""
+        if field.is_required():
+            value = field.examples[0] if field.examples else None
+            help_text += " Required."
+        else:
+            default = (field.default_factory() if field.default_factory is not None  # type: ignore[call-arg]
+                       else field.default)
+            value = default
+            if field.examples and example:
+                value = field.examples[0]
+                if default not in (None, {}, []) and value != default:
+                    help_text += f" Default: {_toml_value(default)}."
+        for chunk in _wrap(help_text):
+            lines.append(f"{prefix}# {chunk}" if example else f"# {chunk}")
+        if value is None:
+            lines.append(f"{prefix}# {name} =")
+        else:
+            lines.append(f"{prefix}{name} = {_toml_value(value)}")
+    return lines
+
+
+def _wrap(text: str, width: int = 86) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines
+
+
+def render_example() -> str:
+    """The commented starter config: every key of every section, defaults shown.
+
+    Table sections are live with their defaults; array-of-table sections are commented
+    examples ("# " before each key; "# # " before its help) so the file runs as is.
+    """
+    out = [_HEADER]
+    for name, field in Config.model_fields.items():
+        annotation = field.annotation
+        out.append(f"# {_SECTION_HELP[name]}")
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.append(f"[{name}]")
+            out.extend(_field_lines(annotation, "", example=False))
+        else:
+            model = annotation.__args__[0]  # type: ignore[union-attr]
+            out.append(f"# [[{name}]]")
+            out.extend(_field_lines(model, "# ", example=True))
+        out.append("")
+    return "\n".join(out)
+
+
+def describe(loaded: Loaded) -> list[str]:
+    """What a valid config defines, for `relay check`."""
+    cfg = loaded.config
+    lines = [
+        f"listen {cfg.server.listen}, database {cfg.storage.path}, "
+        f"retention {format_duration(cfg.storage.retention)}",
+        "tenants: " + ", ".join(sorted({DEFAULT_TENANT} | {t.id for t in cfg.tenants})),
+        f"api keys: {len(cfg.api_keys)}"
+        + ("" if cfg.api_keys else " (unauthenticated, loopback only)"),
+        f"event types: {len(cfg.event_types)}",
+        f"endpoints: {len(cfg.endpoints)}",
+    ]
+    for ep in cfg.endpoints:
+        state = "" if ep.enabled else " (disabled)"
+        lines.append(f"  {ep.id}: {ep.url} <- {', '.join(ep.events)} [{ep.signature}]{state}")
+    return lines
+

@@ -1,0 +1,65 @@
+"""An endpoint as the scheduler sees it: stored row + delivery defaults, resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from relay.config import DeliveryConfig, EndpointConfig
+from relay.storage.base import ConfigEndpoint, EndpointRow
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    tenant: str
+    url: str
+    events: tuple[str, ...]
+    filter: dict[str, Any]
+    headers: dict[str, str]
+    signature: str
+    signature_header: str | None
+    payload: str
+    timeout: float
+    schedule: tuple[float, ...]
+    concurrency: int
+    rate_limit: float | None
+    allow_http: bool
+    allow_private: bool
+    secrets: tuple[str, ...]  # the current secret, then the previous one during its grace
+    accepting: bool  # active, not paused, enabled: new deliveries are pending, not held
+    row: EndpointRow
+
+
+def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
+    spec = row.spec
+    secrets = [row.secret]
+    if row.prev_secret and row.prev_secret_until and row.prev_secret_until > now:
+        secrets.append(row.prev_secret)
+    schedule = spec.get("retry_schedule")
+    return Endpoint(
+        id=row.id,
+        tenant=row.tenant,
+        url=spec["url"],
+        events=tuple(spec.get("events") or ("*",)),
+        filter=spec.get("filter") or {},
+        headers=spec.get("headers") or {},
+        signature=spec.get("signature") or "standard-webhooks",
+        signature_header=spec.get("signature_header"),
+        payload=spec.get("payload") or "envelope",
+        timeout=spec.get("timeout") or defaults.timeout,
+        schedule=tuple(defaults.retry_schedule if schedule is None else schedule),
+        concurrency=spec.get("endpoint_concurrency") or defaults.endpoint_concurrency,
+        rate_limit=spec.get("rate_limit"),
+        allow_http=defaults.allow_http,
+        allow_private=defaults.allow_private_networks,
+        secrets=tuple(secrets),
+        accepting=row.is_active and not row.is_paused and spec.get("enabled", True),
+        row=row,
+    )
+
+
+def from_config(ep: EndpointConfig, secret: str | None) -> ConfigEndpoint:
+    """The stored form of a config-file endpoint (secret None: keep or generate one)."""
+    spec = ep.model_dump(exclude={"id", "tenant", "secret", "secret_env"}, exclude_none=True)
+    return ConfigEndpoint(id=ep.id, tenant=ep.tenant, spec=spec, secret=secret)

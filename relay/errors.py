@@ -1,0 +1,132 @@
+"""The RelayError tree: every error core code raises.
+
+    RelayError                     code, HTTP status, message, details
+    ├── ConfigError                invalid config file (one "key.path: reason" per detail)
+    ├── BadRequest (400)           malformed JSON
+    ├── Unauthorized (401)         missing or unknown API key
+    ├── Forbidden (403)            scope missing, tenant webhooks disabled
+    ├── NotFound (404)
+    ├── Conflict (409)             idempotency key reused with other content, read-only field
+    ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
+    ├── Unprocessable (422)        well-formed JSON with invalid fields
+    ├── TooManyRequests (429)      limits, ingest overload
+    ├── Unavailable (503)          shutting down, storage failing
+    ├── StorageError (503)         the database refused a write (disk full, read-only)
+    └── DestinationRefused         a delivery URL the network guard refuses (not an HTTP error)
+
+The API renders any of them through `relay.api.server.error_body`; the CLI prints the
+message (and details) and exits 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RelayError(Exception):
+    """Something went wrong."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str | None = None, details: list[Any] | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details or []
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  {d}" for d in self.details)
+
+
+class ConfigError(RelayError):
+    """The configuration is invalid."""
+
+    status = 500
+    code = "config_invalid"
+
+
+class BadRequest(RelayError):
+    """The request body is not valid JSON."""
+
+    status = 400
+    code = "malformed_json"
+
+
+class Unauthorized(RelayError):
+    """Missing or unknown API key: send `Authorization: Bearer KEY`."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RelayError):
+    """This API key may not do that."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(RelayError):
+    """No such object."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(RelayError):
+    """The request conflicts with existing state."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(RelayError):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(RelayError):
+    """The request body must be JSON (Content-Type: application/json)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unprocessable(RelayError):
+    """The request has invalid fields."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class TooManyRequests(RelayError):
+    """Too many requests; retry later."""
+
+    status = 429
+    code = "too_many_requests"
+
+
+class Unavailable(RelayError):
+    """relay is shutting down; retry against the next instance or after restart."""
+
+    status = 503
+    code = "unavailable"
+
+
+class StorageError(RelayError):
+    """The database refused the write; nothing was stored."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
+class DestinationRefused(RelayError):
+    """The delivery destination is not allowed."""
+
+    status = 422
+    code = "destination_refused"

@@ -1,0 +1,160 @@
+"""The storage contract: what the scheduler and the API need from a durable queue.
+
+The Store speaks the domain, not SQL: SQLite (this release) and PostgreSQL (next) claim
+work differently. Methods take `now` (unix seconds) from the caller, return frozen
+dataclasses and raise only `relay.errors` types.
+
+Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
+held -> pending when its endpoint accepts again; pending/held -> cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+STATES = ("pending", "delivering", "succeeded", "failed", "held", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store with its deliveries, all in one transaction."""
+
+    id: str
+    tenant: str
+    type: str
+    idem_key: str | None
+    digest: str  # sha256 of (tenant, type, data): tells a true repeat from a reused key
+    created_at: float
+    payload: bytes  # the envelope, serialised once; every delivery sends these bytes
+    deliveries: tuple[tuple[str, str], ...]  # (endpoint id, "pending" | "held")
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    id: str
+    type: str
+    created_at: float
+    deliveries: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery marked `delivering` under a lease, with what is needed to send it."""
+
+    id: int
+    event_id: str
+    endpoint_id: str
+    attempt: int  # this attempt's number, counted at claim time (1 = first)
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One finished attempt and the delivery's next state, recorded together."""
+
+    delivery_id: int
+    endpoint_id: str
+    attempt: int
+    started_at: float
+    duration_ms: float
+    request_headers: dict[str, str]
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: bytes
+    error: str | None
+    state: str  # succeeded | pending | failed | held
+    next_at: float | None  # for pending
+    success: bool
+    gone: bool = False  # 410: disable the endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    id: str
+    tenant: str
+    source: str  # "config" | "api"
+    name: str
+    spec: dict[str, Any]
+    secret: str
+    prev_secret: str | None
+    prev_secret_until: float | None
+    is_active: bool
+    is_paused: bool
+    disable_reason: str | None
+    created_at: float
+    last_delivery_at: float | None
+    last_delivery_status: int | None
+    consecutive_failures: int
+    failing_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEndpoint:
+    """A config-file endpoint to sync into the store (secret None: keep or generate)."""
+
+    id: str
+    tenant: str
+    spec: dict[str, Any]
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    event_id: str
+    endpoint_id: str
+    state: str
+    attempts: int
+    next_at: float
+    created_at: float
+    updated_at: float
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    delivery_id: int
+    n: int
+    started_at: float
+    duration_ms: float | None
+    request_headers: dict[str, str]
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: bytes
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording outcomes changed beyond the deliveries themselves."""
+
+    disabled: dict[str, str] = field(default_factory=dict)  # endpoint id -> reason
+
+
+class Store(Protocol):
+    """The narrow interface every backend implements (see tests/integration/test_store.py)."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ingest(self, events: list[NewEvent]) -> list[Ingested]: ...
+    async def claim(
+        self, wanted: dict[str, int], now: float, lease_until: float
+    ) -> tuple[list[Claimed], dict[str, float | None]]: ...
+    async def record(
+        self, results: list[AttemptResult], now: float, disable_after: float
+    ) -> Recorded: ...
+    async def recover_inflight(self, now: float) -> int: ...
+    async def reclaim_expired(self, now: float) -> int: ...
+    async def next_due(self, endpoint_id: str) -> float | None: ...
+    async def sync_config_endpoints(
+        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Any
+    ) -> list[EndpointRow]: ...
+    async def list_endpoints(self) -> list[EndpointRow]: ...
+    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int: ...
+    async def purge(self, before: float, limit: int) -> int: ...
+    async def counts(self) -> dict[str, int]: ...
+    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]: ...
+    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]: ...

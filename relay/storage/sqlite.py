@@ -1,0 +1,683 @@
+"""The SQLite store: WAL, one writer with group commit, one reader.
+
+Group commit: every write is an operation queued to one writer task, which owns the only
+writing connection. The writer takes every queued operation (up to `_MAX_BATCH`), runs
+them in one `BEGIN IMMEDIATE` transaction (consecutive operations of one kind together,
+with `executemany`) and commits once; each caller's future resolves only after that
+commit. If the transaction fails, it is rolled back and each operation is re-run alone, so
+one bad operation cannot fail its neighbours. Ingest commits use `synchronous=FULL`
+(fsync: acknowledged means on disk); claims and outcomes use NORMAL, since losing one
+only repeats a delivery (at-least-once).
+
+Crash safety: a kill -9 at any await leaves either the committed state or the previous
+one. Deliveries caught `delivering` are returned to `pending` at the next start
+(`recover_inflight`); a lock file proves no other process holds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from relay.errors import Conflict, RelayError, StorageError, TooManyRequests
+from relay.storage.base import (
+    AttemptResult,
+    AttemptRow,
+    Claimed,
+    ConfigEndpoint,
+    DeliveryRow,
+    EndpointRow,
+    Ingested,
+    NewEvent,
+    Recorded,
+)
+
+_MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
+_MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
+_CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
+_INTERRUPTED = "interrupted: relay stopped before the attempt finished"
+
+_Writer = Callable[[aiosqlite.Connection, list[Any]], Awaitable[list[Any]]]
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: _Writer
+    arg: Any
+    durable: bool
+    future: asyncio.Future[Any]
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("relay.storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = _migrations()[-1][0]
+
+
+def _storage_error(exc: sqlite3.Error) -> StorageError:
+    return StorageError(f"database write failed: {exc}")
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+_ENDPOINT_COLS = (
+    "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
+    "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
+    "consecutive_failures, failing_since"
+)
+
+
+def _endpoint(row: Sequence[Any]) -> EndpointRow:
+    return EndpointRow(
+        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
+        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
+        is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
+        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
+        failing_since=row[15],
+    )
+
+
+class SQLiteStore:
+    """The Store contract (relay.storage.base) on one SQLite file."""
+
+    def __init__(self, path: str | Path, *, lock: bool = True) -> None:
+        self.path = Path(path)
+        self._lock = lock
+        self._lock_fd: int | None = None
+        self._w: aiosqlite.Connection | None = None
+        self._r: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._sync_full = False
+        self.healthy = True  # false after a write failed, until one succeeds
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Lock, open, migrate, start the writer. Raises StorageError with what to do."""
+        if self._lock:
+            self._take_lock()
+        try:
+            self._w = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._w.execute("PRAGMA journal_mode=WAL")
+            await self._w.execute("PRAGMA synchronous=NORMAL")
+            await self._w.execute("PRAGMA busy_timeout=5000")
+            await self._migrate(self._w)
+            self._r = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._r.execute("PRAGMA query_only=1")
+            await self._r.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+        self._writer_task = asyncio.create_task(self._writer(), name="relay-writer")
+
+    def _take_lock(self) -> None:
+        lock_path = f"{self.path}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StorageError(
+                f"database {self.path} is in use by another relay process (pid {holder}); "
+                "stop it first, or give this one another [storage] path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {current}, newer than this relay "
+                f"supports ({SCHEMA_VERSION}); run the newer relay or restore a backup"
+            )
+        for version, sql in _migrations():
+            if version <= current:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(f"PRAGMA user_version={version}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        """Finish queued writes, then close. Safe to call twice."""
+        if self._writer_task is not None:
+            await self._queue.put(None)
+            await self._writer_task
+            self._writer_task = None
+        for conn in (self._r, self._w):
+            if conn is not None:
+                await conn.close()
+        self._r = self._w = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- the writer ------------------------------------------------------------------
+
+    async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False) -> Any:
+        if self._writer_task is None:
+            raise StorageError("the store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Op(fn, arg, durable, future))
+        return await future
+
+    def overloaded(self) -> bool:
+        return self._queue.qsize() > _MAX_QUEUE
+
+    async def _writer(self) -> None:
+        stop = False
+        while not stop:
+            op = await self._queue.get()
+            if op is None:
+                break
+            batch = [op]
+            while len(batch) < _MAX_BATCH and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            await self._run(batch, retry_singly=len(batch) > 1)
+
+    async def _run(self, batch: list[_Op], *, retry_singly: bool) -> None:
+        db = self._w
+        assert db is not None
+        durable = any(op.durable for op in batch)
+        results: list[Any] = []
+        try:
+            if durable != self._sync_full:
+                await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._sync_full = durable
+            await db.execute("BEGIN IMMEDIATE")
+            start = 0
+            while start < len(batch):
+                end = start
+                while end < len(batch) and batch[end].fn is batch[start].fn:
+                    end += 1
+                results.extend(await batch[start].fn(db, [op.arg for op in batch[start:end]]))
+                start = end
+            await db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+            if retry_singly:
+                for op in batch:
+                    await self._run([op], retry_singly=False)
+                return
+            self.healthy = False
+            error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            return
+        self.healthy = True
+        for op, result in zip(batch, results, strict=True):
+            if op.future.done():
+                continue
+            if isinstance(result, RelayError):
+                op.future.set_exception(result)
+            else:
+                op.future.set_result(result)
+
+    # --- ingest ----------------------------------------------------------------------
+
+    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
+        """Store events and their deliveries atomically; repeats of an idempotency key
+        answer the original (Conflict if the key came with a different event)."""
+        if self.overloaded():
+            raise TooManyRequests("relay is receiving events faster than it can store them")
+        result: list[Ingested] = await self._submit(_ingest, events, durable=True)
+        return result
+
+    # --- delivery --------------------------------------------------------------------
+
+    async def claim(
+        self, wanted: dict[str, int], now: float, lease_until: float
+    ) -> tuple[list[Claimed], dict[str, float | None]]:
+        """Mark up to `wanted[endpoint]` due deliveries per endpoint `delivering`, oldest
+        first, counting the attempt now. Returns them and, for each endpoint that ran out of
+        due work, when its next delivery is due (None: nothing pending)."""
+        result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
+            _claim, (wanted, now, lease_until)
+        )
+        return result
+
+    async def record(
+        self, results: list[AttemptResult], now: float, disable_after: float
+    ) -> Recorded:
+        """Record attempts and the deliveries' next states, update endpoint health,
+        disable endpoints that answered 410 or failed for `disable_after`."""
+        recorded: Recorded = await self._submit(_record, (results, now, disable_after))
+        return recorded
+
+    async def recover_inflight(self, now: float) -> int:
+        """At start: every `delivering` row belongs to a dead process (we hold the lock)."""
+        count: int = await self._submit(_recover, (now, None))
+        return count
+
+    async def reclaim_expired(self, now: float) -> int:
+        """Leases that ran out without an outcome go back to pending."""
+        count: int = await self._submit(_recover, (now, now))
+        return count
+
+    async def next_due(self, endpoint_id: str) -> float | None:
+        rows = await self._read(
+            "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = ?",
+            (endpoint_id,),
+        )
+        value = rows[0][0] if rows else None
+        return None if value is None else float(value)
+
+    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
+        """Hold an endpoint's pending deliveries, or release its held ones in order."""
+        count: int = await self._submit(_set_accepting, (endpoint_id, accepting, now))
+        return count
+
+    # --- endpoints -------------------------------------------------------------------
+
+    async def sync_config_endpoints(
+        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
+    ) -> list[EndpointRow]:
+        """Make the config endpoints in the store match the file: add, update, and mark
+        removed ones deleted (their pending and held deliveries become cancelled)."""
+        rows: list[EndpointRow] = await self._submit(
+            _sync_config, (endpoints, now, new_secret), durable=True
+        )
+        return rows
+
+    async def update_endpoint(self, endpoint_id: str, changes: dict[str, Any], now: float) -> None:
+        """Set endpoint columns (is_active, is_paused, disable_reason, ...)."""
+        await self._submit(_update_endpoint, (endpoint_id, changes, now), durable=True)
+
+    async def list_endpoints(self) -> list[EndpointRow]:
+        rows = await self._read(
+            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
+        )
+        return [_endpoint(row) for row in rows]
+
+    # --- housekeeping and reads --------------------------------------------------------
+
+    async def purge(self, before: float, limit: int) -> int:
+        """Delete up to `limit` events older than `before` whose deliveries are all
+        finished, with their deliveries and attempts. Returns how many events."""
+        count: int = await self._submit(_purge, (before, limit))
+        return count
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._read("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        return {state: n for state, n in rows}
+
+    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
+        rows = await self._read(
+            "SELECT id, event_id, endpoint_id, state, attempts, next_at, created_at, "
+            "updated_at, last_status, last_error FROM deliveries WHERE event_id = ? ORDER BY id",
+            (event_id,),
+        )
+        return [DeliveryRow(*row) for row in rows]
+
+    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
+        rows = await self._read(
+            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
+            "response_headers, response_body, error FROM attempts WHERE delivery_id = ? "
+            "ORDER BY id",
+            (delivery_id,),
+        )
+        return [
+            AttemptRow(
+                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
+                json.loads(r[6] or "{}"), r[7] or b"", r[8],
+            )
+            for r in rows
+        ]
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self._r is None:
+            raise StorageError("the store is closed")
+        try:
+            async with self._r.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+
+# --- write operations: each takes the writer connection and a list of arguments (one per
+# queued operation) and returns one result per argument, inside the writer's transaction.
+
+
+@dataclass(frozen=True, slots=True)
+class _Prior:
+    id: str
+    type: str
+    created_at: float
+    digest: str
+    n: int
+
+
+async def _ingest(db: aiosqlite.Connection, batches: list[list[NewEvent]]) -> list[Any]:
+    keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
+    known: dict[tuple[str, str], _Prior] = {}
+    for chunk in _chunks(keys, _CHUNK // 2):
+        sql = (
+            "SELECT tenant, idem_key, id, type, created_at, digest, n_deliveries FROM events "
+            f"WHERE (tenant, idem_key) IN (VALUES {','.join(['(?,?)'] * len(chunk))})"
+        )
+        async with db.execute(sql, [v for key in chunk for v in key]) as cur:
+            for row in await cur.fetchall():
+                known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
+    results: list[Any] = []
+    event_rows: list[tuple[Any, ...]] = []
+    delivery_rows: list[tuple[Any, ...]] = []
+    for batch in batches:
+        out: list[Ingested] = []
+        local: dict[tuple[str, str], _Prior] = {}
+        rows: list[tuple[Any, ...]] = []
+        dels: list[tuple[Any, ...]] = []
+        error: RelayError | None = None
+        for ev in batch:
+            if ev.idem_key:
+                key = (ev.tenant, ev.idem_key)
+                prior = local.get(key) or known.get(key)
+                if prior is not None:
+                    if prior.digest != ev.digest:
+                        error = Conflict(
+                            f"idempotency key {ev.idem_key!r} was already used for event "
+                            f"{prior.id} with different content"
+                        )
+                        break
+                    out.append(Ingested(prior.id, prior.type, prior.created_at, prior.n, True))
+                    continue
+                local[key] = _Prior(ev.id, ev.type, ev.created_at, ev.digest, len(ev.deliveries))
+            rows.append((ev.id, ev.tenant, ev.type, ev.idem_key, ev.digest, ev.created_at,
+                         len(ev.deliveries), ev.payload))
+            for endpoint_id, state in ev.deliveries:
+                dels.append((ev.id, endpoint_id, state, ev.created_at, ev.created_at,
+                             ev.created_at))
+            out.append(Ingested(ev.id, ev.type, ev.created_at, len(ev.deliveries), False))
+        if error is not None:
+            results.append(error)
+            continue
+        known.update(local)
+        event_rows.extend(rows)
+        delivery_rows.extend(dels)
+        results.append(out)
+    if event_rows:
+        await db.executemany(
+            "INSERT INTO events (id, tenant, type, idem_key, digest, created_at, n_deliveries, "
+            "payload) VALUES (?,?,?,?,?,?,?,?)",
+            event_rows,
+        )
+    if delivery_rows:
+        await db.executemany(
+            "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
+            "updated_at) VALUES (?,?,?,?,?,?)",
+            delivery_rows,
+        )
+    return results
+
+
+_CLAIM = (
+    "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND "
+    "endpoint_id = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?) "
+    "RETURNING id, event_id, endpoint_id, attempts"
+)
+
+
+async def _claim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for wanted, now, lease_until in args:
+        claimed: list[tuple[int, str, str, int]] = []
+        next_due: dict[str, float | None] = {}
+        for endpoint_id, limit in wanted.items():
+            async with db.execute(_CLAIM, (lease_until, now, endpoint_id, now, limit)) as cur:
+                rows = list(await cur.fetchall())
+            claimed.extend(rows)  # type: ignore[arg-type]
+            if len(rows) < limit:
+                async with db.execute(
+                    "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' "
+                    "AND endpoint_id = ?",
+                    (endpoint_id,),
+                ) as cur:
+                    row = await cur.fetchone()
+                next_due[endpoint_id] = None if row is None or row[0] is None else float(row[0])
+        payloads: dict[str, bytes] = {}
+        event_ids = sorted({row[1] for row in claimed})
+        for chunk in _chunks(event_ids):
+            async with db.execute(
+                f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})", chunk
+            ) as cur:
+                payloads.update({r[0]: r[1] for r in await cur.fetchall()})
+        claimed.sort()
+        out.append((
+            [Claimed(r[0], r[1], r[2], r[3], payloads[r[1]]) for r in claimed],
+            next_due,
+        ))
+    return out
+
+
+async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    results: list[AttemptResult] = [r for batch, _, _ in args for r in batch]
+    now = max(a[1] for a in args)
+    disable_after = args[-1][2]
+    await db.executemany(
+        "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
+        "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (r.delivery_id, r.attempt, r.started_at, r.duration_ms,
+             json.dumps(r.request_headers), r.status, json.dumps(r.response_headers),
+             r.response_body, r.error)
+            for r in results
+        ],
+    )
+    await db.executemany(
+        "UPDATE deliveries SET state = ?, next_at = COALESCE(?, next_at), lease_until = NULL, "
+        "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
+        [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
+    )
+    # Endpoint health, folded per endpoint in attempt order.
+    health: dict[str, list[Any]] = {}  # id -> [reset, failures, first_failure, last_at, status]
+    for r in results:
+        h = health.setdefault(r.endpoint_id, [False, 0, None, 0.0, None])
+        if r.success:
+            h[0], h[1], h[2] = True, 0, None
+        else:
+            h[1] += 1
+            h[2] = h[2] if h[2] is not None else r.started_at
+        h[3], h[4] = r.started_at, r.status
+    await db.executemany(
+        "UPDATE endpoints SET last_delivery_at = ?, last_delivery_status = ?, "
+        "consecutive_failures = CASE WHEN ? THEN ? ELSE consecutive_failures + ? END, "
+        "failing_since = CASE WHEN ? THEN ? ELSE COALESCE(failing_since, ?) END WHERE id = ?",
+        [(h[3], h[4], h[0], h[1], h[1], h[0], h[2], h[2], eid) for eid, h in health.items()],
+    )
+    disabled: dict[str, str] = {}
+    for r in results:
+        if r.gone:
+            disabled[r.endpoint_id] = "the endpoint answered 410 Gone"
+    failing = [eid for eid, h in health.items() if h[1] and eid not in disabled]
+    for chunk in _chunks(failing):
+        async with db.execute(
+            f"SELECT id, failing_since FROM endpoints WHERE id IN ({_marks(len(chunk))}) "
+            "AND is_active = 1 AND failing_since <= ?",
+            [*chunk, now - disable_after],
+        ) as cur:
+            for eid, since in await cur.fetchall():
+                disabled[eid] = (
+                    f"failing without a success for {round((now - since) / 3600, 1)}h "
+                    "(delivery.disable_after)"
+                )
+    for eid, reason in disabled.items():
+        await db.execute(
+            "UPDATE endpoints SET is_active = 0, disable_reason = ?, updated_at = ? "
+            "WHERE id = ? AND is_active = 1",
+            (reason, now, eid),
+        )
+        await db.execute(
+            "UPDATE deliveries SET state = 'held', updated_at = ? "
+            "WHERE endpoint_id = ? AND state = 'pending'",
+            (now, eid),
+        )
+    return [Recorded(disabled) for _ in args]
+
+
+async def _recover(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for now, expired_before in args:
+        where = "state = 'delivering'" + (" AND lease_until < ?" if expired_before else "")
+        params: list[Any] = [expired_before] if expired_before else []
+        await db.execute(
+            "INSERT INTO attempts (delivery_id, n, started_at, error) "
+            f"SELECT id, attempts, updated_at, ? FROM deliveries WHERE {where}",
+            [_INTERRUPTED, *params],
+        )
+        cur = await db.execute(
+            "UPDATE deliveries SET state = 'pending', next_at = ?, lease_until = NULL, "
+            f"updated_at = ?, last_error = ? WHERE {where}",
+            [now, now, _INTERRUPTED, *params],
+        )
+        out.append(cur.rowcount)
+        await cur.close()
+    return out
+
+
+async def _set_accepting(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoint_id, accepting, now in args:
+        if accepting:
+            cur = await db.execute(
+                "UPDATE deliveries SET state = 'pending', next_at = ?, updated_at = ? "
+                "WHERE endpoint_id = ? AND state = 'held'",
+                (now, now, endpoint_id),
+            )
+        else:
+            cur = await db.execute(
+                "UPDATE deliveries SET state = 'held', updated_at = ? "
+                "WHERE endpoint_id = ? AND state = 'pending'",
+                (now, endpoint_id),
+            )
+        out.append(cur.rowcount)
+        await cur.close()
+    return out
+
+
+async def _sync_config(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoints, now, new_secret in args:
+        async with db.execute(
+            "SELECT id, secret, source FROM endpoints WHERE source = 'config' "
+            "OR id IN (SELECT value FROM json_each(?))",
+            (json.dumps([e.id for e in endpoints]),),
+        ) as cur:
+            existing = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        wanted = {e.id for e in endpoints}
+        for ep in endpoints:
+            if ep.id in existing and existing[ep.id][1] != "config":
+                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
+            spec = json.dumps(ep.spec, sort_keys=True)
+            if ep.id in existing:
+                await db.execute(
+                    "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
+                    "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
+                    (ep.tenant, ep.id, spec, ep.secret, now, ep.id),
+                )
+            else:
+                await db.execute(
+                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                    "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
+                    (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
+                )
+        for eid in sorted(set(existing) - wanted):
+            await db.execute(
+                "UPDATE endpoints SET deleted_at = ?, updated_at = ? "
+                "WHERE id = ? AND deleted_at IS NULL",
+                (now, now, eid),
+            )
+            await db.execute(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = ? "
+                "WHERE endpoint_id = ? AND state IN ('pending', 'held')",
+                (now, eid),
+            )
+        async with db.execute(
+            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
+        ) as cur:
+            out.append([_endpoint(r) for r in await cur.fetchall()])
+    return out
+
+
+_UPDATABLE = frozenset({"is_active", "is_paused", "disable_reason", "failing_since",
+                        "consecutive_failures"})
+
+
+async def _update_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    for endpoint_id, changes, now in args:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        sets = ", ".join(f"{col} = ?" for col in changes)
+        await db.execute(
+            f"UPDATE endpoints SET {sets}, updated_at = ? WHERE id = ?",
+            [*changes.values(), now, endpoint_id],
+        )
+    return [None for _ in args]
+
+
+async def _purge(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for before, limit in args:
+        async with db.execute(
+            "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
+            "deliveries d WHERE d.event_id = events.id AND d.state IN "
+            "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT ?",
+            (before, limit),
+        ) as cur:
+            ids = [r[0] for r in await cur.fetchall()]
+        for chunk in _chunks(ids):
+            marks = _marks(len(chunk))
+            await db.execute(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
+                f"event_id IN ({marks}))",
+                chunk,
+            )
+            await db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", chunk)
+            await db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+        out.append(len(ids))
+    return out

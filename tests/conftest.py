@@ -1,0 +1,144 @@
+"""Shared fixtures: configs on real SQLite files, relay served on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from relay import config as cfgmod
+from relay.api.server import create_app
+from relay.app import Relay
+from tests.receiver import serve_asgi
+
+# Test deliveries go to loopback receivers over plain http, with quick retries.
+TEST_DELIVERY = {
+    "allow_http": True,
+    "allow_private_networks": True,
+    "retry_schedule": ["50ms", "100ms"],
+    "timeout": "2s",
+}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_data(tmp_path: Path, **sections: Any) -> dict[str, Any]:
+    return merge({"storage": {"path": str(tmp_path / "relay.db")}, "delivery": TEST_DELIVERY},
+                 sections)
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., cfgmod.Loaded]:
+    def make(env: dict[str, str] | None = None, **sections: Any) -> cfgmod.Loaded:
+        return cfgmod.validate(config_data(tmp_path, **sections), env or {})
+
+    return make
+
+
+@dataclass
+class Running:
+    relay: Relay
+    url: str
+    client: httpx.AsyncClient
+
+    async def send(self, type_: str = "lead.qualified", data: dict[str, Any] | None = None,
+                   **extra: Any) -> httpx.Response:
+        return await self.client.post("/v1/events",
+                                       json={"type": type_, "data": data or {}, **extra})
+
+
+@asynccontextmanager
+async def running(loaded: cfgmod.Loaded, **kwargs: Any) -> AsyncIterator[Running]:
+    """relay started as `relay serve` would, its HTTP side on a loopback port."""
+    relay = Relay(loaded, **kwargs)
+    await relay.start()
+    try:
+        async with serve_asgi(create_app(relay)) as url, httpx.AsyncClient(
+            base_url=url, timeout=10
+        ) as client:
+            yield Running(relay, url, client)
+    finally:
+        await relay.stop(grace=1.0)
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0,
+                     message: str = "condition") -> Any:
+    """Poll an async or sync check until it returns a truthy value, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """`relay serve` in a subprocess, for crash and signal tests."""
+
+    def __init__(self, config_path: Path, port: int, cwd: Path) -> None:
+        self.config_path = config_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = cwd / "relay.log"
+
+    async def start(self, timeout: float = 20.0) -> None:
+        """Start and wait until /readyz answers 200 (without blocking the event loop, so
+        receivers in this process keep serving)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "relay", "serve", "--config", str(self.config_path)],
+                cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        proc = self.proc
+
+        async def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"relay serve exited: {self.log.read_text()}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{self.url}/readyz", timeout=1)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(ready, timeout, f"relay serve to be ready; log:\n{self.log}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)

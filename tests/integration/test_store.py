@@ -1,0 +1,200 @@
+"""The Store contract on a real SQLite file (every backend must pass these)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relay.errors import Conflict, StorageError
+from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent
+from relay.storage.sqlite import SQLiteStore
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "relay.db")
+    await s.open()
+    await s.sync_config_endpoints(
+        [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
+         ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")],
+        NOW, lambda: "whsec_generated",
+    )
+    yield s
+    await s.close()
+
+
+def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,
+          digest: str = "d", state: str = "pending", at: float = NOW) -> NewEvent:
+    return NewEvent(
+        id=f"evt_{n:04d}", tenant="default", type="t.x", idem_key=key, digest=digest,
+        created_at=at, payload=b'{"n":%d}' % n,
+        deliveries=tuple((e, state) for e in endpoints),
+    )
+
+
+def result(delivery_id: int, endpoint: str, attempt: int, state: str, *, ok: bool = False,
+           status: int | None = 500, next_at: float | None = None,
+           gone: bool = False) -> AttemptResult:
+    return AttemptResult(
+        delivery_id=delivery_id, endpoint_id=endpoint, attempt=attempt, started_at=NOW,
+        duration_ms=1.5, request_headers={"webhook-id": "x"}, status=status,
+        response_headers={"a": "b"}, response_body=b"body", error=None if ok else "boom",
+        state=state, next_at=next_at, success=ok, gone=gone,
+    )
+
+
+async def test_config_endpoints_keep_generated_secrets(store: SQLiteStore) -> None:
+    rows = {r.id: r for r in await store.list_endpoints()}
+    assert rows["a"].secret == "whsec_generated"
+    assert rows["b"].secret == "given-secret"
+    # A second sync keeps the generated secret and removes what left the file.
+    await store.sync_config_endpoints(
+        [ConfigEndpoint("a", "default", {"url": "https://a2.example/"}, None)],
+        NOW + 1, lambda: "whsec_other",
+    )
+    rows = {r.id: r for r in await store.list_endpoints()}
+    assert set(rows) == {"a"}
+    assert rows["a"].secret == "whsec_generated"
+    assert rows["a"].spec["url"] == "https://a2.example/"
+
+
+async def test_group_commit_answers_each_caller(store: SQLiteStore) -> None:
+    results = await asyncio.gather(*(store.ingest([event(i)]) for i in range(200)))
+    assert [r[0].id for r in results] == [f"evt_{i:04d}" for i in range(200)]
+    assert await store.counts() == {"pending": 400}
+
+
+async def test_idempotency_repeat_and_conflict(store: SQLiteStore) -> None:
+    [first] = await store.ingest([event(1, key="k1")])
+    [again] = await store.ingest([event(2, key="k1")])
+    assert again.duplicate and again.id == first.id and again.deliveries == 2
+    with pytest.raises(Conflict, match="k1"):
+        await store.ingest([event(3, key="k1", digest="other")])
+    # Within one batch too; and a failing batch writes nothing.
+    with pytest.raises(Conflict):
+        await store.ingest([event(4, key="k2"), event(5, key="k2", digest="x")])
+    assert await store.counts() == {"pending": 2}
+    # Concurrent repeats in one group commit: one stored, the rest answered with it.
+    results = await asyncio.gather(*(store.ingest([event(10 + i, key="k3")]) for i in range(5)))
+    assert len({r[0].id for r in results}) == 1
+    assert sum(not r[0].duplicate for r in results) == 1
+
+
+async def test_one_bad_operation_does_not_fail_its_batch(store: SQLiteStore) -> None:
+    ok, bad = await asyncio.gather(
+        store.ingest([event(1)]), store.ingest([event(1)]), return_exceptions=True
+    )
+    assert not isinstance(ok, BaseException)
+    assert isinstance(bad, StorageError)  # same event id: UNIQUE constraint
+    assert await store.counts() == {"pending": 2}
+
+
+async def test_claim_respects_limits_order_and_due_time(store: SQLiteStore) -> None:
+    await store.ingest([event(i) for i in range(5)])
+    await store.ingest([event(9, at=NOW + 100)])
+    claimed, next_due = await store.claim({"a": 3, "b": 10}, NOW, NOW + 30)
+    by_endpoint = [(c.endpoint_id, c.event_id) for c in claimed]
+    assert [e for ep, e in by_endpoint if ep == "a"] == ["evt_0000", "evt_0001", "evt_0002"]
+    assert len([1 for ep, _ in by_endpoint if ep == "b"]) == 5
+    assert all(c.attempt == 1 for c in claimed)
+    assert claimed[0].payload == b'{"n":0}'
+    assert "a" not in next_due  # full claim: more may be due now
+    assert next_due["b"] == NOW + 100  # the future event
+    assert (await store.counts())["delivering"] == 8
+
+
+async def test_record_retry_success_and_health(store: SQLiteStore) -> None:
+    await store.ingest([event(1, endpoints=("a",))])
+    [c] = (await store.claim({"a": 5}, NOW, NOW + 30))[0]
+    await store.record([result(c.id, "a", 1, "pending", next_at=NOW + 10)], NOW, 3600)
+    assert (await store.claim({"a": 5}, NOW + 5, NOW + 35))[0] == []
+    [c2] = (await store.claim({"a": 5}, NOW + 10, NOW + 40))[0]
+    assert c2.attempt == 2
+    row = {r.id: r for r in await store.list_endpoints()}["a"]
+    assert row.consecutive_failures == 1 and row.failing_since == NOW
+    await store.record([result(c2.id, "a", 2, "succeeded", ok=True, status=204)], NOW, 3600)
+    row = {r.id: r for r in await store.list_endpoints()}["a"]
+    assert row.consecutive_failures == 0 and row.failing_since is None
+    assert row.last_delivery_status == 204
+    attempts = await store.attempts_of(c.id)
+    assert [(a.n, a.status, a.error) for a in attempts] == [(1, 500, "boom"), (2, 204, None)]
+    assert attempts[0].request_headers == {"webhook-id": "x"}
+    assert attempts[0].response_body == b"body"
+    [d] = await store.deliveries_of("evt_0001")
+    assert d.state == "succeeded" and d.attempts == 2
+
+
+async def test_410_and_disable_after_hold_the_endpoint(store: SQLiteStore) -> None:
+    await store.ingest([event(i, endpoints=("a",)) for i in range(3)])
+    claimed, _ = await store.claim({"a": 1}, NOW, NOW + 30)
+    recorded = await store.record(
+        [result(claimed[0].id, "a", 1, "held", status=410, gone=True)], NOW, 3600
+    )
+    assert "410" in recorded.disabled["a"]
+    assert await store.counts() == {"held": 3}
+    row = {r.id: r for r in await store.list_endpoints()}["a"]
+    assert not row.is_active and "410" in (row.disable_reason or "")
+    # Released in order when accepting again.
+    assert await store.set_accepting("a", True, NOW + 1) == 3
+    claimed, _ = await store.claim({"a": 10}, NOW + 1, NOW + 31)
+    assert [c.event_id for c in claimed] == ["evt_0000", "evt_0001", "evt_0002"]
+
+    await store.ingest([event(7, endpoints=("b",))])
+    [c] = (await store.claim({"b": 1}, NOW, NOW + 30))[0]
+    recorded = await store.record(
+        [result(c.id, "b", 1, "pending", next_at=NOW + 5)], NOW + 7200, 3600
+    )
+    assert "failing without a success" in recorded.disabled["b"]
+
+
+async def test_recover_inflight_returns_claims_with_an_attempt_row(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    s = SQLiteStore(path)
+    await s.open()
+    await s.sync_config_endpoints(
+        [ConfigEndpoint("a", "default", {"url": "https://a/"}, None)], NOW, lambda: "s"
+    )
+    await s.ingest([event(1, endpoints=("a",))])
+    [c] = (await s.claim({"a": 1}, NOW, NOW + 30))[0]
+    await s.close()  # as if killed: the row stays `delivering`
+    s = SQLiteStore(path)
+    await s.open()
+    assert await s.recover_inflight(NOW + 60) == 1
+    [c2] = (await s.claim({"a": 1}, NOW + 60, NOW + 90))[0]
+    assert c2.id == c.id and c2.attempt == 2
+    [a] = await s.attempts_of(c.id)
+    assert a.error is not None and "interrupted" in a.error
+    await s.close()
+
+
+async def test_second_process_refused(store: SQLiteStore) -> None:
+    other = SQLiteStore(store.path)
+    with pytest.raises(StorageError, match="in use by another relay process"):
+        await other.open()
+
+
+async def test_purge_keeps_unfinished_work(store: SQLiteStore) -> None:
+    await store.ingest([event(1, endpoints=("a",)), event(2, endpoints=("a",))])
+    claimed, _ = await store.claim({"a": 1}, NOW, NOW + 30)
+    await store.record([result(claimed[0].id, "a", 1, "succeeded", ok=True, status=200)],
+                       NOW, 3600)
+    assert await store.purge(NOW + 10, 100) == 1  # evt_0002 is still pending
+    assert await store.deliveries_of("evt_0001") == []
+    assert len(await store.deliveries_of("evt_0002")) == 1
+    assert await store.attempts_of(claimed[0].id) == []
+
+
+async def test_newer_schema_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=999")
+    conn.close()
+    with pytest.raises(StorageError, match="schema version 999, newer"):
+        await SQLiteStore(path).open()

@@ -1,0 +1,165 @@
+"""The config key table: validation with key paths, defaults, the rendered example."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from relay import config as cfgmod
+from relay.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_SECRET = "whsec_" + "A" * 43 + "="
+
+
+def errors_of(data: dict, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        cfgmod.validate(data, env or {})
+    return [str(d) for d in info.value.details]
+
+
+def test_embedded_defaults() -> None:
+    loaded = cfgmod.validate({}, {})
+    cfg = loaded.config
+    assert cfg.server.listen == "127.0.0.1:8080"
+    assert cfg.server.max_body_bytes == 256 * 1024
+    assert cfg.storage.path == "relay.db"
+    assert cfg.storage.retention == 7 * 86400
+    assert cfg.delivery.timeout == 10
+    assert cfg.delivery.disable_after == 5 * 86400
+    # The default schedule's last attempt lands about 24 h after the first.
+    assert 23 * 3600 <= sum(cfg.delivery.retry_schedule) <= 25 * 3600
+    assert cfg.tenant("default") is not None and cfg.tenant("other") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("10s", 10), ("5m", 300), ("2h", 7200), ("7d", 604800), ("1.5s", 1.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert cfgmod.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["10", "ten s", "5 weeks", "", "-1s"])
+def test_bad_durations_name_the_key(bad: str) -> None:
+    [line] = errors_of({"delivery": {"timeout": bad}})
+    assert line.startswith("delivery.timeout: ")
+    assert "not a duration" in line
+
+
+def test_every_error_reported_with_its_key_path() -> None:
+    data = {
+        "server": {"listen": "nowhere", "log_format": "xml", "max_body_bytes": 0},
+        "delivery": {"retry_schedule": ["5s", "soon"], "typo": 1},
+        "endpoints": [
+            {"id": "ok", "url": "https://a.example/"},
+            {"id": "bad id!", "url": "http://b.example/", "events": ["a.*.b"],
+             "signature": "md5"},
+        ],
+    }
+    lines = errors_of(data)
+    joined = "\n".join(lines)
+    for path in ("server.listen:", "server.log_format:", "server.max_body_bytes:",
+                 "delivery.retry_schedule[1]:", "delivery.typo: unknown key",
+                 "endpoints[1].id:", "endpoints[1].events[0]:", "endpoints[1].signature:"):
+        assert path in joined, path
+
+
+def test_cross_checks_name_the_key() -> None:
+    data = {
+        "tenants": [{"id": "acme"}, {"id": "acme"}],
+        "api_keys": [
+            {"name": "a", "key_env": "MISSING", "scopes": ["events:write"]},
+            {"name": "b", "scopes": ["admin"], "tenant": "nope",
+             "key_sha256": "0" * 64},
+        ],
+        "endpoints": [
+            {"id": "e1", "url": "http://plain.example/"},
+            {"id": "e1", "url": "https://x.example/", "tenant": "ghost"},
+            {"id": "e3", "url": "https://x.example/", "secret": "short",
+             "signature": "hmac-sha256-body"},
+            {"id": "e4", "url": "https://x.example/", "secret": "not-whsec-at-all-1234"},
+            {"id": "e5", "url": "ftp://x.example/"},
+            {"id": "e6", "url": "https://x.example/", "signature_header": "X-Sig"},
+            {"id": "e7", "url": "https://x.example/", "headers": {"Webhook-Id": "x"}},
+        ],
+    }
+    joined = "\n".join(errors_of(data))
+    expected = [
+        "tenants[1].id: duplicate tenant",
+        "api_keys[0].key_env: environment variable MISSING is not set",
+        "api_keys[1].tenant: unknown tenant 'nope'",
+        "endpoints[0].url:",
+        "endpoints[1].id: duplicate endpoint id",
+        "endpoints[1].tenant: unknown tenant 'ghost'",
+        "endpoints[2].secret: must be at least 16 characters",
+        "endpoints[3].secret:",
+        "endpoints[4].url:",
+        "endpoints[5].signature_header:",
+    ]
+    for item in expected:
+        assert item in joined, f"{item!r} not in:\n{joined}"
+
+
+def test_reserved_headers_refused() -> None:
+    lines = errors_of({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "headers": {"Webhook-Id": "x"}}]})
+    assert lines == ["endpoints[0].headers: relay sets Webhook-Id itself"]
+
+
+def test_api_key_needs_exactly_one_source_and_never_plaintext() -> None:
+    both = errors_of({"api_keys": [{"name": "k", "scopes": ["admin"], "key_env": "K",
+                                    "key_sha256": "a" * 64}]}, {"K": "x"})
+    assert both == ["api_keys[0]: set exactly one of key_env or key_sha256"]
+    plain = errors_of({"api_keys": [{"name": "k", "scopes": ["admin"], "key": "secret"}]})
+    assert "api_keys[0].key: unknown key" in plain
+    scope = errors_of({"api_keys": [{"name": "k", "scopes": ["root"], "key_env": "K"}]},
+                      {"K": "x"})
+    assert scope[0].startswith("api_keys[0].scopes[0]:")
+
+
+def test_env_values_are_resolved_but_kept_out_of_the_config() -> None:
+    loaded = cfgmod.validate(
+        {"api_keys": [{"name": "k", "key_env": "K", "scopes": ["admin"]}],
+         "endpoints": [{"id": "e", "url": "https://x.example/", "secret_env": "S"}]},
+        {"K": "the-key", "S": GOOD_SECRET},
+    )
+    assert loaded.endpoint_secrets == {"e": GOOD_SECRET}
+    [key] = loaded.api_keys
+    assert key.sha256 != "the-key" and len(key.sha256) == 64
+    assert "the-key" not in repr(loaded.config)
+
+
+def test_load_reports_toml_syntax_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text("[server\nlisten = 1\n")
+    with pytest.raises(ConfigError, match=r"relay.toml: not valid TOML"):
+        cfgmod.load(path)
+
+
+def test_example_file_is_the_rendered_key_table() -> None:
+    """config.example.toml is generated from the models: regenerate it when this fails
+    (python -c 'from relay.config import render_example; print(render_example())')."""
+    assert (ROOT / "config.example.toml").read_text() == cfgmod.render_example() + "\n"
+
+
+def test_example_documents_every_key_and_is_valid() -> None:
+    text = cfgmod.render_example()
+    for section, field in cfgmod.Config.model_fields.items():
+        model = field.annotation
+        model = getattr(model, "__args__", [model])[0]
+        for key in model.model_fields:
+            assert re.search(rf"^(# )*#? ?{key} =", text, re.M), f"{section}.{key}"
+    cfgmod.validate(tomllib.loads(text), {})  # as shipped
+    # With every example block uncommented, it is still valid.
+    live = "\n".join(
+        line[2:] if line.startswith("# ") and not line.startswith("# #")
+        and ("=" in line or line.startswith("# [[")) else line
+        for line in text.splitlines()
+    )
+    data = tomllib.loads(live)
+    assert data["endpoints"][0]["id"] == "crm"
+    cfgmod.validate(data, {"RELAY_BILLING_KEY": "k", "CRM_WEBHOOK_SECRET": "s" * 20})
