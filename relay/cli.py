@@ -61,13 +61,18 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        """Our own handlers: uvicorn's re-raise the signal after serving, which would kill
+        the process before relay's graceful stop runs."""
         loop = asyncio.get_running_loop()
+        stops = (signal.SIGINT, signal.SIGTERM)
+        for sig in stops:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.relay.reload()))
         try:
-            with super().capture_signals():
-                yield
+            yield
         finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+            for sig in (*stops, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,0 +1,120 @@
+"""The `relay` command as a user runs it: a subprocess, exit codes, messages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from relay import config as cfgmod
+from tests.conftest import ServeProcess, free_port
+from tests.receiver import Receiver
+
+
+def relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "relay", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_init_then_check(tmp_path: Path) -> None:
+    done = relay("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "relay.toml").read_text() == cfgmod.render_example()
+    again = relay("init", cwd=tmp_path)
+    assert again.returncode == 1 and "exists" in again.stderr
+    checked = relay("check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "relay.toml: ok" in checked.stdout and "endpoints: 0" in checked.stdout
+
+
+def test_check_lists_every_error_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("""
+[delivery]
+timeout = "ten"
+[[endpoints]]
+id = "ok"
+url = "https://ok.example/"
+[[endpoints]]
+id = "x"
+url = "https://x.example/"
+signature = "md5"
+colour = "blue"
+""")
+    done = relay("check", "--config", "bad.toml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "Error: bad.toml: invalid configuration"
+    assert any(line.strip().startswith("delivery.timeout: 'ten' is not a duration")
+               for line in lines)
+    assert any(line.strip().startswith("endpoints[1].signature:") for line in lines)
+    assert any(line.strip() == "endpoints[1].colour: unknown key" for line in lines)
+
+
+def test_serve_refuses_public_listen_without_keys(tmp_path: Path) -> None:
+    (tmp_path / "relay.toml").write_text('[server]\nlisten = "0.0.0.0:8080"\n')
+    done = relay("serve", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "without API keys" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_secret_prints_the_generated_secret(tmp_path: Path) -> None:
+    (tmp_path / "relay.toml").write_text(
+        '[[endpoints]]\nid = "crm"\nurl = "https://crm.example/"\n')
+    first = relay("secret", "crm", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    secret = first.stdout.strip()
+    assert secret.startswith("whsec_")
+    assert relay("secret", "crm", cwd=tmp_path).stdout.strip() == secret
+    missing = relay("secret", "nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "no endpoint 'nope'" in missing.stderr
+
+
+async def test_serve_on_defaults_send_and_sigterm(tmp_path: Path) -> None:
+    """`relay serve` with a config, `relay send`, SIGTERM: the in-flight delivery finishes
+    and the process exits cleanly; a second serve on the same database is refused."""
+    async with Receiver() as rx:
+        port = free_port()
+        config = tmp_path / "relay.toml"
+        config.write_text(f"""
+[server]
+listen = "127.0.0.1:{port}"
+[delivery]
+allow_http = true
+allow_private_networks = true
+[[endpoints]]
+id = "slow"
+url = "{rx.url}/slow/1"
+""")
+        proc = ServeProcess(config, port, tmp_path)
+        await proc.start()
+        try:
+            sent = await asyncio.to_thread(
+                relay, "send", "lead.qualified", "--data", '{"a": 1}', cwd=tmp_path)
+            assert sent.returncode == 0, sent.stderr
+            assert '"deliveries": 1' in sent.stdout
+            await rx.wait_for(1, "/slow/1")  # the request is in flight now
+
+            other = tmp_path / "other.toml"
+            other.write_text(config.read_text().replace(str(port), str(free_port())))
+            second = await asyncio.to_thread(relay, "serve", "--config", "other.toml",
+                                             cwd=tmp_path)
+            assert second.returncode == 1
+            assert "in use by another relay process" in second.stderr
+        finally:
+            code = await asyncio.to_thread(proc.terminate)
+        assert code == 0
+        log = proc.log.read_text()
+        assert "action=attempt" in log and "outcome=succeeded" in log
+        # Nothing left pending: the attempt finished within the shutdown grace.
+        db = tmp_path / "relay.db"
+        states = dict(sqlite3.connect(db).execute(
+            "SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall())
+        assert states == {"succeeded": 1}
+        bad = await asyncio.to_thread(relay, "send", "x", "--url", f"http://127.0.0.1:{port}",
+                                      cwd=tmp_path)
+        assert bad.returncode == 1 and "cannot reach relay" in bad.stderr

@@ -1,0 +1,96 @@
+"""Live config edits: applied without a restart; an invalid edit changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relay import config as cfgmod
+from tests.conftest import eventually, running
+from tests.receiver import Receiver
+
+
+def write(path: Path, tmp_path: Path, endpoints: str) -> None:
+    path.write_text(f"""
+[storage]
+path = "{tmp_path / 'relay.db'}"
+[delivery]
+allow_http = true
+allow_private_networks = true
+retry_schedule = ["50ms"]
+{endpoints}
+""")
+
+
+def endpoint(id_: str, url: str, extra: str = "") -> str:
+    return f'[[endpoints]]\nid = "{id_}"\nurl = "{url}"\n{extra}\n'
+
+
+@pytest.fixture
+def relay_log(caplog: pytest.LogCaptureFixture) -> Any:
+    logger = logging.getLogger("relay")
+    logger.propagate = True
+    caplog.set_level("INFO", logger="relay")
+    yield caplog
+
+
+async def test_file_edit_applies_and_invalid_edit_is_refused(
+    tmp_path: Path, relay_log: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "relay.toml"
+    async with Receiver() as rx:
+        write(path, tmp_path, endpoint("a", f"{rx.url}/a"))
+        async with running(cfgmod.load(path), watch=True) as r:
+            await r.send()
+            await rx.wait_for(1, "/a")
+
+            # A valid edit: a second endpoint, picked up by the file watcher.
+            write(path, tmp_path, endpoint("a", f"{rx.url}/a") + endpoint("b", f"{rx.url}/b"))
+            await eventually(lambda: "b" in r.relay.endpoints, 10, "the reload")
+            assert (await r.send()).json()["deliveries"] == 2
+            await rx.wait_for(1, "/b")
+
+            # An invalid edit: logged with its key path, the running config stays.
+            write(path, tmp_path, endpoint("a", "ftp://nowhere/") + endpoint("b", f"{rx.url}/b"))
+            refused = await eventually(
+                lambda: [rec for rec in relay_log.records if rec.msg == "config_reload"
+                         and rec.fields.get("result") == "refused"], 10, "the refusal")
+            assert "endpoints[0].url" in refused[0].fields["details"]
+            assert r.relay.endpoints["a"].url == f"{rx.url}/a"
+            assert (await r.send()).json()["deliveries"] == 2
+            await rx.wait_for(2, "/a")
+
+            # Removing an endpoint cancels what it still had queued.
+            rx.respond("/b", 500, 500, 500)
+            await r.send()
+            write(path, tmp_path, endpoint("a", f"{rx.url}/a"))
+            await eventually(lambda: "b" not in r.relay.endpoints, 10, "b removed")
+            counts = await r.relay.store.counts()
+            assert counts.get("pending", 0) == 0 and counts.get("held", 0) == 0
+
+
+async def test_reload_method_for_sighup(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    async with Receiver() as rx:
+        write(path, tmp_path, endpoint("a", f"{rx.url}/a"))
+        async with running(cfgmod.load(path)) as r:
+            write(path, tmp_path, endpoint("a", f"{rx.url}/a", 'events = ["x.*"]'))
+            assert await r.relay.reload()
+            assert r.relay.endpoints["a"].events == ("x.*",)
+            path.write_text("this is not toml [")
+            assert not await r.relay.reload()
+            assert r.relay.endpoints["a"].events == ("x.*",)
+
+
+async def test_rate_limit_spaces_requests(make_config: Any) -> None:
+    async with Receiver() as rx:
+        cfg = make_config(endpoints=[{"id": "e", "url": f"{rx.url}/r", "rate_limit": 10}])
+        async with running(cfg) as r:
+            for i in range(15):
+                await r.send(data={"n": i})
+            got = await rx.wait_for(15, "/r", timeout=10)
+            # A bucket of 10/s holds one second's burst; the rest come at 10/s.
+            assert got[-1].at - got[0].at >= 0.4
