@@ -113,7 +113,9 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
     if scheme not in ("http", "https"):
         raise DestinationRefused(f"scheme {scheme or '(none)'!r} is not allowed: use https://")
     if scheme == "http" and not allow_http:
-        raise DestinationRefused("plain http:// is not allowed (set allow_http): use https://")
+        raise DestinationRefused(
+            "plain http:// is not allowed: use https://, or set delivery.allow_http = true"
+        )
     host = parsed.raw_host
     if not host:
         raise DestinationRefused(f"URL {url!r} has no host")

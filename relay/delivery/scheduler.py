@@ -312,7 +312,7 @@ class Scheduler:
             delivery=delivery_ref(item.id), event=item.event_id, endpoint=endpoint.id,
             attempt=item.attempt, status=outcome.status,
             duration_ms=round(outcome.duration_ms, 1), outcome=outcome_name,
-            next_at=None if decision.next_at is None else round(decision.next_at, 3),
+            retry_in=None if decision.next_at is None else f"{decision.next_at - now:.1f}s",
             error=outcome.error,
         )
         if decision.state == "pending" and decision.next_at is not None:

@@ -258,7 +258,8 @@ async def test_http_refused_unless_allowed(sender: Sender, rx: Receiver) -> None
     out = await sender.send(f"{rx.url}/x", JSON, b"{}", timeout=2, allow_private=True,
                             allow_http=False)
     assert out.status is None and out.error == (
-        "destination refused: plain http:// is not allowed (set allow_http): use https://")
+        "destination refused: plain http:// is not allowed: use https://, or set "
+        "delivery.allow_http = true")
     assert rx.requests == []
 
 
@@ -432,7 +433,7 @@ def test_check_url_accepts(url: str, allow_http: bool, allow_private: bool) -> N
     ("file:///etc/passwd", True, True, "scheme 'file' is not allowed: use https://"),
     ("example.com/hook", True, True, "scheme '(none)' is not allowed: use https://"),
     ("http://example.com/", False, True,
-     "plain http:// is not allowed (set allow_http): use https://"),
+     "plain http:// is not allowed: use https://, or set delivery.allow_http = true"),
     ("https:///path", True, True, "URL 'https:///path' has no host"),
     ("https://user:pw@example.com/", True, True,
      "credentials in the URL (user:password@) are not allowed"),
