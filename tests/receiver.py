@@ -90,11 +90,12 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve_asgi(app: ASGIApp, *, graceful: float = 2.0) -> AsyncIterator[str]:
-    """Serve an ASGI app on 127.0.0.1 (a free port) in this event loop; yields its base URL
-    and stops cleanly on exit."""
+async def serve_asgi(app: ASGIApp, *, graceful: float = 2.0,
+                     port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 (`port`, default a free one) in this event loop;
+    yields its base URL and stops cleanly on exit."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", log_config=None,
+        app, host="127.0.0.1", port=port, log_level="warning", log_config=None,
         access_log=False, lifespan="off", ws="none", interface="asgi3", proxy_headers=False,
         timeout_graceful_shutdown=graceful,
     )
@@ -137,6 +138,7 @@ class Receiver:
 
     url: str = ""
     requests: list[Received] = field(default_factory=list)
+    port: int = 0  # 0: a free port
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, deque[Scripted]] = {}
@@ -145,7 +147,7 @@ class Receiver:
         self._serving: contextlib.AbstractAsyncContextManager[str] | None = None
 
     async def __aenter__(self) -> Receiver:
-        self._serving = serve_asgi(self._app)
+        self._serving = serve_asgi(self._app, port=self.port)
         self.url = await self._serving.__aenter__()
         return self
 

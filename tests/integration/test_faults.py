@@ -1,0 +1,67 @@
+"""Faults: a full disk, a receiver that is down for a while."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from relay import config as cfgmod
+from tests.conftest import eventually, free_port, running
+from tests.receiver import Receiver
+
+
+async def test_disk_full_answers_503_writes_nothing_and_recovers(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    async with Receiver() as rx:
+        cfg = make_config(endpoints=[{"id": "e", "url": f"{rx.url}/e"}])
+        async with running(cfg) as r:
+            assert (await r.send(data={"n": 0})).status_code == 202
+            await rx.wait_for(1, "/e")
+            # A full disk, as SQLite reports it (SQLITE_FULL): the database may not grow.
+            # Only the page limit is simulated; the error path is the real one.
+            writer = r.relay.store._w
+            assert writer is not None
+            async with writer.execute("PRAGMA page_count") as cur:
+                row = await cur.fetchone()
+            assert row is not None
+            await writer.execute(f"PRAGMA max_page_count={row[0]}")
+            big = {"blob": "x" * 100_000}
+            refused = await r.send(data=big)
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "storage_unavailable"
+            assert "full" in error["message"]
+            assert (await r.client.get("/readyz")).status_code == 503
+            counts = await r.relay.store.counts()
+            assert counts == {"succeeded": 1}  # nothing half-written
+            # Space returns: the next event is stored and delivered.
+            await writer.execute("PRAGMA max_page_count=1073741823")
+            accepted = await r.send(data=big)
+            assert accepted.status_code == 202
+            await rx.wait_for(2, "/e")
+            assert (await r.client.get("/readyz")).status_code == 200
+
+
+async def test_receiver_down_then_back_gets_everything(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    port = free_port()  # nothing listens here yet: connections are refused
+    cfg = make_config(
+        endpoints=[{"id": "e", "url": f"http://127.0.0.1:{port}/back"}],
+        delivery={"retry_schedule": ["100ms", "200ms", "400ms", "800ms", "1600ms"]},
+    )
+    async with running(cfg) as r:
+        ids = [(await r.send(data={"n": i})).json()["id"] for i in range(20)]
+
+        async def failed_once() -> bool:
+            deliveries = [d for i in ids for d in await r.relay.store.deliveries_of(i)]
+            return all(d.attempts >= 2 for d in deliveries)
+
+        await eventually(failed_once, 10, "two refused attempts each")
+        async with Receiver(port=port) as rx:
+            got = await rx.wait_for(20, "/back", timeout=15)
+            assert sorted(g.headers["webhook-id"] for g in got) == sorted(ids)
+        [d] = await r.relay.store.deliveries_of(ids[0])
+        attempts = await r.relay.store.attempts_of(d.id)
+        assert attempts[0].status is None and "refused" in (attempts[0].error or "")
+        assert attempts[-1].status == 200
