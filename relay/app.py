@@ -21,14 +21,14 @@ from typing import Any
 from relay import config as cfgmod
 from relay.delivery.endpoints import Endpoint, from_config, resolve
 from relay.delivery.matching import filter_matches, type_matches
-from relay.delivery.scheduler import USER_AGENT, Scheduler
-from relay.delivery.sender import Sender
+from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
+from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
-from relay.errors import ConfigError, RelayError, Unavailable
-from relay.ids import event_id
+from relay.errors import ConfigError, Conflict, NotFound, RelayError, Unavailable
+from relay.ids import event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
-from relay.storage.base import Ingested, NewEvent
+from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Ingested, NewEndpoint, NewEvent
 from relay.storage.sqlite import SQLiteStore
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
@@ -48,6 +48,14 @@ class EventIn:
 
 def timestamp(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
+             now: float) -> tuple[dict[str, Any], bytes]:
+    """An event as receivers get it, and its bytes (serialised once, sent as is)."""
+    env = {"id": eid, "type": event_type, "timestamp": timestamp(now), "tenant_id": tenant,
+           "data": data}
+    return env, json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class Relay:
@@ -132,17 +140,14 @@ class Relay:
         new: list[NewEvent] = []
         due: set[str] = set()
         for ev in events:
-            eid = event_id(now)
-            envelope = {"id": eid, "type": ev.type, "timestamp": timestamp(now),
-                        "tenant_id": ev.tenant, "data": ev.data}
-            targets = self.match(ev.tenant, envelope)
+            env, payload = envelope(event_id(now), ev.type, ev.tenant, ev.data, now)
+            targets = self.match(ev.tenant, env)
             digest = hashlib.sha256(
                 json.dumps([ev.tenant, ev.type, ev.data], sort_keys=True).encode()
             ).hexdigest()
             new.append(NewEvent(
-                id=eid, tenant=ev.tenant, type=ev.type, idem_key=ev.idem_key, digest=digest,
-                created_at=now,
-                payload=json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode(),
+                id=env["id"], tenant=ev.tenant, type=ev.type, idem_key=ev.idem_key,
+                digest=digest, created_at=now, payload=payload,
                 deliveries=tuple((t.id, "pending" if t.accepting else "held") for t in targets),
             ))
             due.update(t.id for t in targets if t.accepting)
@@ -187,6 +192,102 @@ class Relay:
             self.scheduler.set_endpoints(endpoints)
             for endpoint_id in released:
                 self.scheduler.notify(endpoint_id, now)
+
+    # --- the management API's operations ---------------------------------------------
+
+    async def create_endpoint(self, tenant: str, name: str, spec: dict[str, Any],
+                              max_api_endpoints: int | None) -> EndpointRow:
+        """A new API endpoint with a generated secret, live for deliveries on return."""
+        now = self.clock()
+        row = await self.store.create_endpoint(
+            NewEndpoint("ep_" + ulid(now), tenant, name, spec, generate_secret(), now),
+            max_api_endpoints,
+        )
+        await self.refresh_endpoints()
+        log("endpoint_created", endpoint=row.id, tenant=tenant)
+        return row
+
+    async def change_endpoint(self, endpoint_id: str, changes: dict[str, Any]) -> EndpointRow:
+        """Apply changes; pausing holds its deliveries, resuming or re-enabling releases
+        the held ones in order (refresh_endpoints)."""
+        row = await self.store.update_endpoint(endpoint_id, changes, self.clock())
+        await self.refresh_endpoints()
+        return row
+
+    async def rotate_secret(self, endpoint_id: str, grace: float) -> EndpointRow:
+        """A new secret now; the old one also signs for `grace` seconds."""
+        now = self.clock()
+        row = await self.store.rotate_secret(
+            endpoint_id, generate_secret(), now + grace if grace > 0 else None, now
+        )
+        await self.refresh_endpoints()
+        log("secret_rotated", endpoint=endpoint_id, grace=grace or None)
+        return row
+
+    async def delete_endpoint(self, endpoint_id: str) -> int:
+        cancelled = await self.store.delete_endpoint(endpoint_id, self.clock())
+        await self.refresh_endpoints()
+        log("endpoint_deleted", endpoint=endpoint_id, cancelled=cancelled or None)
+        return cancelled
+
+    def _live(self, endpoint_id: str) -> Endpoint:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            raise Conflict(f"webhook {endpoint_id!r} was deleted; nothing can be sent to it")
+        return endpoint
+
+    async def retry_delivery(self, delivery: DeliveryRow) -> DeliveryRow:
+        """Send a finished delivery again, due now (held while its endpoint is paused)."""
+        endpoint = self._live(delivery.endpoint_id)
+        now = self.clock()
+        row = await self.store.retry_delivery(
+            delivery.id, "pending" if endpoint.accepting else "held", now
+        )
+        self.scheduler.notify(endpoint.id, now)
+        return row
+
+    async def recover(self, endpoint_id: str, since: float) -> int:
+        """Send again, in order, the endpoint's deliveries that failed since `since`."""
+        endpoint = self._live(endpoint_id)
+        now = self.clock()
+        count = await self.store.recover_failed(
+            endpoint_id, since, "pending" if endpoint.accepting else "held", now
+        )
+        self.scheduler.notify(endpoint_id, now)
+        log("recovered", endpoint=endpoint_id, deliveries=count)
+        return count
+
+    async def replay(self, event: EventRow, endpoint_ids: list[str] | None) -> list[DeliveryRow]:
+        """New deliveries of a stored event (same id, so same webhook-id): to the given
+        endpoints, else to every endpoint matching it now."""
+        if endpoint_ids is None:
+            targets = self.match(event.tenant, json.loads(event.payload))
+        else:
+            targets = [self._live(eid) for eid in endpoint_ids]
+        now = self.clock()
+        rows = await self.store.add_deliveries(
+            event.id, [(t.id, "pending" if t.accepting else "held") for t in targets], now
+        )
+        for target in targets:
+            self.scheduler.notify(target.id, now)
+        log("replayed", event=event.id, deliveries=len(rows))
+        return rows
+
+    async def test_send(self, endpoint_id: str, event_type: str,
+                        data: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
+        """Send one event to an endpoint now, signed as deliveries are, outside the queue
+        (nothing is stored); paused or disabled endpoints are reached too."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no webhook {endpoint_id!r}")
+        now = self.clock()
+        env, payload = envelope(event_id(now), event_type, endpoint.tenant, data, now)
+        body, headers = build_request(endpoint, env["id"], payload, now)
+        outcome = await self.sender.send(
+            endpoint.url, headers, body, timeout=endpoint.timeout,
+            allow_private=endpoint.allow_private, allow_http=endpoint.allow_http,
+        )
+        return env, outcome
 
     def _endpoints_disabled(self, disabled: dict[str, str]) -> None:
         task = asyncio.create_task(self.refresh_endpoints())

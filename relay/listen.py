@@ -2,7 +2,8 @@
 
 It answers `status` (or 500 for a `fail_rate` share of requests, to watch retries), checks
 the signature with the given secret (scheme detected from the headers when "auto"), and
-flags bad signatures and stale timestamps.
+flags bad signatures and, separately, timestamps outside the tolerance: a valid signature
+on a stale timestamp is what a replay attack (or a wrong clock) looks like.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import click
@@ -18,41 +19,85 @@ import uvicorn
 
 from relay.delivery.signing import DEFAULT_HEADER, SignatureError, verify
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# Accepted clock difference between sender and receiver, as Standard Webhooks verifiers do.
+TOLERANCE = 300
 
 
 def detect_scheme(headers: Mapping[str, str], header: str | None) -> str | None:
+    """The scheme a request is signed with, from which signature header it carries."""
     if "webhook-signature" in headers:
         return "standard-webhooks"
-    for scheme, default in DEFAULT_HEADER.items():
-        name = (header or default).lower()
-        if name in headers:
-            if scheme == "hmac-sha256-body" and headers[name].startswith("t="):
-                continue
-            return "hmac-sha256-timestamped" if headers[name].startswith("t=") else scheme
+    for default in DEFAULT_HEADER.values():  # the header locates it, its value tells which
+        value = headers.get((header or default).lower())
+        if value is not None:
+            return "hmac-sha256-timestamped" if value.startswith("t=") else "hmac-sha256-body"
+    return None
+
+
+def _timestamp(scheme: str, headers: Mapping[str, str], header: str | None) -> int | None:
+    """The signed unix timestamp of the timestamped schemes (None if absent or garbled:
+    the signature check reports that)."""
+    if scheme == "standard-webhooks":
+        raw = headers.get("webhook-timestamp")
+    elif scheme == "hmac-sha256-timestamped":
+        value = headers.get((header or DEFAULT_HEADER[scheme]).lower(), "")
+        raw = next((v for k, _, v in (p.strip().partition("=") for p in value.split(","))
+                    if k == "t"), None)
+    else:
+        return None
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def _staleness(timestamp: int | None, tolerance: int, now: int) -> str | None:
+    """A flag when the timestamp is outside the tolerance: a replayed request, or a clock
+    off (the sender's or this machine's). Reported apart from the signature, which may
+    well be valid."""
+    if timestamp is None:
+        return None
+    age = now - timestamp
+    if age > tolerance:
+        return f"STALE timestamp: {age}s old (tolerance {tolerance}s)"
+    if -age > tolerance:
+        return f"FUTURE timestamp: {-age}s ahead (tolerance {tolerance}s)"
     return None
 
 
 def check(headers: Mapping[str, str], body: bytes, secret: str | None, scheme: str,
-          header: str | None) -> str:
-    """One line on the signature: valid, invalid (why), or not checked."""
+          header: str | None, *, tolerance: int = TOLERANCE, now: int | None = None) -> str:
+    """One line on the signature: valid, INVALID (why) or not checked, then a STALE or
+    FUTURE flag if the timestamp is out of tolerance. `headers` have lowercase names."""
     used = detect_scheme(headers, header) if scheme == "auto" else scheme
     if used is None:
         return "unsigned"
     if secret is None:
-        return f"{used} (not verified: pass --secret)"
-    try:
-        verify(used, secret, headers, body, header=header)
-    except (SignatureError, ValueError) as exc:
-        return f"INVALID {used}: {exc}"
-    return f"valid {used}"
+        verdict = f"{used} (not verified: pass --secret)"
+    else:
+        try:
+            verify(used, secret, headers, body, header=header, tolerance=None)
+        except SignatureError as exc:
+            verdict = f"INVALID {used}: {exc}"
+        except ValueError as exc:  # the secret given to us is unusable for this scheme
+            verdict = f"{used} (not verified: --secret {exc})"
+        else:
+            verdict = f"valid {used}"
+    stale = _staleness(_timestamp(used, headers, header), tolerance,
+                       int(time.time()) if now is None else now)
+    return verdict if stale is None else f"{verdict}; {stale}"
 
 
 def make_app(secret: str | None, scheme: str, header: str | None, status: int,
-             fail_rate: float, out: Any = None) -> Any:
-    echo = out or click.echo
+             fail_rate: float, *, tolerance: int = TOLERANCE,
+             out: Callable[[str], None] = click.echo) -> ASGIApp:
+    """The receiver: prints each request to `out` and answers `status`, or 500 for a
+    `fail_rate` share of requests."""
 
-    async def app(scope: Scope, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -63,19 +108,21 @@ def make_app(secret: str | None, scheme: str, header: str | None, status: int,
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope["headers"]}
-        answer = 500 if fail_rate and random.random() < fail_rate else status
-        verdict = check(headers, body, secret, scheme, header)
+        failing = fail_rate > 0 and random.random() < fail_rate
+        answer = 500 if failing else status
+        verdict = check(headers, body, secret, scheme, header, tolerance=tolerance)
         try:
             shown = json.dumps(json.loads(body), indent=2)
         except ValueError:
             shown = body.decode(errors="replace")
         stamp = time.strftime("%H:%M:%S")
-        echo(f"--- {stamp} {scope['method']} {scope['path']} -> {answer}")
+        why = " (--fail-rate)" if failing else ""
+        out(f"--- {stamp} {scope['method']} {scope['path']} -> {answer}{why}")
         for name in sorted(headers):
             if name.startswith("webhook-") or "signature" in name or name == "user-agent":
-                echo(f"  {name}: {headers[name]}")
-        echo(f"  signature: {verdict}")
-        echo("  " + shown.replace("\n", "\n  "))
+                out(f"  {name}: {headers[name]}")
+        out(f"  signature: {verdict}")
+        out("  " + shown.replace("\n", "\n  "))
         await send({"type": "http.response.start", "status": answer,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"received":true}'})
@@ -84,7 +131,7 @@ def make_app(secret: str | None, scheme: str, header: str | None, status: int,
 
 
 def run(*, host: str, port: int, secret: str | None, scheme: str, header: str | None,
-        status: int, fail_rate: float) -> None:
+        status: int, fail_rate: float, tolerance: int = TOLERANCE) -> None:
     click.echo(f"relay listen: receiving on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(make_app(secret, scheme, header, status, fail_rate), host=host, port=port,
-                log_level="warning", lifespan="off")
+    uvicorn.run(make_app(secret, scheme, header, status, fail_rate, tolerance=tolerance),
+                host=host, port=port, log_level="warning", lifespan="off")

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from functools import lru_cache
 from typing import Any
 
 logger = logging.getLogger("relay")
@@ -27,11 +28,17 @@ def _text_value(value: Any) -> str:
     return text
 
 
+@lru_cache(maxsize=4)
+def _second(epoch: int) -> str:
+    """The formatted second, computed once per second: one line per attempt is hot."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+
+
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         fields = getattr(record, "fields", {})
-        parts = [f"{ts}.{int(record.msecs):03d}Z", record.levelname, f"action={record.msg}"]
+        stamp = f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
+        parts = [stamp, record.levelname, f"action={record.msg}"]
         parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
         line = " ".join(parts)
         if record.exc_info:
@@ -41,9 +48,8 @@ class _TextFormatter(logging.Formatter):
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         data: dict[str, Any] = {
-            "ts": f"{ts}.{int(record.msecs):03d}Z",
+            "ts": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "action": record.msg,
         }

@@ -61,11 +61,17 @@ def parse(model: type[_M], body: bytes) -> _M:
         errors = exc.errors(include_url=False)
         if any(e["type"] == "json_invalid" for e in errors):
             raise BadRequest(f"the body is not valid JSON: {errors[0]['msg']}") from None
-        raise Unprocessable(
-            "the request has invalid fields",
-            [{"path": key_path(e["loc"]), "message": "unknown field"
-              if e["type"] == "extra_forbidden" else e["msg"]} for e in errors],
-        ) from None
+        raise invalid(exc) from None
+
+
+def invalid(exc: ValidationError) -> Unprocessable:
+    """A validation failure as the 422 answer: one detail per field, with its path."""
+    return Unprocessable(
+        "the request has invalid fields",
+        [{"path": key_path(e["loc"]), "message": "unknown field"
+          if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")}
+         for e in exc.errors(include_url=False)],
+    )
 
 
 def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,

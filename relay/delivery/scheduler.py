@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,6 +39,36 @@ _LEASE_MARGIN = 30.0  # seconds beyond the timeout before a lease counts as expi
 USER_AGENT = f"relay/{__version__}"
 
 
+def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
+                  now: float) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of one attempt sent at `now` (scheduled or a test send). A
+    rotated-out secret signs only until its grace ends, even if `endpoint` was resolved
+    while it was still valid."""
+    body = payload if endpoint.payload == "envelope" else b"[" + payload + b"]"
+    secrets = endpoint.secrets
+    until = endpoint.row.prev_secret_until
+    if len(secrets) > 1 and until is not None and now >= until:
+        secrets = secrets[:1]
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **endpoint.headers,
+        "webhook-id": event_id,
+        **sign(endpoint.signature, secrets, event_id, int(now), body, endpoint.signature_header),
+    }
+    return body, headers
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """An attempt that is over, waiting to be recorded."""
+
+    result: AttemptResult
+    event_id: str
+    outcome: Outcome
+    now: float
+
+
 @dataclass(slots=True)
 class _Lane:
     """Per-endpoint scheduling state."""
@@ -48,6 +79,7 @@ class _Lane:
     tokens: float = 0.0
     refilled: float = 0.0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    ready: deque[Claimed] = field(default_factory=deque)  # claimed, waiting for a slot
 
 
 class Scheduler:
@@ -78,6 +110,13 @@ class Scheduler:
         self._claiming = False
         self._rotation = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        # Outcomes waiting to be recorded, and how many the recorder is writing now.
+        self._outcomes: list[_Finished] = []
+        self._recording = 0
+        self._outcome_ready = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- control ------------------------------------------------------------------
 
@@ -86,6 +125,12 @@ class Scheduler:
         self._endpoints = endpoints
         for endpoint_id in endpoints:
             self._lanes.setdefault(endpoint_id, _Lane())
+        stopped = [lane for eid, lane in self._lanes.items()
+                   if lane.ready and (eid not in endpoints or not endpoints[eid].accepting)]
+        if stopped:  # paused or removed: claimed but unsent deliveries go back
+            task = asyncio.create_task(self._unclaim(self._take_ready(stopped)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         for endpoint_id in set(self._lanes) - set(endpoints):
             if not self._lanes[endpoint_id].inflight:
                 del self._lanes[endpoint_id]
@@ -110,6 +155,7 @@ class Scheduler:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay-scheduler")
+        self._recorder = asyncio.create_task(self._record_loop(), name="relay-recorder")
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let in-flight attempts finish for up to `grace` seconds. Any
@@ -118,6 +164,7 @@ class Scheduler:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._unclaim(self._take_ready(list(self._lanes.values())))
         tasks = [t for lane in self._lanes.values() for t in lane.tasks]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
@@ -126,6 +173,10 @@ class Scheduler:
             if late:
                 await asyncio.wait(late)
                 log("shutdown", abandoned=len(late), note="left for the next start")
+        if self._recorder is not None:
+            self._closing = True  # no attempt is running now: nothing more will arrive
+            self._outcome_ready.set()  # the recorder writes what is left, then ends
+            await self._recorder
 
     @property
     def inflight(self) -> int:
@@ -142,8 +193,8 @@ class Scheduler:
 
     def _is_idle(self) -> bool:
         now = self._clock()
-        return self._inflight == 0 and not any(
-            lane.due is not None and lane.due <= now and self._accepting(eid)
+        return self._inflight == 0 and not self._outcomes and not self._recording and not any(
+            (lane.ready or (lane.due is not None and lane.due <= now)) and self._accepting(eid)
             for eid, lane in self._lanes.items()
         )
 
@@ -173,9 +224,19 @@ class Scheduler:
                 pass
 
     async def _round(self) -> float | None:
-        """Claim what is due within the caps, start sending it; return the next due time."""
+        """Start buffered deliveries, claim what is due within the caps; return the next
+        due time.
+
+        Claims run ahead of sending: each endpoint may hold up to its concurrency again in
+        claimed-but-unsent deliveries (`_Lane.ready`), so a freed slot starts the next
+        delivery at once instead of waiting for a database round trip. Their lease covers
+        the wait: at most one attempt's timeout, as at most `concurrency` go ahead of them.
+        """
         now = self._clock()
-        free_total = self.concurrency - self._inflight
+        buffered = sum(len(lane.ready) for lane in self._lanes.values())
+        budget = 2 * self.concurrency - self._inflight - buffered
+        if len(self._outcomes) + self._recording >= self.concurrency:
+            budget = 0  # backpressure: the database is behind on recording outcomes
         wanted: dict[str, int] = {}
         soonest: float | None = None
         ids = list(self._lanes)
@@ -185,22 +246,30 @@ class Scheduler:
         for endpoint_id in ids:
             lane = self._lanes[endpoint_id]
             endpoint = self._endpoints.get(endpoint_id)
-            if lane.due is None or endpoint is None or not endpoint.accepting:
+            if endpoint is None or not endpoint.accepting:
+                continue
+            self._start_ready(lane, endpoint)
+            if lane.due is None:
                 continue
             if lane.due > now:
                 soonest = lane.due if soonest is None else min(soonest, lane.due)
                 continue
-            free = min(endpoint.concurrency - lane.inflight, free_total, _MAX_CLAIM)
-            if endpoint.rate_limit:
+            cap = endpoint.concurrency
+            if endpoint.rate_limit:  # no run-ahead: tokens are spent when claimed
+                free = min(cap - lane.inflight - len(lane.ready), budget, _MAX_CLAIM)
                 free = min(free, self._take_tokens(lane, endpoint.rate_limit, now))
-                if free <= 0 and lane.inflight < endpoint.concurrency:
+                if free <= 0 and lane.inflight < cap:
                     when = now + (1 - lane.tokens) / endpoint.rate_limit
                     soonest = when if soonest is None else min(soonest, when)
+            else:
+                free = min(2 * cap - lane.inflight - len(lane.ready), budget, _MAX_CLAIM)
+                if lane.ready and free < cap // 2:
+                    continue  # claim in batches of at least half the slots
             if free <= 0:
                 continue
             wanted[endpoint_id] = free
-            free_total -= free
-            if free_total <= 0:
+            budget -= free
+            if budget <= 0:
                 break
         if not wanted:
             return soonest
@@ -224,15 +293,22 @@ class Scheduler:
                 lane.due = due
             else:
                 lane.due = now  # the claim was full: more may be due
+        lost: list[int] = []
         for item in claimed:
-            self._launch(item)
+            lane = self._lanes.get(item.endpoint_id)
+            if lane is None:  # removed while claiming
+                lost.append(item.id)
+            else:
+                lane.ready.append(item)
+        await self._unclaim(lost)
         if claimed:
-            self._wake.set()  # look again: other endpoints or more work may be due
+            self._wake.set()  # look again: start them, and other work may be due
         return soonest
 
     def _lease_for(self, wanted: dict[str, int]) -> float:
+        """Time for one attempt, plus one more it may wait in `ready`, plus a margin."""
         timeouts = [self._endpoints[e].timeout for e in wanted if e in self._endpoints]
-        return max(timeouts, default=0.0) + _LEASE_MARGIN
+        return 2 * max(timeouts, default=0.0) + _LEASE_MARGIN
 
     @staticmethod
     def _take_tokens(lane: _Lane, rate: float, now: float) -> int:
@@ -243,81 +319,114 @@ class Scheduler:
         lane.tokens -= allowed
         return allowed
 
-    def _launch(self, item: Claimed) -> None:
-        endpoint = self._endpoints.get(item.endpoint_id)
-        lane = self._lanes.get(item.endpoint_id)
-        if endpoint is None or lane is None:  # removed while claiming: lease expiry retries
-            return
-        lane.inflight += 1
-        self._inflight += 1
-        task = asyncio.create_task(self._deliver(item, endpoint, lane))
-        lane.tasks.add(task)
-        task.add_done_callback(lane.tasks.discard)
+    def _start_ready(self, lane: _Lane, endpoint: Endpoint) -> None:
+        """Start claimed deliveries while the endpoint's and the global caps allow."""
+        while lane.ready and lane.inflight < endpoint.concurrency \
+                and self._inflight < self.concurrency:
+            item = lane.ready.popleft()
+            lane.inflight += 1
+            self._inflight += 1
+            task = asyncio.create_task(self._deliver(item, endpoint, lane))
+            lane.tasks.add(task)
+            task.add_done_callback(lane.tasks.discard)
+
+    def _take_ready(self, lanes: list[_Lane]) -> list[int]:
+        """Take unsent claims out of the buffers, to give back to the queue."""
+        ids = [item.id for lane in lanes for item in lane.ready]
+        for lane in lanes:
+            lane.ready.clear()
+        return ids
+
+    async def _unclaim(self, ids: list[int]) -> None:
+        if ids:
+            try:
+                await self._store.unclaim(ids, self._clock())
+            except RelayError as exc:  # their leases expire and they are retried
+                log("unclaim_failed", logging.ERROR, deliveries=len(ids), error=exc.message)
 
     # --- one delivery ---------------------------------------------------------------
 
     async def _deliver(self, item: Claimed, endpoint: Endpoint, lane: _Lane) -> None:
+        """Send one attempt and queue its outcome. The slot is freed before the outcome is
+        committed: a crash in between leaves the row `delivering`, retried at restart."""
         try:
             started = self._clock()
-            body = item.payload if endpoint.payload == "envelope" else b"[" + item.payload + b"]"
-            headers = {
-                "content-type": "application/json",
-                "user-agent": USER_AGENT,
-                **endpoint.headers,
-                "webhook-id": item.event_id,
-                **sign(endpoint.signature, endpoint.secrets, item.event_id, int(started), body,
-                       endpoint.signature_header),
-            }
+            body, headers = build_request(endpoint, item.event_id, item.payload, started)
             outcome = await self._sender.send(
                 endpoint.url, headers, body, timeout=endpoint.timeout,
                 allow_private=endpoint.allow_private, allow_http=endpoint.allow_http,
             )
-            await self._finish(item, endpoint, headers, started, outcome)
+            now = self._clock()
+            current = self._endpoints.get(endpoint.id, endpoint)
+            decision = decide(
+                attempt=item.attempt, status=outcome.status, ok=outcome.ok,
+                retry_after=outcome.retry_after, schedule=endpoint.schedule, now=now,
+                accepting=current.accepting,
+            )
+            result = AttemptResult(
+                delivery_id=item.id, endpoint_id=endpoint.id, attempt=item.attempt,
+                started_at=started, duration_ms=outcome.duration_ms, request_headers=headers,
+                status=outcome.status, response_headers=outcome.headers,
+                response_body=outcome.body, error=outcome.error, state=decision.state,
+                next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
+            )
+            self._outcomes.append(_Finished(result, item.event_id, outcome, now))
+            self._outcome_ready.set()
         finally:
             lane.inflight -= 1
             self._inflight -= 1
+            current = self._endpoints.get(endpoint.id)
+            if lane.ready and current is not None and current.accepting:
+                self._start_ready(lane, current)
             self._wake.set()
 
-    async def _finish(
-        self, item: Claimed, endpoint: Endpoint, headers: dict[str, str], started: float,
-        outcome: Outcome,
-    ) -> None:
-        now = self._clock()
-        current = self._endpoints.get(endpoint.id, endpoint)
-        decision = decide(
-            attempt=item.attempt, status=outcome.status, ok=outcome.ok,
-            retry_after=outcome.retry_after, schedule=endpoint.schedule, now=now,
-            accepting=current.accepting,
-        )
-        result = AttemptResult(
-            delivery_id=item.id, endpoint_id=endpoint.id, attempt=item.attempt,
-            started_at=started, duration_ms=outcome.duration_ms, request_headers=headers,
-            status=outcome.status, response_headers=outcome.headers,
-            response_body=outcome.body, error=outcome.error, state=decision.state,
-            next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
-        )
-        try:
-            recorded: Recorded = await self._store.record([result], now, self._disable_after())
-        except RelayError as exc:
-            # The row stays `delivering`; its lease expires and the attempt is repeated.
-            log("record_failed", logging.ERROR, delivery=delivery_ref(item.id),
-                error=exc.message)
-            return
-        outcome_name = "retry" if decision.state == "pending" else decision.state
+    async def _record_loop(self) -> None:
+        """Record finished attempts in batches: one store call (one transaction) for all
+        outcomes that arrived while the previous batch was being written."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            batch, self._outcomes = self._outcomes, []
+            if not batch:
+                if self._closing:
+                    return
+                continue
+            self._recording = len(batch)
+            try:
+                recorded: Recorded = await self._store.record(
+                    [f.result for f in batch], max(f.now for f in batch), self._disable_after()
+                )
+            except RelayError as exc:
+                # The rows stay `delivering`; their leases expire and the attempts repeat.
+                log("record_failed", logging.ERROR, deliveries=len(batch), error=exc.message)
+                continue
+            finally:
+                self._recording = 0
+                self._wake.set()
+            for finished in batch:
+                self._recorded(finished)
+            if recorded.disabled:
+                for endpoint_id, reason in recorded.disabled.items():
+                    log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
+                        reason=reason)
+                self._on_disabled(recorded.disabled)
+            if self._is_idle():
+                self._idle.set()
+            self._outcome_ready.set()  # look again: more may have arrived meanwhile
+
+    def _recorded(self, finished: _Finished) -> None:
+        result, outcome = finished.result, finished.outcome
+        outcome_name = "retry" if result.state == "pending" else result.state
         self._metrics.outcomes.labels(outcome_name).inc()
         self._metrics.latency.observe(outcome.duration_ms / 1000)
         log(
             "attempt",
             logging.INFO if outcome.ok else logging.WARNING,
-            delivery=delivery_ref(item.id), event=item.event_id, endpoint=endpoint.id,
-            attempt=item.attempt, status=outcome.status,
+            delivery=delivery_ref(result.delivery_id), event=finished.event_id,
+            endpoint=result.endpoint_id, attempt=result.attempt, status=outcome.status,
             duration_ms=round(outcome.duration_ms, 1), outcome=outcome_name,
-            retry_in=None if decision.next_at is None else f"{decision.next_at - now:.1f}s",
+            retry_in=None if result.next_at is None else f"{result.next_at - finished.now:.1f}s",
             error=outcome.error,
         )
-        if decision.state == "pending" and decision.next_at is not None:
-            self.notify(endpoint.id, decision.next_at)
-        if recorded.disabled:
-            for endpoint_id, reason in recorded.disabled.items():
-                log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id, reason=reason)
-            self._on_disabled(recorded.disabled)
+        if result.state == "pending" and result.next_at is not None:
+            self.notify(result.endpoint_id, result.next_at)

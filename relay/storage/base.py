@@ -5,15 +5,19 @@ work differently. Methods take `now` (unix seconds) from the caller, return froz
 dataclasses and raise only `relay.errors` types.
 
 Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
-held -> pending when its endpoint accepts again; pending/held -> cancelled.
+held -> pending when its endpoint accepts again; failed/succeeded/cancelled -> pending
+(or held) on an operator's retry or recover; pending/held/delivering -> cancelled when
+its endpoint is removed (an attempt in flight is still recorded, the delivery stays
+cancelled).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
-STATES = ("pending", "delivering", "succeeded", "failed", "held", "cancelled")
+State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
+STATES: tuple[str, ...] = get_args(State)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,28 @@ class ConfigEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEndpoint:
+    """An endpoint created through the API."""
+
+    id: str
+    tenant: str
+    name: str
+    spec: dict[str, Any]
+    secret: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    tenant: str
+    type: str
+    created_at: float
+    payload: bytes  # the envelope as sent
+    deliveries: int  # delivery rows now, replays included
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryRow:
     id: int
     event_id: str
@@ -148,13 +174,45 @@ class Store(Protocol):
     ) -> Recorded: ...
     async def recover_inflight(self, now: float) -> int: ...
     async def reclaim_expired(self, now: float) -> int: ...
+    async def unclaim(self, delivery_ids: list[int], now: float) -> int: ...
     async def next_due(self, endpoint_id: str) -> float | None: ...
     async def sync_config_endpoints(
         self, endpoints: list[ConfigEndpoint], now: float, new_secret: Any
     ) -> list[EndpointRow]: ...
-    async def list_endpoints(self) -> list[EndpointRow]: ...
+    async def list_endpoints(
+        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
+    ) -> list[EndpointRow]: ...
+    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None: ...
+    async def create_endpoint(
+        self, endpoint: NewEndpoint, max_api_endpoints: int | None
+    ) -> EndpointRow: ...
+    async def update_endpoint(
+        self, endpoint_id: str, changes: dict[str, Any], now: float
+    ) -> EndpointRow: ...
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
+    ) -> EndpointRow: ...
+    async def delete_endpoint(self, endpoint_id: str, now: float) -> int: ...
+    async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]: ...
     async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int: ...
     async def purge(self, before: float, limit: int) -> int: ...
     async def counts(self) -> dict[str, int]: ...
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]: ...
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]: ...
+    async def list_deliveries(
+        self, endpoint_id: str, *, state: str | None = None, before: int | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRow]: ...
+    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None: ...
+    async def retry_delivery(self, delivery_id: int, state: str, now: float) -> DeliveryRow: ...
+    async def recover_failed(
+        self, endpoint_id: str, since: float, state: str, now: float
+    ) -> int: ...
+    async def list_events(
+        self, tenant: str, *, type: str | None = None, before: str | None = None,
+        limit: int = 50,
+    ) -> list[EventRow]: ...
+    async def get_event(self, event_id: str, tenant: str) -> EventRow | None: ...
+    async def add_deliveries(
+        self, event_id: str, deliveries: list[tuple[str, str]], now: float
+    ) -> list[DeliveryRow]: ...

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiosqlite
 
-from relay.errors import Conflict, RelayError, StorageError, TooManyRequests
+from relay.errors import Conflict, NotFound, RelayError, StorageError, TooManyRequests
 from relay.storage.base import (
     AttemptResult,
     AttemptRow,
@@ -38,7 +38,9 @@ from relay.storage.base import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
+    EventRow,
     Ingested,
+    NewEndpoint,
     NewEvent,
     Recorded,
 )
@@ -87,6 +89,17 @@ _ENDPOINT_COLS = (
     "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
     "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
     "consecutive_failures, failing_since"
+)
+
+
+_DELIVERY_COLS = (
+    "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
+    "last_status, last_error"
+)
+_FINISHED = ("succeeded", "failed", "cancelled")  # states an operator may send again
+_EVENT_SELECT = (
+    "SELECT id, tenant, type, created_at, payload, "
+    "(SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
 )
 
 
@@ -299,6 +312,12 @@ class SQLiteStore:
         count: int = await self._submit(_recover, (now, now))
         return count
 
+    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
+        """Give back claimed deliveries that were never sent (stop, pause): `pending`
+        again, or `held` if their endpoint stopped accepting, the attempt uncounted."""
+        count: int = await self._submit(_unclaim, (delivery_ids, now))
+        return count
+
     async def next_due(self, endpoint_id: str) -> float | None:
         rows = await self._read(
             "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = ?",
@@ -324,15 +343,90 @@ class SQLiteStore:
         )
         return rows
 
-    async def update_endpoint(self, endpoint_id: str, changes: dict[str, Any], now: float) -> None:
-        """Set endpoint columns (is_active, is_paused, disable_reason, ...)."""
-        await self._submit(_update_endpoint, (endpoint_id, changes, now), durable=True)
+    async def create_endpoint(
+        self, endpoint: NewEndpoint, max_api_endpoints: int | None
+    ) -> EndpointRow:
+        """Add an API endpoint; TooManyRequests when its tenant already has
+        `max_api_endpoints` of them (counted in the same transaction, so concurrent
+        creations cannot overshoot)."""
+        row: EndpointRow = await self._submit(
+            _create_endpoint, (endpoint, max_api_endpoints), durable=True
+        )
+        return row
 
-    async def list_endpoints(self) -> list[EndpointRow]:
+    async def update_endpoint(
+        self, endpoint_id: str, changes: dict[str, Any], now: float
+    ) -> EndpointRow:
+        """Set endpoint columns (name, spec, is_active, is_paused, disable_reason, health);
+        NotFound if it does not exist (or was deleted)."""
+        row: EndpointRow = await self._submit(
+            _update_endpoint, (endpoint_id, changes, now), durable=True
+        )
+        return row
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
+    ) -> EndpointRow:
+        """Make `secret` current; the old one keeps signing until `previous_until` (None:
+        it stops at once). Read and replaced in one statement, so two concurrent rotations
+        cannot both keep the same old secret."""
+        row: EndpointRow = await self._submit(
+            _rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
+        )
+        return row
+
+    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
+        """Remove an endpoint; its unfinished deliveries become cancelled (how many)."""
+        count: int = await self._submit(_delete_endpoint, (endpoint_id, now), durable=True)
+        return count
+
+    async def list_endpoints(
+        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
+    ) -> list[EndpointRow]:
+        """Live endpoints in creation order (of `tenant`, after the endpoint `after`)."""
+        where, params = ["deleted_at IS NULL"], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            params.append(tenant)
+        if after is not None:
+            where.append("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)")
+            params.append(after)
         rows = await self._read(
-            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
+            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE {' AND '.join(where)} "
+            "ORDER BY created_at, id LIMIT ?",
+            (*params, limit),
         )
         return [_endpoint(row) for row in rows]
+
+    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
+        rows = await self._read(
+            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
+            (endpoint_id,),
+        )
+        return _endpoint(rows[0]) if rows else None
+
+    async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Unfinished deliveries (pending, delivering, held) per endpoint; one query per
+        state so each is answered from its partial index, not the endpoint's history."""
+        counts = dict.fromkeys(endpoint_ids, 0)
+        rows: list[Any] = []
+        for chunk in _chunks(endpoint_ids, _CHUNK // 2):
+            marks = _marks(len(chunk))
+            rows += await self._read(
+                f"SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'pending' AND "
+                f"endpoint_id IN ({marks}) GROUP BY endpoint_id UNION ALL "
+                f"SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'held' AND "
+                f"endpoint_id IN ({marks}) GROUP BY endpoint_id",
+                (*chunk, *chunk),
+            )
+        rows += await self._read(  # few: at most `concurrency` are in flight
+            "SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'delivering' "
+            "GROUP BY endpoint_id"
+        )
+        for endpoint_id, n in rows:
+            if endpoint_id in counts:
+                counts[endpoint_id] += n
+        return counts
 
     # --- housekeeping and reads --------------------------------------------------------
 
@@ -348,11 +442,87 @@ class SQLiteStore:
 
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
         rows = await self._read(
-            "SELECT id, event_id, endpoint_id, state, attempts, next_at, created_at, "
-            "updated_at, last_status, last_error FROM deliveries WHERE event_id = ? ORDER BY id",
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
             (event_id,),
         )
         return [DeliveryRow(*row) for row in rows]
+
+    async def list_deliveries(
+        self, endpoint_id: str, *, state: str | None = None, before: int | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRow]:
+        """An endpoint's deliveries, newest first, below the id `before`."""
+        where, params = ["endpoint_id = ?"], [endpoint_id]
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        rows = await self._read(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [DeliveryRow(*row) for row in rows]
+
+    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
+        """A delivery of one of `tenant`'s events (None for another tenant's)."""
+        rows = await self._read(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ? AND event_id IN "
+            "(SELECT id FROM events WHERE tenant = ?)",
+            (delivery_id, tenant),
+        )
+        return DeliveryRow(*rows[0]) if rows else None
+
+    async def retry_delivery(self, delivery_id: int, state: str, now: float) -> DeliveryRow:
+        """A finished delivery goes out again now (`state` pending, or held while its
+        endpoint does not accept); Conflict while it is still unfinished."""
+        row: DeliveryRow = await self._submit(
+            _retry_delivery, (delivery_id, state, now), durable=True
+        )
+        return row
+
+    async def recover_failed(self, endpoint_id: str, since: float, state: str,
+                             now: float) -> int:
+        """Failed deliveries of an endpoint last updated at or after `since` go out again,
+        all due now, so they are sent in creation order. Returns how many."""
+        count: int = await self._submit(
+            _recover_failed, (endpoint_id, since, state, now), durable=True
+        )
+        return count
+
+    async def list_events(
+        self, tenant: str, *, type: str | None = None, before: str | None = None,
+        limit: int = 50,
+    ) -> list[EventRow]:
+        """A tenant's events, newest first, older than the event `before`."""
+        where, params = ["tenant = ?"], [tenant]
+        if type is not None:
+            where.append("type = ?")
+            params.append(type)
+        if before is not None:
+            where.append("seq < (SELECT seq FROM events WHERE id = ?)")
+            params.append(before)
+        rows = await self._read(
+            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [EventRow(*row) for row in rows]
+
+    async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
+        rows = await self._read(f"{_EVENT_SELECT} WHERE id = ? AND tenant = ?",
+                                (event_id, tenant))
+        return EventRow(*rows[0]) if rows else None
+
+    async def add_deliveries(
+        self, event_id: str, deliveries: list[tuple[str, str]], now: float
+    ) -> list[DeliveryRow]:
+        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
+        rows: list[DeliveryRow] = await self._submit(
+            _add_deliveries, (event_id, deliveries, now), durable=True
+        )
+        return rows
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
@@ -626,16 +796,7 @@ async def _sync_config(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
                     (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
                 )
         for eid in sorted(set(existing) - wanted):
-            await db.execute(
-                "UPDATE endpoints SET deleted_at = ?, updated_at = ? "
-                "WHERE id = ? AND deleted_at IS NULL",
-                (now, now, eid),
-            )
-            await db.execute(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = ? "
-                "WHERE endpoint_id = ? AND state IN ('pending', 'held')",
-                (now, eid),
-            )
+            await _remove_endpoint(db, eid, now)
         async with db.execute(
             f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
         ) as cur:
@@ -643,21 +804,157 @@ async def _sync_config(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
-_UPDATABLE = frozenset({"is_active", "is_paused", "disable_reason", "failing_since",
-                        "consecutive_failures"})
+async def _select_endpoint(db: aiosqlite.Connection, endpoint_id: str) -> EndpointRow | None:
+    async with db.execute(
+        f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
+        (endpoint_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else _endpoint(row)
+
+
+def _no_endpoint(endpoint_id: str) -> NotFound:
+    return NotFound(f"no webhook {endpoint_id!r}")
+
+
+async def _remove_endpoint(db: aiosqlite.Connection, endpoint_id: str, now: float) -> int:
+    """Mark an endpoint deleted and cancel its unfinished deliveries (how many). An
+    attempt in flight is still recorded; its delivery stays cancelled (record() only
+    updates rows still `delivering`)."""
+    await db.execute(
+        "UPDATE endpoints SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+        (now, now, endpoint_id),
+    )
+    cur = await db.execute(
+        "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+        "WHERE endpoint_id = ? AND state IN ('pending', 'held', 'delivering')",
+        (now, endpoint_id),
+    )
+    count = cur.rowcount
+    await cur.close()
+    return count
+
+
+async def _create_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for ep, limit in args:
+        if limit is not None:
+            async with db.execute(
+                "SELECT COUNT(*) FROM endpoints WHERE tenant = ? AND source = 'api' "
+                "AND deleted_at IS NULL",
+                (ep.tenant,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None and row[0] >= limit:
+                out.append(TooManyRequests(
+                    f"tenant {ep.tenant!r} already has {row[0]} webhooks, its max_webhooks; "
+                    "delete one first"
+                ))
+                continue
+        await db.execute(
+            "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+            "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
+            (ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+             ep.created_at, ep.created_at),
+        )
+        out.append(await _select_endpoint(db, ep.id))
+    return out
+
+
+_UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
+                        "failing_since", "consecutive_failures"})
 
 
 async def _update_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
     for endpoint_id, changes, now in args:
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        sets = ", ".join(f"{col} = ?" for col in changes)
+        values = {k: json.dumps(v, sort_keys=True) if k == "spec" else v
+                  for k, v in changes.items()}
+        sets = "".join(f"{col} = ?, " for col in values)
         await db.execute(
-            f"UPDATE endpoints SET {sets}, updated_at = ? WHERE id = ?",
-            [*changes.values(), now, endpoint_id],
+            f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+            [*values.values(), now, endpoint_id],
         )
-    return [None for _ in args]
+        out.append(await _select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+    return out
+
+
+async def _rotate_secret(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, secret, until, now in args:
+        # The right-hand sides see the row before the update: prev_secret gets the old one.
+        await db.execute(
+            "UPDATE endpoints SET prev_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
+            "prev_secret_until = ?, secret = ?, updated_at = ? "
+            "WHERE id = ? AND deleted_at IS NULL",
+            (until, until, secret, now, endpoint_id),
+        )
+        out.append(await _select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+    return out
+
+
+async def _delete_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, now in args:
+        if await _select_endpoint(db, endpoint_id) is None:
+            out.append(_no_endpoint(endpoint_id))
+        else:
+            out.append(await _remove_endpoint(db, endpoint_id, now))
+    return out
+
+
+async def _retry_delivery(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, state, now in args:
+        async with db.execute(
+            f"UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE id = ? "
+            f"AND state IN ({_marks(len(_FINISHED))}) RETURNING {_DELIVERY_COLS}",
+            (state, now, now, delivery_id, *_FINISHED),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            out.append(DeliveryRow(*row))
+            continue
+        async with db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
+            found = await cur.fetchone()
+        out.append(
+            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
+                f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
+                f"({', '.join(_FINISHED)}) can be retried"
+            )
+        )
+    return out
+
+
+async def _recover_failed(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoint_id, since, state, now in args:
+        cur = await db.execute(
+            "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? "
+            "WHERE endpoint_id = ? AND state = 'failed' AND updated_at >= ?",
+            (state, now, now, endpoint_id, since),
+        )
+        out.append(cur.rowcount)
+        await cur.close()
+    return out
+
+
+async def _add_deliveries(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for event_id, deliveries, now in args:
+        rows = []
+        for endpoint_id, state in deliveries:
+            async with db.execute(
+                "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
+                f"updated_at) VALUES (?,?,?,?,?,?) RETURNING {_DELIVERY_COLS}",
+                (event_id, endpoint_id, state, now, now, now),
+            ) as cur:
+                rows.append(DeliveryRow(*await cur.fetchone()))  # type: ignore[misc]
+        out.append(rows)
+    return out
 
 
 async def _purge(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
@@ -680,4 +977,23 @@ async def _purge(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
             await db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", chunk)
             await db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
         out.append(len(ids))
+    return out
+
+
+async def _unclaim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for delivery_ids, now in args:
+        count = 0
+        for chunk in _chunks(delivery_ids):
+            cur = await db.execute(
+                "UPDATE deliveries SET state = CASE WHEN (SELECT is_active = 1 AND "
+                "is_paused = 0 AND COALESCE(json_extract(spec, '$.enabled'), 1) FROM endpoints "
+                "WHERE endpoints.id = deliveries.endpoint_id) THEN 'pending' ELSE 'held' END, "
+                "attempts = attempts - 1, lease_until = NULL, updated_at = ? "
+                f"WHERE state = 'delivering' AND id IN ({_marks(len(chunk))})",
+                [now, *chunk],
+            )
+            count += cur.rowcount
+            await cur.close()
+        out.append(count)
     return out

@@ -15,7 +15,7 @@ from tests.conftest import ServeProcess, eventually, free_port
 from tests.receiver import Receiver
 
 
-def write_config(tmp_path: Path, receiver_url: str, port: int) -> Path:
+def write_config(tmp_path: Path, receiver_url: str, port: int, timeout: str = "5s") -> Path:
     path = tmp_path / "relay.toml"
     path.write_text(f"""
 [server]
@@ -26,7 +26,7 @@ path = "{tmp_path / 'relay.db'}"
 allow_http = true
 allow_private_networks = true
 retry_schedule = ["100ms", "200ms", "500ms", "1s", "1s"]
-timeout = "5s"
+timeout = "{timeout}"
 [[endpoints]]
 id = "a"
 url = "{receiver_url}"
@@ -99,7 +99,8 @@ async def test_sigterm_past_the_grace_leaves_the_attempt_for_the_next_start(
 ) -> None:
     async with Receiver() as receiver:
         port = free_port()
-        config = write_config(tmp_path, f"{receiver.url}/hang", port)
+        # The attempt's timeout outlasts the 5 s shutdown grace.
+        config = write_config(tmp_path, f"{receiver.url}/hang", port, timeout="60s")
         relay = ServeProcess(config, port, tmp_path)
         await relay.start()
         async with httpx.AsyncClient(base_url=relay.url) as client:

@@ -1,0 +1,113 @@
+"""`python -m bench [scenario ...] [--quick]`: run scenarios, print a table, save JSON.
+
+Results go to bench/results/ (gitignored), one file per invocation, with the machine
+description, so runs on different hosts or commits can be compared later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Context, Row, machine_info, progress
+from bench.registry import SCENARIOS
+from bench.scenarios import delivery  # noqa: F401  (registers the scenarios)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _table(rows: list[Row]) -> str:
+    header = ("scenario", "candidate", "rate", "unit", "ratio", "notes")
+    body = []
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        target = r.extra.get("target_ratio")
+        if target is not None and r.ratio is not None:
+            ratio += " ok" if r.ratio >= target else f" < {target}"
+        cpu = r.extra.get("relay_cpu_pct")
+        notes = [f"{r.extra['elapsed_s']}s"] if "elapsed_s" in r.extra else []
+        if cpu is not None:
+            notes.append(f"relay cpu {cpu}% (loop thread {r.extra['relay_main_thread_cpu_pct']}%)")
+        body.append((r.scenario, r.name, f"{r.rate:,.0f}", r.unit, ratio, ", ".join(notes)))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+             for row in (header, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", metavar="scenario",
+                        help=f"which to run (default: all): {', '.join(SCENARIOS)}")
+    parser.add_argument("--quick", action="store_true", help="fewer events, for a smoke run")
+    parser.add_argument("--events", type=int, help="override the number of events")
+    parser.add_argument("--logs", choices=("file", "devnull", "both"), default="both",
+                        help="delivery: where relay's stderr goes (default: both, two runs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="delivery: one more relay run under py-spy; top hot spots")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a ratio is below its target")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    names = args.scenarios or list(SCENARIOS)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    machine = machine_info()
+    progress(f"{machine['nproc']} cpus, {machine['cpu']}, python {machine['python']}; "
+             f"scratch {scratch}")
+    rows: list[Row] = []
+    details: dict[str, Any] = {}
+    try:
+        for name in names:
+            spec = SCENARIOS[name]
+            options: dict[str, Any] = {"logs": args.logs}
+            if args.profile:
+                options["profile"] = RESULTS / f"{stamp}-{name}-profile.txt"
+            ctx = Context(quick=args.quick,
+                          events=args.events or (spec.quick_events if args.quick else spec.events),
+                          workdir=scratch / name, options=options)
+            rows += spec.run(ctx)
+            details[name] = {"events": ctx.events, **{
+                k: str(v) if isinstance(v, Path) else v for k, v in ctx.options.items()}}
+    finally:
+        if args.keep:
+            progress(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(_table(rows))
+    for name, info in details.items():
+        summary = info.get("profile_summary")
+        if summary:
+            print(f"\n{name}: py-spy profile of relay serve during the drain "
+                  f"({summary['samples']} samples, run at {info['profile_rate']}/s)")
+            for title in ("threads", "components", "self", "inclusive"):
+                print(f"  {title}:")
+                for func, pct in summary[title]:
+                    print(f"    {pct:5.1f}%  {func}")
+    out = RESULTS / f"{stamp}-{'-'.join(names)}.json"
+    out.write_text(json.dumps({
+        "started": stamp, "argv": sys.argv[1:], "quick": args.quick, "machine": machine,
+        "scenarios": details, "rows": [dataclasses.asdict(r) for r in rows],
+    }, indent=2))
+    print(f"\nresults: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    missed = [r for r in rows if r.ratio is not None
+              and r.ratio < r.extra.get("target_ratio", 0.0)]
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Importing this package registers every scenario (see bench.registry)."""
+
+from bench.scenarios import delivery
+
+__all__ = ["delivery"]

@@ -1,0 +1,273 @@
+"""GET /openapi.json: the OpenAPI 3.1 document of every route.
+
+Schemas come from the pydantic models the routes validate requests with and build answers
+from (`model_json_schema`), so the document cannot drift from the code; the table below
+adds what a model cannot say: paths, scopes and which statuses each route can answer.
+tests/integration/test_openapi.py checks it covers every route and runs schemathesis
+against a live relay with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from relay import __version__
+from relay.api import ingest
+from relay.api import webhooks as wh
+from relay.api.webhooks import Page
+
+# --- the models only this document needs (answers built as plain dicts elsewhere) --------
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[Any]
+
+
+class Error(BaseModel):
+    """Every error answer: relay.api.server.error_body."""
+
+    error: ErrorInfo
+
+
+class Accepted(BaseModel):
+    """relay.api.ingest._answer."""
+
+    id: str
+    type: str
+    timestamp: wh.Time
+    deliveries: int
+
+
+class BatchAccepted(BaseModel):
+    events: list[Accepted]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
+class NotReady(BaseModel):
+    status: Literal["unavailable"]
+    problems: list[str]
+
+
+_ERRORS = {
+    400: "The body is not valid JSON.",
+    401: "Missing or unknown API key.",
+    403: "The key lacks the scope, or webhooks are disabled for the tenant.",
+    404: "No such object in the caller's tenant.",
+    409: "Conflicts with the current state (the message says which).",
+    413: "The body is larger than server.max_body_bytes.",
+    415: "The body is not JSON.",
+    422: "Invalid fields; `details` names each with its path.",
+    429: "A limit was reached.",
+    503: "relay is shutting down, or its database refused the operation.",
+}
+_BODY_ERRORS = (400, 413, 415, 422)
+_PATH_PATTERNS = {"/v1/events/{id}": "^evt_[0-9a-z]+$"}  # the route's `event_id` convertor
+
+Answer = tuple[str, type[BaseModel] | None]  # description, schema (None: no body)
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    answers: dict[int, Answer]
+    scope: str | None = None  # None: no API key needed
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()  # beyond those implied by auth, path, body and query
+    media_type: str = "application/json"
+    tags: tuple[str, ...] = field(default=())
+
+
+_R, _W = "webhooks:read", "webhooks:write"
+_WEBHOOK = "/v1/webhooks/{id}"
+
+OPERATIONS: tuple[Op, ...] = (
+    Op("post", "/v1/events", "Ingest one event", {
+        202: ("Stored with one delivery per matching webhook.", Accepted),
+        200: ("A repeated idempotency key: the original event; nothing created.", Accepted),
+    }, "events:write", ingest.EventBody, errors=(409, 429), tags=("ingest",)),
+    Op("post", "/v1/events/batch", "Ingest up to 500 events, all or nothing", {
+        202: ("Stored.", BatchAccepted),
+        200: ("Every event repeats an idempotency key; nothing created.", BatchAccepted),
+    }, "events:write", ingest.BatchBody, errors=(409, 429), tags=("ingest",)),
+    Op("get", "/v1/events", "List the tenant's events, newest first", {
+        200: ("A page of events.", Page[wh.Event]),
+    }, _R, query=wh.EventsQuery, tags=("events",)),
+    Op("get", "/v1/events/{id}", "Get an event", {200: ("The event.", wh.Event)}, _R,
+       tags=("events",)),
+    Op("post", "/v1/events/{id}/replay", "Send an event again (same webhook-id)", {
+        202: ("The new deliveries.", wh.Replayed),
+    }, _W, wh.ReplayIn, body_required=False, errors=(409,), tags=("events",)),
+    Op("get", "/v1/webhooks", "List the tenant's webhooks", {
+        200: ("A page of webhooks.", Page[wh.Webhook]),
+    }, _R, query=wh.PageQuery, tags=("webhooks",)),
+    Op("post", "/v1/webhooks", "Create a webhook", {
+        201: ("Created; `secret` is shown only here.", wh.WebhookCreated),
+    }, _W, wh.WebhookIn, errors=(429,), tags=("webhooks",)),
+    Op("get", _WEBHOOK, "Get a webhook", {200: ("The webhook.", wh.Webhook)}, _R,
+       tags=("webhooks",)),
+    Op("patch", _WEBHOOK, "Change, pause, resume or re-enable a webhook", {
+        200: ("The webhook as changed.", wh.Webhook),
+    }, _W, wh.WebhookPatch, errors=(409,), tags=("webhooks",)),
+    Op("delete", _WEBHOOK, "Delete a webhook; its unfinished deliveries are cancelled", {
+        204: ("Deleted.", None),
+    }, _W, errors=(409,), tags=("webhooks",)),
+    Op("post", f"{_WEBHOOK}/rotate-secret", "Rotate the signing secret", {
+        200: ("The new secret.", wh.Rotated),
+    }, _W, wh.RotateIn, body_required=False, errors=(409,), tags=("webhooks",)),
+    Op("post", f"{_WEBHOOK}/test", "Send a test event now and answer the attempt's result", {
+        200: ("The attempt's result (success or not).", wh.SendTestResult),
+    }, _W, wh.SendTestIn, body_required=False, tags=("webhooks",)),
+    Op("post", f"{_WEBHOOK}/recover", "Send again the deliveries that failed since a time", {
+        202: ("How many were queued again.", wh.Recovered),
+    }, _W, wh.RecoverIn, errors=(409,), tags=("webhooks",)),
+    Op("get", f"{_WEBHOOK}/deliveries", "List a webhook's deliveries, newest first", {
+        200: ("A page of deliveries.", Page[wh.Delivery]),
+    }, _R, query=wh.DeliveriesQuery, tags=("deliveries",)),
+    Op("get", "/v1/deliveries/{id}", "Get a delivery with its attempts", {
+        200: ("The delivery; `attempts` lists every attempt.", wh.DeliveryDetail),
+    }, _R, tags=("deliveries",)),
+    Op("post", "/v1/deliveries/{id}/retry", "Send a finished delivery again now", {
+        202: ("The delivery, pending again (held while its webhook is paused).", wh.Delivery),
+    }, _W, errors=(409,), tags=("deliveries",)),
+    Op("get", "/v1/event-types", "List the declared event types", {
+        200: ("Every declared type (one page).", Page[wh.EventType]),
+    }, _R, tags=("event types",)),
+    Op("get", "/v1/event-types/{name}/sample", "An event type's sample data", {
+        200: ("The sample.", wh.Sample),
+    }, _R, tags=("event types",)),
+    Op("get", "/healthz", "Liveness", {200: ("The process serves HTTP.", Health)},
+       tags=("operations",)),
+    Op("get", "/readyz", "Readiness", {
+        200: ("Ready to take events.", Ready),
+        503: ("Not started, shutting down, or the last database write failed.", NotReady),
+    }, tags=("operations",)),
+    Op("get", "/metrics", "Prometheus metrics", {
+        200: ("Prometheus text format.", None),
+    }, errors=(503,), media_type="text/plain", tags=("operations",)),
+    Op("get", "/openapi.json", "This document", {200: ("OpenAPI 3.1.", None)},
+       tags=("operations",)),
+)
+
+
+Refs = dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]  # model, mode -> $ref
+
+
+def _no_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: absent, never null."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    return {**options[0], **rest}
+
+
+def _parameters(op: Op) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "minLength": 1}
+         | ({"pattern": _PATH_PATTERNS[op.path]} if op.path in _PATH_PATTERNS else {})}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    if op.query is not None:
+        props = op.query.model_json_schema()["properties"]
+        for name, schema in props.items():
+            params.append({"name": name, "in": "query", "required": False,
+                           "description": schema.get("description", ""),
+                           "schema": _no_null(schema)})
+    return params
+
+
+def _operation(op: Op, refs: Refs) -> dict[str, Any]:
+    statuses = set(op.errors)
+    if op.scope is not None:
+        statuses |= {401, 403, 503}
+    if "{" in op.path:
+        statuses.add(404)
+    if op.body is not None:
+        statuses |= set(_BODY_ERRORS)
+    if op.query is not None:
+        statuses.add(422)
+    responses: dict[str, Any] = {}
+    for status, (description, model) in sorted(op.answers.items()):
+        answer: dict[str, Any] = {"description": description}
+        if model is not None:
+            answer["content"] = {op.media_type: {"schema": refs[model, "serialization"]}}
+        elif op.media_type != "application/json" or status != 204:
+            answer["content"] = {op.media_type: {"schema": {}}}
+        responses[str(status)] = answer
+    for status in sorted(statuses - set(op.answers)):
+        responses[str(status)] = {"description": _ERRORS[status],
+                                  "content": {"application/json": {
+                                      "schema": refs[Error, "serialization"]}}}
+    operation: dict[str, Any] = {
+        "operationId": f"{op.method}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
+        "summary": op.summary,
+        "tags": list(op.tags),
+        "parameters": _parameters(op),
+        "responses": responses,
+        "security": [{"bearer": []}] if op.scope else [],
+    }
+    if op.scope is not None:
+        operation["description"] = f"Scope: `{op.scope}` (or `admin`)."
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": refs[op.body, "validation"]}},
+        }
+    return operation
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Error, "serialization")}
+    for op in OPERATIONS:
+        wanted |= {(model, "serialization") for _, model in op.answers.values() if model}
+        if op.body is not None:
+            wanted.add((op.body, "validation"))
+    refs, defs = models_json_schema(
+        sorted(wanted, key=lambda item: (item[0].__name__, item[1])),
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "relay",
+            "version": __version__,
+            "description": "Self-hosted webhook relay: ingest events, manage webhooks, "
+            "inspect and re-send deliveries. Without configured API keys (loopback only) "
+            "every caller is an admin of tenant `default`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def serve(request: Request) -> JSONResponse:
+    return JSONResponse(document())
