@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a ratio is below its target")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="delivery: alternate baseline and relay N times; medians "
+                        "(this VM's speed drifts between runs)")
     args = parser.parse_args(argv)
 
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             spec = SCENARIOS[name]
-            options: dict[str, Any] = {"logs": args.logs}
+            options: dict[str, Any] = {"logs": args.logs, "repeat": args.repeat}
             if args.profile:
                 options["profile"] = RESULTS / f"{stamp}-{name}-profile.txt"
             ctx = Context(quick=args.quick,

@@ -1,7 +1,8 @@
 """The running appliance: config, store, scheduler and sender in one lifespan.
 
 `Relay` owns the parts and the operations that span them: ingest (match, store, wake
-the scheduler), config reload, endpoint state changes, background housekeeping. The
+the scheduler), config reload, the management API's changes (endpoints, retries,
+replays, test sends), background housekeeping. The
 HTTP layer (relay.api) calls into it; it installs no signal handlers (relay.cli does).
 """
 
@@ -212,6 +213,7 @@ class Relay:
         the held ones in order (refresh_endpoints)."""
         row = await self.store.update_endpoint(endpoint_id, changes, self.clock())
         await self.refresh_endpoints()
+        log("endpoint_changed", endpoint=endpoint_id, fields=",".join(sorted(changes)) or None)
         return row
 
     async def rotate_secret(self, endpoint_id: str, grace: float) -> EndpointRow:

@@ -30,7 +30,7 @@ from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 TYPE_RE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
 PATTERN_RE = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
@@ -41,7 +41,7 @@ DEFAULT_TENANT = "default"
 def parse_duration(value: Any) -> float:
     """"500ms", "10s", "5m", "2h", "7d" -> seconds. Bare numbers are refused: a unit is required."""
     if isinstance(value, str):
-        match = _DURATION_RE.match(value)
+        match = DURATION_RE.match(value)
         if match:
             return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     raise ValueError(f"{value!r} is not a duration; use a number and unit: 500ms, 10s, 5m, 2h, 7d")
@@ -181,6 +181,18 @@ class EventTypeConfig(_Section):
     )
 
 
+_RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "user-agent",
+                               "webhook-id", "webhook-timestamp", "webhook-signature"})
+
+
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """An endpoint's extra headers may not replace the ones relay sets."""
+    bad = sorted(h for h in headers if h.lower() in _RESERVED_HEADERS)
+    if bad:
+        raise ValueError(f"relay sets {', '.join(bad)} itself")
+    return headers
+
+
 Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
 FilterValue = str | int | float | bool | list[str | int | float | bool]
 
@@ -241,12 +253,7 @@ class EndpointConfig(_Section):
     @field_validator("headers")
     @classmethod
     def _no_reserved_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        reserved = {"content-type", "content-length", "host", "user-agent",
-                    "webhook-id", "webhook-timestamp", "webhook-signature"}
-        bad = sorted(h for h in headers if h.lower() in reserved)
-        if bad:
-            raise ValueError(f"relay sets {', '.join(bad)} itself")
-        return headers
+        return check_headers(headers)
 
 
 class Config(_Section):
@@ -306,7 +313,7 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def _cross_check(cfg: Config, env: dict[str, str]) -> tuple[list[str], Loaded | None]:
+def cross_check(cfg: Config, env: dict[str, str]) -> tuple[list[str], Loaded | None]:
     """Checks spanning keys (references, uniqueness, env vars, secrets, URLs)."""
     from relay.delivery.netguard import check_url  # avoid import at module load
     from relay.errors import DestinationRefused
@@ -385,7 +392,7 @@ def validate(data: dict[str, Any], env: dict[str, str] | None = None) -> Loaded:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("invalid configuration", _pydantic_errors(exc)) from None
-    errors, loaded = _cross_check(cfg, dict(os.environ) if env is None else env)
+    errors, loaded = cross_check(cfg, dict(os.environ) if env is None else env)
     if loaded is None:
         raise ConfigError("invalid configuration", errors)
     return loaded

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from functools import lru_cache
@@ -21,11 +22,15 @@ def log(action: str, level: int = logging.INFO, **fields: Any) -> None:
         logger.log(level, action, extra={"fields": fields})
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=]|^$')
+
+
 def _text_value(value: Any) -> str:
+    """Values print bare unless they hold spaces, quotes or "=" (then JSON-quoted)."""
+    if type(value) is int:
+        return str(value)
     text = str(value)
-    if not text or any(c in text for c in ' "='):
-        return json.dumps(text)
-    return text
+    return json.dumps(text) if _NEEDS_QUOTES.search(text) else text
 
 
 @lru_cache(maxsize=4)
@@ -61,6 +66,7 @@ class _JsonFormatter(logging.Formatter):
 
 def configure(fmt: str, level: int = logging.INFO) -> None:
     """Send relay's log lines to stderr in `fmt` ("text" or "json")."""
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False  # unused
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
     logger.handlers[:] = [handler]

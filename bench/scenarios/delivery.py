@@ -120,13 +120,22 @@ def _relay(ctx: Context, rec: Receiver, n: int, label: str, log: bool,
     return Row(NAME, label, n / elapsed, unit="deliveries/s", extra=extra)
 
 
+def _median(rows: list[Row]) -> Row:
+    """The run with the median rate (all rates kept in extra when there are several)."""
+    ordered = sorted(rows, key=lambda r: r.rate)
+    row = ordered[len(ordered) // 2]
+    if len(rows) > 1:
+        row.extra["rates"] = [round(r.rate) for r in rows]
+    return row
+
+
 def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy record (collapsed stacks, per thread) on the running relay, until stopped."""
     exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if exe is None:
         raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
     spy = subprocess.Popen([exe, "record", "--pid", str(pid), "--format", "raw", "--threads",
-                            "--rate", "250", "--nonblocking", "-o", str(out)],
+                            "--rate", "1000", "--nonblocking", "-o", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # py-spy needs a moment to attach
     if spy.poll() is not None:
@@ -193,14 +202,29 @@ def run(ctx: Context) -> list[Row]:
     n = ctx.events
     logs = ctx.options.get("logs", "both")
     rows: list[Row] = []
+    repeat = max(1, int(ctx.options.get("repeat", 1)))
     with receiver() as rec:
-        rows.append(_baseline(rec, "aiohttp", n))
         # httpx is ~20x slower: a tenth of the requests gives a stable rate in ~5 s.
-        rows.append(_baseline(rec, "httpx", max(n // 10, 500)))
-        if logs in ("file", "both"):
-            rows.append(_relay(ctx, rec, n, "relay (log to file)", log=True))
-        if logs in ("devnull", "both"):
-            rows.append(_relay(ctx, rec, n, "relay (log to /dev/null)", log=False))
+        httpx_row = _baseline(rec, "httpx", max(n // 10, 500))
+        pairs: list[tuple[Row, list[Row]]] = []
+        for i in range(repeat):  # alternate, so drift in the VM's speed hits both alike
+            if repeat > 1:
+                progress(f"{NAME}: round {i + 1} of {repeat}")
+            candidates = []
+            base = _baseline(rec, "aiohttp", n)
+            if logs in ("file", "both"):
+                candidates.append(_relay(ctx, rec, n, "relay (log to file)", log=True))
+            if logs in ("devnull", "both"):
+                candidates.append(_relay(ctx, rec, n, "relay (log to /dev/null)", log=False))
+            pairs.append((base, candidates))
+        rows.append(_median([b for b, _ in pairs]))
+        rows.append(httpx_row)
+        for k in range(len(pairs[0][1])):
+            row = _median([c[k] for _, c in pairs])
+            ratios = sorted(c[k].rate / b.rate for b, c in pairs)
+            row.extra["pair_ratios"] = [round(r, 3) for r in ratios]
+            row.extra["median_pair_ratio"] = round(ratios[len(ratios) // 2], 3)
+            rows.append(row)
         if ctx.options.get("profile"):
             out = ctx.options["profile"]
             progress(f"{NAME}: extra profiled run (py-spy, not in the figures) -> {out}")
@@ -209,7 +233,7 @@ def run(ctx: Context) -> list[Row]:
             ctx.options["profile_rate"] = round(row.rate)
     reference = rows[0].rate
     for row in rows:
-        row.ratio = row.rate / reference
+        row.ratio = row.extra.get("median_pair_ratio", row.rate / reference)
         if row.name.startswith("relay"):
             row.extra["target_ratio"] = TARGET
     return rows

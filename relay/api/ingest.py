@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -24,6 +32,21 @@ class EventBody(BaseModel):
     data: dict[str, Any]
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     tenant: str | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _finite(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """1e400 parses as infinity, which JSON cannot carry on to receivers."""
+        stack: list[Any] = [data]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError("numbers must be finite (1e400 overflows)")
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+        return data
 
 
 class BatchBody(BaseModel):

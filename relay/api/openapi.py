@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -95,7 +95,7 @@ class Op:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()  # beyond those implied by auth, path, body and query
     media_type: str = "application/json"
-    tags: tuple[str, ...] = field(default=())
+    tags: tuple[str, ...] = ()
 
 
 _R, _W = "webhooks:read", "webhooks:write"

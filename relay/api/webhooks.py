@@ -62,7 +62,7 @@ def _bounded(seconds: float) -> float:
 # schema shows the parsed number).
 Duration = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_bounded),
-    WithJsonSchema({"type": "string", "pattern": cfgmod._DURATION_RE.pattern,
+    WithJsonSchema({"type": "string", "pattern": cfgmod.DURATION_RE.pattern,
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
@@ -75,7 +75,7 @@ SPEC_FIELDS = ("url", "events", "filter", "headers", "signature", "signature_hea
                "payload", "timeout", "retry_schedule", "rate_limit")
 PATCH_SPEC_FIELDS = ("url", "events", "filter", "headers", "timeout", "retry_schedule",
                      "rate_limit")
-_NULLABLE = {"signature_header", "timeout", "retry_schedule", "rate_limit"}  # null: default
+_NULLABLE = {"timeout", "retry_schedule", "rate_limit"}  # on PATCH, null: back to the default
 _API_TYPES: dict[str, Any] = {"timeout": Duration | None, "retry_schedule": list[Duration] | None}
 
 
@@ -87,7 +87,7 @@ class _SpecBody(_Body):
     @field_validator("headers", check_fields=False)
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return EndpointConfig._no_reserved_headers(headers)
+        return cfgmod.check_headers(headers)
 
 
 def _omit_default(schema: dict[str, Any]) -> None:
@@ -391,7 +391,7 @@ def _checked_spec(relay: Relay, row_id: str, tenant: str,
     endpoint = EndpointConfig.model_construct(
         id=row_id, tenant=tenant, **{k: v for k, v in fields.items() if v is not None}
     )
-    errors, _ = cfgmod._cross_check(
+    errors, _ = cfgmod.cross_check(
         cfgmod.Config.model_construct(delivery=relay.config.delivery,
                                       tenants=relay.config.tenants, endpoints=[endpoint]), {},
     )

@@ -378,7 +378,12 @@ class Scheduler:
             current = self._endpoints.get(endpoint.id)
             if lane.ready and current is not None and current.accepting:
                 self._start_ready(lane, current)
-            self._wake.set()
+            # Wake the loop only when it has something to do: a claim would now pass the
+            # batch threshold of _round, or all is quiet (idle waiters, other lanes).
+            cap = endpoint.concurrency
+            if (not lane.ready or 2 * cap - lane.inflight - len(lane.ready) >= cap // 2
+                    or self._inflight == 0 or len(self._lanes) > 1):
+                self._wake.set()
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: one store call (one transaction) for all

@@ -468,9 +468,10 @@ class SQLiteStore:
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
         """A delivery of one of `tenant`'s events (None for another tenant's)."""
+        cols = ", ".join(f"d.{c}" for c in _DELIVERY_COLS.split(", "))
         rows = await self._read(
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE id = ? AND event_id IN "
-            "(SELECT id FROM events WHERE tenant = ?)",
+            f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.id = ? AND e.tenant = ?",
             (delivery_id, tenant),
         )
         return DeliveryRow(*rows[0]) if rows else None
@@ -633,29 +634,29 @@ _CLAIM = (
 
 
 async def _claim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+    # execute_fetchall: one trip to the database thread per statement (hot path).
     out: list[Any] = []
     for wanted, now, lease_until in args:
-        claimed: list[tuple[int, str, str, int]] = []
+        claimed: list[Any] = []
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in wanted.items():
-            async with db.execute(_CLAIM, (lease_until, now, endpoint_id, now, limit)) as cur:
-                rows = list(await cur.fetchall())
-            claimed.extend(rows)  # type: ignore[arg-type]
+            rows = list(await db.execute_fetchall(
+                _CLAIM, (lease_until, now, endpoint_id, now, limit)
+            ))
+            claimed.extend(rows)
             if len(rows) < limit:
-                async with db.execute(
+                [row] = await db.execute_fetchall(
                     "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' "
                     "AND endpoint_id = ?",
                     (endpoint_id,),
-                ) as cur:
-                    row = await cur.fetchone()
-                next_due[endpoint_id] = None if row is None or row[0] is None else float(row[0])
+                )
+                next_due[endpoint_id] = None if row[0] is None else float(row[0])
         payloads: dict[str, bytes] = {}
         event_ids = sorted({row[1] for row in claimed})
         for chunk in _chunks(event_ids):
-            async with db.execute(
+            payloads.update(await db.execute_fetchall(  # type: ignore[arg-type]
                 f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})", chunk
-            ) as cur:
-                payloads.update({r[0]: r[1] for r in await cur.fetchall()})
+            ))
         claimed.sort()
         out.append((
             [Claimed(r[0], r[1], r[2], r[3], payloads[r[1]]) for r in claimed],

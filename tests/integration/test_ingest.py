@@ -134,6 +134,8 @@ BAD_INPUTS = [
      "validation_failed", "extra"),
     (auth(KEY), {"type": "undeclared.type", "data": {}}, 422, "validation_failed", "type"),
     (auth(KEY), [1, 2], 422, "validation_failed", None),
+    (auth(KEY), b'{"type": "lead.qualified", "data": {"n": [1e400]}}', 422,
+     "validation_failed", "data"),
     (auth(KEY), {"type": "lead.qualified", "data": {"blob": "x" * 4096}}, 413,
      "payload_too_large", None),
 ]
