@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as cfgmod
+from relay import logs
 from relay.delivery.endpoints import Endpoint, from_config, resolve
 from relay.delivery.matching import filter_matches, type_matches
 from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
@@ -102,6 +103,7 @@ class Relay:
             raise
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
+        self._tasks.append(asyncio.create_task(self._flush_logs(), name="relay-log-flush"))
         if self._watch and self.loaded.source is not None:
             self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source)))
         self.started = True
@@ -122,6 +124,7 @@ class Relay:
         await self.store.close()
         self.started = False
         log("stopped")
+        logs.flush()
 
     # --- ingest ---------------------------------------------------------------------
 
@@ -326,6 +329,13 @@ class Relay:
         async for changes in awatch(target.parent, debounce=200, step=50):
             if any(Path(p).resolve() == target for _, p in changes):
                 await self.reload()
+
+    @staticmethod
+    async def _flush_logs() -> None:
+        """Buffered log lines reach stderr within a fraction of a second."""
+        while True:
+            await asyncio.sleep(logs.FLUSH_EVERY)
+            logs.flush()
 
     # --- housekeeping ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -64,11 +65,50 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+FLUSH_EVERY = 0.2  # seconds an info line may wait in the buffer
+
+
+class _BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr through a 64 KiB buffer. A line per attempt is thousands of lines a second;
+    a write() per line cost a fifth of the delivery rate. Warnings and errors are flushed
+    at once; info lines within FLUSH_EVERY (`flush_soon`, and on the next line after it).
+    A kill -9 may lose the last fraction of a second of info lines, never data."""
+
+    def __init__(self) -> None:
+        stream = open(  # noqa: SIM115 - lives as long as the process
+            os.dup(sys.stderr.fileno()), "w", buffering=1 << 16, encoding="utf-8",
+            errors="backslashreplace",
+        )
+        super().__init__(stream)
+        self._flushed = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            if record.levelno >= logging.WARNING or \
+                    time.monotonic() - self._flushed >= FLUSH_EVERY:
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self._flushed = time.monotonic()
+        super().flush()
+
+
+def flush() -> None:
+    """Write out buffered lines (relay calls this every FLUSH_EVERY and at exit)."""
+    for handler in logger.handlers:
+        handler.flush()
+
+
 def configure(fmt: str, level: int = logging.INFO) -> None:
     """Send relay's log lines to stderr in `fmt` ("text" or "json")."""
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False  # unused
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BufferedHandler()
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    for old in logger.handlers:
+        old.close()
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
