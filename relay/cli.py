@@ -209,6 +209,26 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
     click.echo(value)
 
 
+@main.command(name="backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@config_option
+def backup_command(path: str, force: bool, config_path: str | None) -> None:
+    """Copy the database to PATH, safely while relay serve runs (SQLite online backup)."""
+    from relay.storage.sqlite import backup
+
+    loaded = _load(config_path)
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    try:
+        events = backup(Path(loaded.config.storage.path), target)
+    except RelayError as exc:
+        raise _fail(exc) from None
+    click.echo(f"backed up {loaded.config.storage.path} to {target} "
+               f"({events} events, {target.stat().st_size} bytes)")
+
+
 # --- clients of a running relay --------------------------------------------------------
 
 

@@ -998,3 +998,29 @@ async def _unclaim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
             await cur.close()
         out.append(count)
     return out
+
+
+def backup(source: Path, dest: Path) -> int:
+    """Copy a database, live or not, with SQLite's online backup API: a consistent
+    snapshot while `relay serve` keeps writing. Written beside `dest` and renamed, so a
+    failed backup never leaves a partial file under that name. Returns the events copied."""
+    if not source.exists():
+        raise StorageError(f"no database at {source}")
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+                [(events,)] = dst.execute("SELECT COUNT(*) FROM events").fetchall()
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(partial, dest)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"backup of {source} failed: {exc}") from exc
+    return int(events)

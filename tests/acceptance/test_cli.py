@@ -118,3 +118,29 @@ url = "{rx.url}/slow/1"
         bad = await asyncio.to_thread(relay, "send", "x", "--url", f"http://127.0.0.1:{port}",
                                       cwd=tmp_path)
         assert bad.returncode == 1 and "cannot reach relay" in bad.stderr
+
+
+async def test_backup_of_a_live_database(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "relay.toml"
+    config.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n'
+                      '[[endpoints]]\nid = "e"\nurl = "https://e.example/"\nenabled = false\n')
+    proc = ServeProcess(config, port, tmp_path)
+    await proc.start()
+    try:
+        for i in range(3):
+            sent = await asyncio.to_thread(relay, "send", "a.b", "--data", f'{{"n": {i}}}',
+                                           cwd=tmp_path)
+            assert sent.returncode == 0, sent.stderr
+        done = await asyncio.to_thread(relay, "backup", "copy.db", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "(3 events" in done.stdout
+        again = await asyncio.to_thread(relay, "backup", "copy.db", cwd=tmp_path)
+        assert again.returncode == 1 and "exists" in again.stderr
+    finally:
+        assert await asyncio.to_thread(proc.terminate) == 0
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert copy.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'held'").fetchone() == (3,)
+    copy.close()
+    assert not (tmp_path / "copy.db.partial").exists()
