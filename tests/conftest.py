@@ -95,6 +95,13 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0,
         await asyncio.sleep(0.02)
 
 
+def serve_toml(port: int, delivery: str = "", rest: str = "") -> str:
+    """A relay.toml for `relay serve` on a loopback port, delivering to loopback receivers
+    over plain http; `delivery` adds [delivery] keys, `rest` further sections."""
+    return (f'[server]\nlisten = "127.0.0.1:{port}"\n'
+            f"[delivery]\nallow_http = true\nallow_private_networks = true\n{delivery}\n{rest}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

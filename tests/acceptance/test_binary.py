@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import eventually, free_port
+from tests.conftest import eventually, free_port, serve_toml
 from tests.receiver import Receiver
 
 BINARY = os.environ.get("RELAY_BINARY")
@@ -36,16 +36,8 @@ async def test_binary_serves_and_delivers_without_python(tmp_path: Path) -> None
     assert version.returncode == 0 and "relay, version" in version.stdout
     async with Receiver() as rx:
         port = free_port()
-        (tmp_path / "relay.toml").write_text(f"""
-[server]
-listen = "127.0.0.1:{port}"
-[delivery]
-allow_http = true
-allow_private_networks = true
-[[endpoints]]
-id = "rx"
-url = "{rx.url}/hook"
-""")
+        (tmp_path / "relay.toml").write_text(
+            serve_toml(port, rest=f'[[endpoints]]\nid = "rx"\nurl = "{rx.url}/hook"\n'))
         log = (tmp_path / "relay.log").open("wb")
         proc = subprocess.Popen([str(binary), "serve"], env=env, cwd=tmp_path, stdout=log,
                                 stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from relay import config as cfgmod
-from tests.conftest import ServeProcess, free_port
+from tests.conftest import ServeProcess, free_port, serve_toml
 from tests.receiver import Receiver
 
 
@@ -80,16 +80,8 @@ async def test_serve_on_defaults_send_and_sigterm(tmp_path: Path) -> None:
     async with Receiver() as rx:
         port = free_port()
         config = tmp_path / "relay.toml"
-        config.write_text(f"""
-[server]
-listen = "127.0.0.1:{port}"
-[delivery]
-allow_http = true
-allow_private_networks = true
-[[endpoints]]
-id = "slow"
-url = "{rx.url}/slow/1"
-""")
+        config.write_text(serve_toml(port, rest=f'[[endpoints]]\nid = "slow"\n'
+                                                  f'url = "{rx.url}/slow/1"\n'))
         proc = ServeProcess(config, port, tmp_path)
         await proc.start()
         try:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.acceptance.test_cli import relay
-from tests.conftest import ServeProcess, eventually, free_port
+from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.receiver import Receiver
 
 KEY = "ops-test-key-0123456789"
@@ -44,13 +44,7 @@ async def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         rx.respond("/flaky", *[500] * (2 * ATTEMPTS))
         port = free_port()
         config = tmp_path / "relay.toml"
-        config.write_text(f"""
-[server]
-listen = "127.0.0.1:{port}"
-[delivery]
-allow_http = true
-allow_private_networks = true
-retry_schedule = ["50ms", "100ms"]
+        config.write_text(serve_toml(port, 'retry_schedule = ["50ms", "100ms"]', f"""
 [[api_keys]]
 name = "ops"
 key_env = "{KEY_ENV}"
@@ -61,7 +55,7 @@ url = "{rx.url}/ok"
 [[endpoints]]
 id = "flaky"
 url = "{rx.url}/flaky"
-""")
+"""))
         serve = ServeProcess(config, port, tmp_path)
         await serve.start()
         try:

@@ -11,26 +11,17 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ServeProcess, eventually, free_port
+from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.receiver import Receiver
 
 
 def write_config(tmp_path: Path, receiver_url: str, port: int, timeout: str = "5s") -> Path:
     path = tmp_path / "relay.toml"
-    path.write_text(f"""
-[server]
-listen = "127.0.0.1:{port}"
-[storage]
-path = "{tmp_path / 'relay.db'}"
-[delivery]
-allow_http = true
-allow_private_networks = true
-retry_schedule = ["100ms", "200ms", "500ms", "1s", "1s"]
-timeout = "{timeout}"
-[[endpoints]]
-id = "a"
-url = "{receiver_url}"
-""")
+    path.write_text(serve_toml(
+        port, f'retry_schedule = ["100ms", "200ms", "500ms", "1s", "1s"]\ntimeout = "{timeout}"',
+        f'[storage]\npath = "{tmp_path / "relay.db"}"\n'
+        f'[[endpoints]]\nid = "a"\nurl = "{receiver_url}"\n',
+    ))
     return path
 
 
