@@ -320,13 +320,14 @@ class Scheduler:
         return allowed
 
     def _start_ready(self, lane: _Lane, endpoint: Endpoint) -> None:
-        """Start claimed deliveries while the endpoint's and the global caps allow."""
+        """Start a worker per claimed delivery while the endpoint's and the global caps
+        allow. A worker holds its slot and goes on with the lane's next ready delivery,
+        so a busy lane costs no task per delivery."""
         while lane.ready and lane.inflight < endpoint.concurrency \
                 and self._inflight < self.concurrency:
-            item = lane.ready.popleft()
             lane.inflight += 1
             self._inflight += 1
-            task = asyncio.create_task(self._deliver(item, endpoint, lane))
+            task = asyncio.create_task(self._work(lane, endpoint.id, lane.ready.popleft()))
             lane.tasks.add(task)
             task.add_done_callback(lane.tasks.discard)
 
@@ -346,44 +347,53 @@ class Scheduler:
 
     # --- one delivery ---------------------------------------------------------------
 
-    async def _deliver(self, item: Claimed, endpoint: Endpoint, lane: _Lane) -> None:
-        """Send one attempt and queue its outcome. The slot is freed before the outcome is
-        committed: a crash in between leaves the row `delivering`, retried at restart."""
+    async def _work(self, lane: _Lane, endpoint_id: str, item: Claimed) -> None:
+        """Deliver `item`, then the lane's next ready ones while the endpoint accepts and
+        the caps allow; the slot is freed when nothing is ready."""
         try:
-            started = self._clock()
-            body, headers = build_request(endpoint, item.event_id, item.payload, started)
-            outcome = await self._sender.send(
-                endpoint.url, headers, body, timeout=endpoint.timeout,
-                allow_private=endpoint.allow_private, allow_http=endpoint.allow_http,
-            )
-            now = self._clock()
-            current = self._endpoints.get(endpoint.id, endpoint)
-            decision = decide(
-                attempt=item.attempt, status=outcome.status, ok=outcome.ok,
-                retry_after=outcome.retry_after, schedule=endpoint.schedule, now=now,
-                accepting=current.accepting,
-            )
-            result = AttemptResult(
-                delivery_id=item.id, endpoint_id=endpoint.id, attempt=item.attempt,
-                started_at=started, duration_ms=outcome.duration_ms, request_headers=headers,
-                status=outcome.status, response_headers=outcome.headers,
-                response_body=outcome.body, error=outcome.error, state=decision.state,
-                next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
-            )
-            self._outcomes.append(_Finished(result, item.event_id, outcome, now))
-            self._outcome_ready.set()
+            while True:
+                endpoint = self._endpoints.get(endpoint_id)
+                if endpoint is None:  # removed: its deliveries were cancelled
+                    return
+                await self._deliver(item, endpoint)
+                endpoint = self._endpoints.get(endpoint_id)
+                cap = 0 if endpoint is None else endpoint.concurrency
+                if 2 * cap - lane.inflight - len(lane.ready) >= cap // 2:
+                    self._wake.set()  # a claim would pass _round's batch threshold
+                if not (lane.ready and endpoint is not None and endpoint.accepting
+                        and lane.inflight <= cap and self._inflight <= self.concurrency):
+                    return
+                item = lane.ready.popleft()
         finally:
             lane.inflight -= 1
             self._inflight -= 1
-            current = self._endpoints.get(endpoint.id)
-            if lane.ready and current is not None and current.accepting:
-                self._start_ready(lane, current)
-            # Wake the loop only when it has something to do: a claim would now pass the
-            # batch threshold of _round, or all is quiet (idle waiters, other lanes).
-            cap = endpoint.concurrency
-            if (not lane.ready or 2 * cap - lane.inflight - len(lane.ready) >= cap // 2
-                    or self._inflight == 0 or len(self._lanes) > 1):
-                self._wake.set()
+            self._wake.set()
+
+    async def _deliver(self, item: Claimed, endpoint: Endpoint) -> None:
+        """Send one attempt and queue its outcome. The slot is freed before the outcome is
+        committed: a crash in between leaves the row `delivering`, retried at restart."""
+        started = self._clock()
+        body, headers = build_request(endpoint, item.event_id, item.payload, started)
+        outcome = await self._sender.send(
+            endpoint.url, headers, body, timeout=endpoint.timeout,
+            allow_private=endpoint.allow_private, allow_http=endpoint.allow_http,
+        )
+        now = self._clock()
+        current = self._endpoints.get(endpoint.id, endpoint)
+        decision = decide(
+            attempt=item.attempt, status=outcome.status, ok=outcome.ok,
+            retry_after=outcome.retry_after, schedule=endpoint.schedule, now=now,
+            accepting=current.accepting,
+        )
+        result = AttemptResult(
+            delivery_id=item.id, endpoint_id=endpoint.id, attempt=item.attempt,
+            started_at=started, duration_ms=outcome.duration_ms, request_headers=headers,
+            status=outcome.status, response_headers=outcome.headers,
+            response_body=outcome.body, error=outcome.error, state=decision.state,
+            next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
+        )
+        self._outcomes.append(_Finished(result, item.event_id, outcome, now))
+        self._outcome_ready.set()
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: one store call (one transaction) for all
