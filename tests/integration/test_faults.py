@@ -65,3 +65,24 @@ async def test_receiver_down_then_back_gets_everything(
         attempts = await r.relay.store.attempts_of(d.id)
         assert attempts[0].status is None and "refused" in (attempts[0].error or "")
         assert attempts[-1].status == 200
+
+
+async def test_read_only_database_answers_503_and_recovers(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    async with Receiver() as rx:
+        cfg = make_config(endpoints=[{"id": "e", "url": f"{rx.url}/e"}])
+        async with running(cfg) as r:
+            # The database refuses writes, as SQLite reports a read-only file
+            # (SQLITE_READONLY); as root, file permissions would not stop the writer.
+            writer = r.relay.store._w
+            assert writer is not None
+            await writer.execute("PRAGMA query_only=1")
+            refused = await r.send()
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "storage_unavailable"
+            assert "readonly" in refused.json()["error"]["message"]
+            assert await r.relay.store.counts() == {}
+            await writer.execute("PRAGMA query_only=0")
+            assert (await r.send()).status_code == 202
+            await rx.wait_for(1, "/e")
