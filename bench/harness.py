@@ -10,6 +10,8 @@ import http.client
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +71,19 @@ def envelope(i: int) -> bytes:
     env = {"id": f"evt_{i:026d}", "type": "bench.event", "timestamp": "2025-01-01T00:00:00Z",
            "tenant_id": "default", "data": event_data(i)}
     return json.dumps(env, separators=(",", ":")).encode()
+
+
+def percentiles(values: list[float], points: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles plus max and count (p99 of 100 values is the 99th smallest)."""
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    out: dict[str, float] = {"n": len(ordered)}
+    for p in points:
+        rank = max(1, -(-p * len(ordered) // 100))  # ceil(p/100 * n)
+        out[f"p{p}"] = round(ordered[rank - 1], 2)
+    out["max"] = round(ordered[-1], 2)
+    return out
 
 
 # --- processes and probes -----------------------------------------------------------------
@@ -132,6 +147,30 @@ class Http:
                     raise
         raise AssertionError("unreachable")
 
+    def post_raw(self, path: str, data: bytes) -> tuple[int, bytes]:
+        """POST ready-made JSON bytes (no encoding per call); the status and raw answer."""
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            self._conn.request("POST", path, body=data,
+                               headers={"content-type": "application/json"})
+            resp = self._conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+
+    def text(self, path: str) -> str:
+        """GET a non-JSON resource (e.g. /metrics) as text."""
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            self._conn.request("GET", path)
+            return self._conn.getresponse().read().decode()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -156,6 +195,26 @@ def wait_until_up(port: int, path: str, proc: subprocess.Popen[bytes], what: str
     finally:
         http.close()
     raise RuntimeError(f"{what} did not answer {path} within {timeout:g}s")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak since start or since reset_peak_rss), in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: `5` to clear_refs), so a later phase's peak can
+    be read on its own. False when the kernel refuses (then VmHWM spans every phase)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
@@ -183,8 +242,19 @@ class Receiver:
     def pid(self) -> int:
         return self.proc.pid
 
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
     def count(self) -> int:
         return int(self._http.request("GET", "/count")[1]["count"])
+
+    def counts(self) -> dict[str, int]:
+        """Requests answered 200 (`count`), 500 (`failed`, /fail...), held (`hanging`)."""
+        return dict(self._http.request("GET", "/count")[1])
+
+    def latencies(self) -> dict[str, list[float]]:
+        """Ingest-to-arrival milliseconds of every POST /lat/NAME since the last reset."""
+        return dict(self._http.request("GET", "/latencies")[1])
 
     def reset(self) -> None:
         self._http.request("POST", "/reset")
@@ -330,6 +400,60 @@ def run_client(kind: str, url: str, requests: int,
         check=True, capture_output=True, text=True,
     )
     return dict(json.loads(out.stdout))
+
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "post_event.lua"
+
+
+def run_wrk(port: int, seconds: float, connections: int = 32, threads: int = 1) -> dict[str, Any]:
+    """wrk (Debian package) POSTing one event per request on `connections` keep-alive
+    connections for `seconds`; the summary its Lua `done` prints, plus `rate` (responses/s,
+    non-2xx included: check `errors.status`). One wrk thread: enough for these rates, and it
+    leaves the second core to the server."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("the ingest scenarios need wrk: apt-get install -y wrk")
+    out = subprocess.run(
+        [exe, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+         "--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}"],
+        check=True, capture_output=True, text=True,
+    )
+    match = re.search(r"^BENCH-JSON (.*)$", out.stdout, re.M)
+    if match is None:
+        raise RuntimeError(f"no summary from wrk:\n{out.stdout}\n{out.stderr}")
+    report: dict[str, Any] = json.loads(match.group(1))
+    report["rate"] = report["requests"] / (report["duration_us"] / 1e6)
+    report["latency_ms"] = {k: round(v / 1000, 2) for k, v in report.pop("latency_us").items()}
+    return report
+
+
+def run_load(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """The open-loop paced sender (bench.load) in its own process; its JSON report."""
+    out = subprocess.run(
+        [PYTHON, "-m", "bench.load", "--url", url, "--rate", str(rate), "--seconds",
+         str(seconds)], check=True, capture_output=True, text=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+@contextmanager
+def process(args: list[str], port: int, ready_path: str, what: str) -> Iterator[int]:
+    """A server process (e.g. the ingest baseline) until the block ends; yields its pid."""
+    proc = subprocess.Popen([PYTHON, *args], stdout=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, ready_path, proc, what)
+        yield proc.pid
+    finally:
+        stop(proc)
+
+
+def ingested(server: RelayServer) -> int:
+    """relay's own count of accepted events (`relay_events_ingested_total` in /metrics)."""
+    match = re.search(r"^relay_events_ingested_total ([0-9.e+]+)$",
+                      server.http.text("/metrics"), re.M)
+    if match is None:
+        raise RuntimeError("relay_events_ingested_total not in /metrics")
+    return int(float(match.group(1)))
 
 
 # --- the machine ----------------------------------------------------------------------

@@ -23,6 +23,20 @@ def log(action: str, level: int = logging.INFO, **fields: Any) -> None:
         logger.log(level, action, extra={"fields": fields})
 
 
+def log_lines(action: str, lines: list[tuple[int, dict[str, Any]]]) -> None:
+    """Several lines of one action, each with its level and fields, through a single log
+    record: the attempts of a recorded batch cost one handler call, not one each."""
+    lines = [line for line in lines if logger.isEnabledFor(line[0])]
+    if lines:
+        level = max(line[0] for line in lines)
+        logger.log(level, action, extra={"lines": lines})
+
+
+def entries(record: logging.LogRecord) -> list[tuple[int, dict[str, Any]]]:
+    """The (level, fields) lines a record carries: one, or a batch from log_lines."""
+    return getattr(record, "lines", None) or [(record.levelno, getattr(record, "fields", {}))]
+
+
 _NEEDS_QUOTES = re.compile(r'[\s"=]|^$')
 
 
@@ -42,27 +56,31 @@ def _second(epoch: int) -> str:
 
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", {})
-        stamp = f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
-        parts = [stamp, record.levelname, f"action={record.msg}"]
-        parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
-        line = " ".join(parts)
+        head = f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
+        out = []
+        for level, fields in entries(record):
+            parts = [head, logging.getLevelName(level), f"action={record.msg}"]
+            parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
+            out.append(" ".join(parts))
+        text = "\n".join(out)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "action": record.msg,
-        }
-        data.update({k: v for k, v in getattr(record, "fields", {}).items() if v is not None})
-        if record.exc_info:
-            data["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        ts = f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
+        out = []
+        for level, fields in entries(record):
+            data: dict[str, Any] = {
+                "ts": ts, "level": logging.getLevelName(level).lower(), "action": record.msg,
+            }
+            data.update({k: v for k, v in fields.items() if v is not None})
+            if record.exc_info:
+                data["traceback"] = self.formatException(record.exc_info)
+            out.append(json.dumps(data, default=str))
+        return "\n".join(out)
 
 
 FLUSH_EVERY = 0.2  # seconds an info line may wait in the buffer
@@ -95,6 +113,14 @@ class _BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._flushed = time.monotonic()
         super().flush()
 
+    def close(self) -> None:
+        """Flush and close our duplicate of stderr (StreamHandler leaves streams open)."""
+        try:
+            self.flush()
+            self.stream.close()
+        finally:
+            super().close()
+
 
 def flush() -> None:
     """Write out buffered lines (relay calls this every FLUSH_EVERY and at exit)."""
@@ -102,11 +128,16 @@ def flush() -> None:
         handler.flush()
 
 
+def formatter(fmt: str) -> logging.Formatter:
+    """The line format of `server.log_format`."""
+    return _JsonFormatter() if fmt == "json" else _TextFormatter()
+
+
 def configure(fmt: str, level: int = logging.INFO) -> None:
     """Send relay's log lines to stderr in `fmt` ("text" or "json")."""
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False  # unused
     handler = _BufferedHandler()
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler.setFormatter(formatter(fmt))
     for old in logger.handlers:
         old.close()
     logger.handlers[:] = [handler]

@@ -1,5 +1,6 @@
-"""Importing this package registers every scenario (see bench.registry)."""
+"""Importing this package registers every scenario (see bench.registry), in the issue's order:
+1 ingest, 2 delivery, 3 latency, 4 backlog, 5 fanout, 6 noisy."""
 
-from bench.scenarios import delivery
+from bench.scenarios import backlog, delivery, fanout, ingest, latency, noisy
 
-__all__ = ["delivery"]
+__all__ = ["ingest", "delivery", "latency", "backlog", "fanout", "noisy"]

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from relay import __version__
 from relay.delivery.endpoints import Endpoint
@@ -30,7 +31,7 @@ from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import sign
 from relay.errors import RelayError
 from relay.ids import delivery_ref
-from relay.logs import log
+from relay.logs import log, log_lines
 from relay.metrics import Metrics
 from relay.storage.base import AttemptResult, Claimed, Recorded, Store
 
@@ -418,8 +419,7 @@ class Scheduler:
             finally:
                 self._recording = 0
                 self._wake.set()
-            for finished in batch:
-                self._recorded(finished)
+            log_lines("attempt", [self._recorded(finished) for finished in batch])
             if recorded.disabled:
                 for endpoint_id, reason in recorded.disabled.items():
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
@@ -429,19 +429,19 @@ class Scheduler:
                 self._idle.set()
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
 
-    def _recorded(self, finished: _Finished) -> None:
+    def _recorded(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
+        """Metrics and the retry hint of a recorded attempt; returns its log line."""
         result, outcome = finished.result, finished.outcome
         outcome_name = "retry" if result.state == "pending" else result.state
         self._metrics.outcomes.labels(outcome_name).inc()
         self._metrics.latency.observe(outcome.duration_ms / 1000)
-        log(
-            "attempt",
-            logging.INFO if outcome.ok else logging.WARNING,
-            delivery=delivery_ref(result.delivery_id), event=finished.event_id,
-            endpoint=result.endpoint_id, attempt=result.attempt, status=outcome.status,
-            duration_ms=round(outcome.duration_ms, 1), outcome=outcome_name,
-            retry_in=None if result.next_at is None else f"{result.next_at - finished.now:.1f}s",
-            error=outcome.error,
-        )
         if result.state == "pending" and result.next_at is not None:
             self.notify(result.endpoint_id, result.next_at)
+        return logging.INFO if outcome.ok else logging.WARNING, {
+            "delivery": delivery_ref(result.delivery_id), "event": finished.event_id,
+            "endpoint": result.endpoint_id, "attempt": result.attempt, "status": outcome.status,
+            "duration_ms": round(outcome.duration_ms, 1), "outcome": outcome_name,
+            "retry_in": None if result.next_at is None
+            else f"{result.next_at - finished.now:.1f}s",
+            "error": outcome.error,
+        }

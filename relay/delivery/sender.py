@@ -96,9 +96,9 @@ async def _read_head(resp: aiohttp.ClientResponse, into: bytearray) -> None:
     content = resp.content
     while len(into) < RESPONSE_BODY_LIMIT:
         chunk = await content.read(RESPONSE_BODY_LIMIT - len(into))
-        if not chunk:
-            return
         into += chunk
+        if not chunk or content.at_eof():  # most answers are small: no second read
+            return
     length = resp.content_length
     # Not when compressed: the length bounds the wire bytes, not what they inflate to.
     if (length is not None and length <= RESPONSE_BODY_LIMIT + _DRAIN_LIMIT

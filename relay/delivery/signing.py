@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets as _secrets
 import time
@@ -104,7 +105,7 @@ def _key(scheme: str, secret: str) -> bytes:
 
 
 def _mac(key: bytes, msg: bytes) -> bytes:
-    return hmac.digest(key, msg, "sha256")  # one-shot C implementation
+    return hmac.new(key, msg, hashlib.sha256).digest()  # faster than hmac.digest(.., "sha256")
 
 
 def _signature(scheme: str, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay import config as cfgmod
+from relay import logs
 from tests.conftest import eventually, running
 from tests.receiver import Receiver
 
@@ -284,19 +285,18 @@ async def test_log_line_per_attempt_without_secrets(
     async with Receiver() as rx:
         cfg = make_config(endpoints=[endpoint("e", f"{rx.url}/ok", secret=SW_SECRET)])
         caplog.set_level("INFO", logger="relay")
-        import logging
-
         logging.getLogger("relay").propagate = True
         async with running(cfg) as r:
             event_id = (await r.send()).json()["id"]
             await rx.wait_for(1, "/ok")
             await r.relay.scheduler.wait_idle(5)
-        attempts = [rec for rec in caplog.records if rec.msg == "attempt"]
+        attempts = [fields for rec in caplog.records if rec.msg == "attempt"
+                    for _, fields in logs.entries(rec)]
         assert len(attempts) == 1
-        fields = attempts[0].fields  # type: ignore[attr-defined]
-        assert fields["event"] == event_id and fields["status"] == 200
-        assert fields["outcome"] == "succeeded"
-        everything = json.dumps([getattr(rec, "fields", {}) for rec in caplog.records],
-                                default=str)
+        assert attempts[0]["event"] == event_id and attempts[0]["status"] == 200
+        assert attempts[0]["outcome"] == "succeeded"
+        everything = "\n".join(logs.formatter(fmt).format(rec)
+                               for fmt in ("text", "json") for rec in caplog.records)
+        assert event_id in everything
         assert SW_SECRET not in everything and SW_SECRET[6:] not in everything
         await asyncio.sleep(0)
