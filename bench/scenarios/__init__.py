@@ -1,6 +1,7 @@
-"""Importing this package registers every scenario (see bench.registry), in the issue's order:
-1 ingest, 2 delivery, 3 latency, 4 backlog, 5 fanout, 6 noisy."""
+"""Importing this package registers every scenario (see bench.registry). ORDER is the issue's
+numbering, the order `python -m bench` runs them in (registration order follows imports)."""
 
 from bench.scenarios import backlog, delivery, fanout, ingest, latency, noisy
 
-__all__ = ["ingest", "delivery", "latency", "backlog", "fanout", "noisy"]
+__all__ = ["backlog", "delivery", "fanout", "ingest", "latency", "noisy"]
+ORDER = ("ingest", "delivery", "latency", "backlog", "fanout", "noisy")
