@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"{machine['nproc']} cpus, {machine['cpu']}, python {machine['python']}; "
              f"scratch {scratch}")
     rows: list[Row] = []
+    failed: list[str] = []
     details: dict[str, Any] = {}
     try:
         for name in names:
@@ -101,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             ctx = Context(quick=args.quick,
                           events=args.events or (spec.quick_events if args.quick else spec.events),
                           workdir=scratch / name, options=options)
-            rows += spec.run(ctx)
+            try:
+                rows += spec.run(ctx)
+            except Exception as exc:  # one broken scenario must not lose the others' figures
+                progress(f"{name}: FAILED: {exc!r}")
+                ctx.options["error"] = repr(exc)
+                failed.append(name)
             details[name] = {"events": ctx.events, **{
                 k: str(v) if isinstance(v, Path) else v for k, v in ctx.options.items()}}
     finally:
@@ -127,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     }, indent=2))
     print(f"\nresults: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
     missed = [r for r in rows if _met(r) is False]
+    if failed:
+        print(f"failed scenarios: {', '.join(failed)} (see the log above)")
+        return 2
     return 1 if args.check and missed else 0
 
 

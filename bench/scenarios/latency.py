@@ -37,13 +37,13 @@ TARGET_P99_MS = 50.0
 
 
 def rows(label: str, lat: dict[str, float], load: dict[str, Any],
-         extra: dict[str, Any] | None = None) -> list[Row]:
+         extra: dict[str, Any] | None = None, scenario: str = NAME) -> list[Row]:
     """Two rows (p50, p99) for one candidate; the sender's own figures ride along."""
     common = {"latency_ms": lat, "sender": load, **(extra or {})}
     return [
-        Row(NAME, f"{label}, p50", lat["p50"], unit="ms", extra={
+        Row(scenario, f"{label}, p50", lat["p50"], unit="ms", extra={
             **common, "notes": f"{lat['n']} events at {load['offered_rate']}/s"}),
-        Row(NAME, f"{label}, p99", lat["p99"], unit="ms", extra={
+        Row(scenario, f"{label}, p99", lat["p99"], unit="ms", extra={
             **common, "notes": f"max {lat['max']} ms"}),
     ]
 

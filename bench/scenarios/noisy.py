@@ -45,7 +45,7 @@ def run(ctx: Context) -> list[Row]:
                 lat, load, extra = paced(rec, url, "/lat/healthy", n, srv.pid)
                 extra["receiver"] = rec.counts()
                 progress(f"{NAME}: {label}: stopping relay (in-flight hangs get the 5 s grace)")
-            out += rows(label, lat, load, extra)
+            out += rows(label, lat, load, extra, scenario=NAME)
     base_p50, base_p99 = out[0].rate, out[1].rate
     out[2].ratio = out[2].rate / base_p50 if base_p50 else None
     out[3].ratio = out[3].rate / base_p99 if base_p99 else None

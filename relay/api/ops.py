@@ -24,6 +24,8 @@ async def readyz(request: Request) -> JSONResponse:
         problems.append("shutting down")
     if not relay.store.healthy:
         problems.append("the last database write failed")
+    if relay.started and not relay.stopping and not relay.scheduler.running:
+        problems.append("the delivery scheduler stopped; see the log")
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready"})

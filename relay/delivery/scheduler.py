@@ -60,6 +60,13 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
     return body, headers
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A loop that dies stops all delivery: never silently (readyz turns 503)."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("relay").error("%s crashed", task.get_name(),
+                                         exc_info=task.exception())
+
+
 @dataclass(frozen=True, slots=True)
 class _Finished:
     """An attempt that is over, waiting to be recorded."""
@@ -157,6 +164,8 @@ class Scheduler:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay-scheduler")
         self._recorder = asyncio.create_task(self._record_loop(), name="relay-recorder")
+        for task in (self._task, self._recorder):
+            task.add_done_callback(_report_crash)
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let in-flight attempts finish for up to `grace` seconds. Any
@@ -182,6 +191,11 @@ class Scheduler:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def running(self) -> bool:
+        """Both loops alive (a crash is a bug; /readyz reports it)."""
+        return all(t is not None and not t.done() for t in (self._task, self._recorder))
 
     async def wait_idle(self, timeout: float) -> None:
         """Until nothing is in flight and no endpoint has due work (tests, drains)."""
