@@ -21,7 +21,7 @@ from typing import Any
 
 from relay import config as cfgmod
 from relay import logs
-from relay.delivery.endpoints import Endpoint, from_config, resolve
+from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
 from relay.delivery.matching import filter_matches, type_matches
 from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
 from relay.delivery.sender import Outcome, Sender
@@ -146,13 +146,14 @@ class Relay:
         for ev in events:
             env, payload = envelope(event_id(now), ev.type, ev.tenant, ev.data, now)
             targets = self.match(ev.tenant, env)
-            digest = hashlib.sha256(
+            # Only a reused idempotency key compares content: no digest without one.
+            digest = "" if ev.idem_key is None else hashlib.sha256(
                 json.dumps([ev.tenant, ev.type, ev.data], sort_keys=True).encode()
             ).hexdigest()
             new.append(NewEvent(
                 id=env["id"], tenant=ev.tenant, type=ev.type, idem_key=ev.idem_key,
                 digest=digest, created_at=now, payload=payload,
-                deliveries=tuple((t.id, "pending" if t.accepting else "held") for t in targets),
+                deliveries=tuple((t.id, t.new_state) for t in targets),
             ))
             due.update(t.id for t in targets if t.accepting)
         results = await self.store.ingest(new)
@@ -168,8 +169,7 @@ class Relay:
     async def _sync_config(self, loaded: cfgmod.Loaded) -> None:
         now = self.clock()
         await self.store.sync_config_endpoints(
-            [from_config(ep, loaded.endpoint_secrets.get(ep.id)) for ep in loaded.config.endpoints],
-            now, generate_secret,
+            config_endpoints(loaded), now, generate_secret,
         )
         self.loaded = loaded
         await self.refresh_endpoints()
@@ -246,7 +246,7 @@ class Relay:
         endpoint = self._live(delivery.endpoint_id)
         now = self.clock()
         row = await self.store.retry_delivery(
-            delivery.id, "pending" if endpoint.accepting else "held", now
+            delivery.id, endpoint.new_state, now
         )
         self.scheduler.notify(endpoint.id, now)
         return row
@@ -256,7 +256,7 @@ class Relay:
         endpoint = self._live(endpoint_id)
         now = self.clock()
         count = await self.store.recover_failed(
-            endpoint_id, since, "pending" if endpoint.accepting else "held", now
+            endpoint_id, since, endpoint.new_state, now
         )
         self.scheduler.notify(endpoint_id, now)
         log("recovered", endpoint=endpoint_id, deliveries=count)
@@ -271,7 +271,7 @@ class Relay:
             targets = [self._live(eid) for eid in endpoint_ids]
         now = self.clock()
         rows = await self.store.add_deliveries(
-            event.id, [(t.id, "pending" if t.accepting else "held") for t in targets], now
+            event.id, [(t.id, t.new_state) for t in targets], now
         )
         for target in targets:
             self.scheduler.notify(target.id, now)

@@ -170,7 +170,7 @@ def check(config_path: str | None) -> None:
 @config_option
 def secret(endpoint_id: str, config_path: str | None) -> None:
     """Print the signing secret of an endpoint defined in the config file."""
-    from relay.delivery.endpoints import from_config
+    from relay.delivery.endpoints import config_endpoints
     from relay.delivery.signing import generate_secret
     from relay.errors import StorageError
     from relay.storage.sqlite import SQLiteStore
@@ -184,9 +184,7 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
         try:
             await store.open()  # not running: sync, so a generated secret exists
             await store.sync_config_endpoints(
-                [from_config(ep, loaded.endpoint_secrets.get(ep.id))
-                 for ep in loaded.config.endpoints],
-                time.time(), generate_secret,
+                config_endpoints(loaded), time.time(), generate_secret
             )
         except StorageError:
             store = SQLiteStore(loaded.config.storage.path, lock=False)  # relay serve runs

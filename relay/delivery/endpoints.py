@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from relay.config import DeliveryConfig, EndpointConfig
+from relay.config import DeliveryConfig, EndpointConfig, Loaded
 from relay.storage.base import ConfigEndpoint, EndpointRow
 
 
@@ -29,6 +29,11 @@ class Endpoint:
     secrets: tuple[str, ...]  # the current secret, then the previous one during its grace
     accepting: bool  # active, not paused, enabled: new deliveries are pending, not held
     row: EndpointRow
+
+    @property
+    def new_state(self) -> str:
+        """The state a delivery to this endpoint starts in (new, retried, replayed)."""
+        return "pending" if self.accepting else "held"
 
 
 def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
@@ -57,6 +62,11 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         accepting=row.is_active and not row.is_paused and spec.get("enabled", True),
         row=row,
     )
+
+
+def config_endpoints(loaded: Loaded) -> list[ConfigEndpoint]:
+    """The config file's endpoints in their stored form, with the secrets it names."""
+    return [from_config(ep, loaded.endpoint_secrets.get(ep.id)) for ep in loaded.config.endpoints]
 
 
 def from_config(ep: EndpointConfig, secret: str | None) -> ConfigEndpoint:

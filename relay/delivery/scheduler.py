@@ -114,6 +114,7 @@ class Scheduler:
         self._inflight = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._idle_waiters = 0  # idleness is checked only while someone waits for it
         self._stopping = False
         self._claiming = False
         self._rotation = itertools.count()
@@ -199,12 +200,16 @@ class Scheduler:
 
     async def wait_idle(self, timeout: float) -> None:
         """Until nothing is in flight and no endpoint has due work (tests, drains)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                self._idle.clear()
-                if self._is_idle():
-                    return
-                await self._idle.wait()
+        self._idle_waiters += 1
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    self._idle.clear()
+                    if self._is_idle():
+                        return
+                    await self._idle.wait()
+        finally:
+            self._idle_waiters -= 1
 
     def _is_idle(self) -> bool:
         now = self._clock()
@@ -227,7 +232,7 @@ class Scheduler:
             except RelayError as exc:
                 log("claim_failed", logging.ERROR, error=exc.message)
                 soonest = self._clock() + 1.0
-            if self._is_idle():
+            if self._idle_waiters and self._is_idle():
                 self._idle.set()
             if self._wake.is_set() or self._stopping:
                 continue
@@ -439,7 +444,7 @@ class Scheduler:
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
                         reason=reason)
                 self._on_disabled(recorded.disabled)
-            if self._is_idle():
+            if self._idle_waiters and self._is_idle():
                 self._idle.set()
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
 
