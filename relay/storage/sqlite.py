@@ -1,13 +1,17 @@
 """The SQLite store: WAL, one writer with group commit, one reader.
 
-Group commit: every write is an operation queued to one writer task, which owns the only
-writing connection. The writer takes every queued operation (up to `_MAX_BATCH`), runs
-them in one `BEGIN IMMEDIATE` transaction (consecutive operations of one kind together,
-with `executemany`) and commits once; each caller's future resolves only after that
-commit. If the transaction fails, it is rolled back and each operation is re-run alone, so
-one bad operation cannot fail its neighbours. Ingest commits use `synchronous=FULL`
+Group commit: every write is an operation queued to one writer task. The writer takes
+every queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
+transaction (consecutive operations of one kind together, with `executemany`) and commits
+once; each caller's future resolves only after that commit. If the transaction fails, it
+is rolled back and each operation is re-run alone, so one bad operation cannot fail its
+neighbours. Ingest commits use `synchronous=FULL`
 (fsync: acknowledged means on disk); claims and outcomes use NORMAL, since losing one
 only repeats a delivery (at-least-once).
+
+Threads: the only writing connection lives on a thread of its own, where each transaction
+runs whole, in one hop from the event loop. Reads go through aiosqlite on a second,
+read-only connection: one query, one hop.
 
 Crash safety: a kill -9 at any await leaves either the committed state or the previous
 one. Deliveries caught `delivering` are returned to `pending` at the next start
@@ -22,7 +26,8 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,7 +55,7 @@ _MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growin
 _CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
 _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
-_Writer = Callable[[aiosqlite.Connection, list[Any]], Awaitable[list[Any]]]
+_Writer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
 @dataclass(slots=True)
@@ -120,7 +125,8 @@ class SQLiteStore:
         self.path = Path(path)
         self._lock = lock
         self._lock_fd: int | None = None
-        self._w: aiosqlite.Connection | None = None
+        self._w: sqlite3.Connection | None = None  # used only on self._thread
+        self._thread: ThreadPoolExecutor | None = None
         self._r: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
@@ -133,12 +139,9 @@ class SQLiteStore:
         """Lock, open, migrate, start the writer. Raises StorageError with what to do."""
         if self._lock:
             self._take_lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-writer")
         try:
-            self._w = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._w.execute("PRAGMA journal_mode=WAL")
-            await self._w.execute("PRAGMA synchronous=NORMAL")
-            await self._w.execute("PRAGMA busy_timeout=5000")
-            await self._migrate(self._w)
+            self._w = await self._on_writer(self._open_writer)
             self._r = await aiosqlite.connect(self.path, isolation_level=None)
             await self._r.execute("PRAGMA query_only=1")
             await self._r.execute("PRAGMA busy_timeout=5000")
@@ -149,6 +152,23 @@ class SQLiteStore:
             await self.close()
             raise
         self._writer_task = asyncio.create_task(self._writer(), name="relay-writer")
+
+    async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` on the writer thread, which owns the writing connection."""
+        assert self._thread is not None
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _take_lock(self) -> None:
         lock_path = f"{self.path}.lock"
@@ -166,10 +186,8 @@ class SQLiteStore:
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        async with db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        current = int(db.execute("PRAGMA user_version").fetchone()[0])
         if current > SCHEMA_VERSION:
             raise StorageError(
                 f"database {self.path} has schema version {current}, newer than this relay "
@@ -178,15 +196,15 @@ class SQLiteStore:
         for version, sql in _migrations():
             if version <= current:
                 continue
-            await db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in sql.split(";"):
                     if statement.strip():
-                        await db.execute(statement)
-                await db.execute(f"PRAGMA user_version={version}")
-                await db.execute("COMMIT")
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={version}")
+                db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
 
     async def close(self) -> None:
@@ -195,10 +213,13 @@ class SQLiteStore:
             await self._queue.put(None)
             await self._writer_task
             self._writer_task = None
-        for conn in (self._r, self._w):
-            if conn is not None:
-                await conn.close()
-        self._r = self._w = None
+        if self._r is not None:
+            await self._r.close()
+        if self._w is not None:
+            await self._on_writer(self._w.close)
+        if self._thread is not None:
+            self._thread.shutdown()
+        self._r = self._w = self._thread = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -231,27 +252,9 @@ class SQLiteStore:
             await self._run(batch, retry_singly=len(batch) > 1)
 
     async def _run(self, batch: list[_Op], *, retry_singly: bool) -> None:
-        db = self._w
-        assert db is not None
-        durable = any(op.durable for op in batch)
-        results: list[Any] = []
         try:
-            if durable != self._sync_full:
-                await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._sync_full = durable
-            await db.execute("BEGIN IMMEDIATE")
-            start = 0
-            while start < len(batch):
-                end = start
-                while end < len(batch) and batch[end].fn is batch[start].fn:
-                    end += 1
-                results.extend(await batch[start].fn(db, [op.arg for op in batch[start:end]]))
-                start = end
-            await db.execute("COMMIT")
+            results = await self._on_writer(self._transaction, batch)
         except Exception as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
             if retry_singly:
                 for op in batch:
                     await self._run([op], retry_singly=False)
@@ -270,6 +273,34 @@ class SQLiteStore:
                 op.future.set_exception(result)
             else:
                 op.future.set_result(result)
+
+    def _transaction(self, batch: list[_Op]) -> list[Any]:
+        """One transaction for the batch, on the writer thread: a single hop from the event
+        loop (a hop per statement would cost a loop turn each, under load a millisecond
+        or more, and the writer is the queue's bottleneck). Rolled back on any error."""
+        db = self._w
+        assert db is not None
+        durable = any(op.durable for op in batch)
+        if durable != self._sync_full:
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._sync_full = durable
+        results: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            start = 0
+            while start < len(batch):
+                end = start
+                while end < len(batch) and batch[end].fn is batch[start].fn:
+                    end += 1
+                results.extend(batch[start].fn(db, [op.arg for op in batch[start:end]]))
+                start = end
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+        return results
 
     # --- ingest ----------------------------------------------------------------------
 
@@ -563,7 +594,7 @@ class _Prior:
     n: int
 
 
-async def _ingest(db: aiosqlite.Connection, batches: list[list[NewEvent]]) -> list[Any]:
+def _ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
     keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
     known: dict[tuple[str, str], _Prior] = {}
     for chunk in _chunks(keys, _CHUNK // 2):
@@ -571,9 +602,9 @@ async def _ingest(db: aiosqlite.Connection, batches: list[list[NewEvent]]) -> li
             "SELECT tenant, idem_key, id, type, created_at, digest, n_deliveries FROM events "
             f"WHERE (tenant, idem_key) IN (VALUES {','.join(['(?,?)'] * len(chunk))})"
         )
-        async with db.execute(sql, [v for key in chunk for v in key]) as cur:
-            for row in await cur.fetchall():
-                known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
+        cur = db.execute(sql, [v for key in chunk for v in key])
+        for row in cur.fetchall():
+            known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
     results: list[Any] = []
     event_rows: list[tuple[Any, ...]] = []
     delivery_rows: list[tuple[Any, ...]] = []
@@ -611,13 +642,13 @@ async def _ingest(db: aiosqlite.Connection, batches: list[list[NewEvent]]) -> li
         delivery_rows.extend(dels)
         results.append(out)
     if event_rows:
-        await db.executemany(
+        db.executemany(
             "INSERT INTO events (id, tenant, type, idem_key, digest, created_at, n_deliveries, "
             "payload) VALUES (?,?,?,?,?,?,?,?)",
             event_rows,
         )
     if delivery_rows:
-        await db.executemany(
+        db.executemany(
             "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
             "updated_at) VALUES (?,?,?,?,?,?)",
             delivery_rows,
@@ -633,30 +664,27 @@ _CLAIM = (
 )
 
 
-async def _claim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
-    # execute_fetchall: one trip to the database thread per statement (hot path).
+def _claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for wanted, now, lease_until in args:
         claimed: list[Any] = []
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in wanted.items():
-            rows = list(await db.execute_fetchall(
-                _CLAIM, (lease_until, now, endpoint_id, now, limit)
-            ))
+            rows = db.execute(_CLAIM, (lease_until, now, endpoint_id, now, limit)).fetchall()
             claimed.extend(rows)
             if len(rows) < limit:
-                [row] = await db.execute_fetchall(
+                [row] = db.execute(
                     "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' "
                     "AND endpoint_id = ?",
                     (endpoint_id,),
-                )
+                ).fetchall()
                 next_due[endpoint_id] = None if row[0] is None else float(row[0])
         payloads: dict[str, bytes] = {}
         event_ids = sorted({row[1] for row in claimed})
         for chunk in _chunks(event_ids):
-            payloads.update(await db.execute_fetchall(  # type: ignore[arg-type]
+            payloads.update(db.execute(
                 f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})", chunk
-            ))
+            ).fetchall())
         claimed.sort()
         out.append((
             [Claimed(r[0], r[1], r[2], r[3], payloads[r[1]]) for r in claimed],
@@ -665,11 +693,11 @@ async def _claim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
-async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     results: list[AttemptResult] = [r for batch, _, _ in args for r in batch]
     now = max(a[1] for a in args)
     disable_after = args[-1][2]
-    await db.executemany(
+    db.executemany(
         "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
         "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
         [
@@ -679,7 +707,7 @@ async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
             for r in results
         ],
     )
-    await db.executemany(
+    db.executemany(
         "UPDATE deliveries SET state = ?, next_at = COALESCE(?, next_at), lease_until = NULL, "
         "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
         [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
@@ -694,7 +722,7 @@ async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
             h[1] += 1
             h[2] = h[2] if h[2] is not None else r.started_at
         h[3], h[4] = r.started_at, r.status
-    await db.executemany(
+    db.executemany(
         "UPDATE endpoints SET last_delivery_at = ?, last_delivery_status = ?, "
         "consecutive_failures = CASE WHEN ? THEN ? ELSE consecutive_failures + ? END, "
         "failing_since = CASE WHEN ? THEN ? ELSE COALESCE(failing_since, ?) END WHERE id = ?",
@@ -706,23 +734,23 @@ async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
             disabled[r.endpoint_id] = "the endpoint answered 410 Gone"
     failing = [eid for eid, h in health.items() if h[1] and eid not in disabled]
     for chunk in _chunks(failing):
-        async with db.execute(
+        cur = db.execute(
             f"SELECT id, failing_since FROM endpoints WHERE id IN ({_marks(len(chunk))}) "
             "AND is_active = 1 AND failing_since <= ?",
             [*chunk, now - disable_after],
-        ) as cur:
-            for eid, since in await cur.fetchall():
-                disabled[eid] = (
-                    f"failing without a success for {round((now - since) / 3600, 1)}h "
-                    "(delivery.disable_after)"
-                )
+        )
+        for eid, since in cur.fetchall():
+            disabled[eid] = (
+                f"failing without a success for {round((now - since) / 3600, 1)}h "
+                "(delivery.disable_after)"
+            )
     for eid, reason in disabled.items():
-        await db.execute(
+        db.execute(
             "UPDATE endpoints SET is_active = 0, disable_reason = ?, updated_at = ? "
             "WHERE id = ? AND is_active = 1",
             (reason, now, eid),
         )
-        await db.execute(
+        db.execute(
             "UPDATE deliveries SET state = 'held', updated_at = ? "
             "WHERE endpoint_id = ? AND state = 'pending'",
             (now, eid),
@@ -730,87 +758,85 @@ async def _record(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
     return [Recorded(disabled) for _ in args]
 
 
-async def _recover(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _recover(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for now, expired_before in args:
         where = "state = 'delivering'" + (" AND lease_until < ?" if expired_before else "")
         params: list[Any] = [expired_before] if expired_before else []
-        await db.execute(
+        db.execute(
             "INSERT INTO attempts (delivery_id, n, started_at, error) "
             f"SELECT id, attempts, updated_at, ? FROM deliveries WHERE {where}",
             [_INTERRUPTED, *params],
         )
-        cur = await db.execute(
+        cur = db.execute(
             "UPDATE deliveries SET state = 'pending', next_at = ?, lease_until = NULL, "
             f"updated_at = ?, last_error = ? WHERE {where}",
             [now, now, _INTERRUPTED, *params],
         )
         out.append(cur.rowcount)
-        await cur.close()
     return out
 
 
-async def _set_accepting(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _set_accepting(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for endpoint_id, accepting, now in args:
         if accepting:
-            cur = await db.execute(
+            cur = db.execute(
                 "UPDATE deliveries SET state = 'pending', next_at = ?, updated_at = ? "
                 "WHERE endpoint_id = ? AND state = 'held'",
                 (now, now, endpoint_id),
             )
         else:
-            cur = await db.execute(
+            cur = db.execute(
                 "UPDATE deliveries SET state = 'held', updated_at = ? "
                 "WHERE endpoint_id = ? AND state = 'pending'",
                 (now, endpoint_id),
             )
         out.append(cur.rowcount)
-        await cur.close()
     return out
 
 
-async def _sync_config(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for endpoints, now, new_secret in args:
-        async with db.execute(
+        cur = db.execute(
             "SELECT id, secret, source FROM endpoints WHERE source = 'config' "
             "OR id IN (SELECT value FROM json_each(?))",
             (json.dumps([e.id for e in endpoints]),),
-        ) as cur:
-            existing = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        )
+        existing = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
         wanted = {e.id for e in endpoints}
         for ep in endpoints:
             if ep.id in existing and existing[ep.id][1] != "config":
                 raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
             spec = json.dumps(ep.spec, sort_keys=True)
             if ep.id in existing:
-                await db.execute(
+                db.execute(
                     "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
                     "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
                     (ep.tenant, ep.id, spec, ep.secret, now, ep.id),
                 )
             else:
-                await db.execute(
+                db.execute(
                     "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
                     "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
                     (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
                 )
         for eid in sorted(set(existing) - wanted):
-            await _remove_endpoint(db, eid, now)
-        async with db.execute(
+            _remove_endpoint(db, eid, now)
+        cur = db.execute(
             f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
-        ) as cur:
-            out.append([_endpoint(r) for r in await cur.fetchall()])
+        )
+        out.append([_endpoint(r) for r in cur.fetchall()])
     return out
 
 
-async def _select_endpoint(db: aiosqlite.Connection, endpoint_id: str) -> EndpointRow | None:
-    async with db.execute(
+def _select_endpoint(db: sqlite3.Connection, endpoint_id: str) -> EndpointRow | None:
+    cur = db.execute(
         f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
         (endpoint_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     return None if row is None else _endpoint(row)
 
 
@@ -818,47 +844,45 @@ def _no_endpoint(endpoint_id: str) -> NotFound:
     return NotFound(f"no webhook {endpoint_id!r}")
 
 
-async def _remove_endpoint(db: aiosqlite.Connection, endpoint_id: str, now: float) -> int:
+def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> int:
     """Mark an endpoint deleted and cancel its unfinished deliveries (how many). An
     attempt in flight is still recorded; its delivery stays cancelled (record() only
     updates rows still `delivering`)."""
-    await db.execute(
+    db.execute(
         "UPDATE endpoints SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
         (now, now, endpoint_id),
     )
-    cur = await db.execute(
+    cur = db.execute(
         "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
         "WHERE endpoint_id = ? AND state IN ('pending', 'held', 'delivering')",
         (now, endpoint_id),
     )
-    count = cur.rowcount
-    await cur.close()
-    return count
+    return cur.rowcount
 
 
-async def _create_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for ep, limit in args:
         if limit is not None:
-            async with db.execute(
+            cur = db.execute(
                 "SELECT COUNT(*) FROM endpoints WHERE tenant = ? AND source = 'api' "
                 "AND deleted_at IS NULL",
                 (ep.tenant,),
-            ) as cur:
-                row = await cur.fetchone()
+            )
+            row = cur.fetchone()
             if row is not None and row[0] >= limit:
                 out.append(TooManyRequests(
                     f"tenant {ep.tenant!r} already has {row[0]} webhooks, its max_webhooks; "
                     "delete one first"
                 ))
                 continue
-        await db.execute(
+        db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
             (ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
              ep.created_at, ep.created_at),
         )
-        out.append(await _select_endpoint(db, ep.id))
+        out.append(_select_endpoint(db, ep.id))
     return out
 
 
@@ -866,7 +890,7 @@ _UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reaso
                         "failing_since", "consecutive_failures"})
 
 
-async def _update_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
         unknown = set(changes) - _UPDATABLE
@@ -875,52 +899,52 @@ async def _update_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[An
         values = {k: json.dumps(v, sort_keys=True) if k == "spec" else v
                   for k, v in changes.items()}
         sets = "".join(f"{col} = ?, " for col in values)
-        await db.execute(
+        db.execute(
             f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
             [*values.values(), now, endpoint_id],
         )
-        out.append(await _select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
     return out
 
 
-async def _rotate_secret(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _rotate_secret(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, secret, until, now in args:
         # The right-hand sides see the row before the update: prev_secret gets the old one.
-        await db.execute(
+        db.execute(
             "UPDATE endpoints SET prev_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
             "prev_secret_until = ?, secret = ?, updated_at = ? "
             "WHERE id = ? AND deleted_at IS NULL",
             (until, until, secret, now, endpoint_id),
         )
-        out.append(await _select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
     return out
 
 
-async def _delete_endpoint(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _delete_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, now in args:
-        if await _select_endpoint(db, endpoint_id) is None:
+        if _select_endpoint(db, endpoint_id) is None:
             out.append(_no_endpoint(endpoint_id))
         else:
-            out.append(await _remove_endpoint(db, endpoint_id, now))
+            out.append(_remove_endpoint(db, endpoint_id, now))
     return out
 
 
-async def _retry_delivery(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for delivery_id, state, now in args:
-        async with db.execute(
+        cur = db.execute(
             f"UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE id = ? "
             f"AND state IN ({_marks(len(_FINISHED))}) RETURNING {_DELIVERY_COLS}",
             (state, now, now, delivery_id, *_FINISHED),
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = cur.fetchone()
         if row is not None:
             out.append(DeliveryRow(*row))
             continue
-        async with db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
-            found = await cur.fetchone()
+        cur = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,))
+        found = cur.fetchone()
         out.append(
             NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
                 f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
@@ -930,63 +954,62 @@ async def _retry_delivery(db: aiosqlite.Connection, args: list[Any]) -> list[Any
     return out
 
 
-async def _recover_failed(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _recover_failed(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for endpoint_id, since, state, now in args:
-        cur = await db.execute(
+        cur = db.execute(
             "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? "
             "WHERE endpoint_id = ? AND state = 'failed' AND updated_at >= ?",
             (state, now, now, endpoint_id, since),
         )
         out.append(cur.rowcount)
-        await cur.close()
     return out
 
 
-async def _add_deliveries(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for event_id, deliveries, now in args:
         rows = []
         for endpoint_id, state in deliveries:
-            async with db.execute(
+            cur = db.execute(
                 "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
                 f"updated_at) VALUES (?,?,?,?,?,?) RETURNING {_DELIVERY_COLS}",
                 (event_id, endpoint_id, state, now, now, now),
-            ) as cur:
-                rows.append(DeliveryRow(*await cur.fetchone()))  # type: ignore[misc]
+            )
+            rows.append(DeliveryRow(*cur.fetchone()))  # type: ignore[misc]
         out.append(rows)
     return out
 
 
-async def _purge(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _purge(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for before, limit in args:
-        async with db.execute(
+        cur = db.execute(
             "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
             "deliveries d WHERE d.event_id = events.id AND d.state IN "
             "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT ?",
             (before, limit),
-        ) as cur:
-            ids = [r[0] for r in await cur.fetchall()]
+        )
+        ids = [r[0] for r in cur.fetchall()]
         for chunk in _chunks(ids):
             marks = _marks(len(chunk))
-            await db.execute(
+            db.execute(
                 "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
                 f"event_id IN ({marks}))",
                 chunk,
             )
-            await db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", chunk)
-            await db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+            db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", chunk)
+            db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
         out.append(len(ids))
     return out
 
 
-async def _unclaim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
+def _unclaim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for delivery_ids, now in args:
         count = 0
         for chunk in _chunks(delivery_ids):
-            cur = await db.execute(
+            cur = db.execute(
                 "UPDATE deliveries SET state = CASE WHEN (SELECT is_active = 1 AND "
                 "is_paused = 0 AND COALESCE(json_extract(spec, '$.enabled'), 1) FROM endpoints "
                 "WHERE endpoints.id = deliveries.endpoint_id) THEN 'pending' ELSE 'held' END, "
@@ -995,7 +1018,6 @@ async def _unclaim(db: aiosqlite.Connection, args: list[Any]) -> list[Any]:
                 [now, *chunk],
             )
             count += cur.rowcount
-            await cur.close()
         out.append(count)
     return out
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 from relay import config as cfgmod
 from tests.conftest import eventually, free_port, running
 from tests.receiver import Receiver
+
+
+def _fetch(db: sqlite3.Connection, sql: str) -> list[Any]:
+    return db.execute(sql).fetchall()
 
 
 async def test_disk_full_answers_503_writes_nothing_and_recovers(
@@ -19,12 +25,11 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
             await rx.wait_for(1, "/e")
             # A full disk, as SQLite reports it (SQLITE_FULL): the database may not grow.
             # Only the page limit is simulated; the error path is the real one.
-            writer = r.relay.store._w
+            store = r.relay.store
+            writer = store._w
             assert writer is not None
-            async with writer.execute("PRAGMA page_count") as cur:
-                row = await cur.fetchone()
-            assert row is not None
-            await writer.execute(f"PRAGMA max_page_count={row[0]}")
+            [(pages,)] = await store._on_writer(_fetch, writer, "PRAGMA page_count")
+            await store._on_writer(writer.execute, f"PRAGMA max_page_count={pages}")
             big = {"blob": "x" * 100_000}
             refused = await r.send(data=big)
             assert refused.status_code == 503, refused.text
@@ -35,7 +40,7 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
             counts = await r.relay.store.counts()
             assert counts == {"succeeded": 1}  # nothing half-written
             # Space returns: the next event is stored and delivered.
-            await writer.execute("PRAGMA max_page_count=1073741823")
+            await store._on_writer(writer.execute, "PRAGMA max_page_count=1073741823")
             accepted = await r.send(data=big)
             assert accepted.status_code == 202
             await rx.wait_for(2, "/e")
@@ -75,14 +80,15 @@ async def test_read_only_database_answers_503_and_recovers(
         async with running(cfg) as r:
             # The database refuses writes, as SQLite reports a read-only file
             # (SQLITE_READONLY); as root, file permissions would not stop the writer.
-            writer = r.relay.store._w
+            store = r.relay.store
+            writer = store._w
             assert writer is not None
-            await writer.execute("PRAGMA query_only=1")
+            await store._on_writer(writer.execute, "PRAGMA query_only=1")
             refused = await r.send()
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "storage_unavailable"
             assert "readonly" in refused.json()["error"]["message"]
             assert await r.relay.store.counts() == {}
-            await writer.execute("PRAGMA query_only=0")
+            await store._on_writer(writer.execute, "PRAGMA query_only=0")
             assert (await r.send()).status_code == 202
             await rx.wait_for(1, "/e")
