@@ -1,6 +1,6 @@
 """The SQLite store: WAL, one writer with group commit, one reader.
 
-Group commit: every write is an operation queued to one writer task. The writer takes
+Group commit: every write is an operation queued to one writer. The writer takes
 every queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
 transaction (consecutive operations of one kind together, with `executemany`) and commits
 once; each caller's future resolves only after that commit. If the transaction fails, it
@@ -9,9 +9,10 @@ neighbours. Ingest commits use `synchronous=FULL`
 (fsync: acknowledged means on disk); claims and outcomes use NORMAL, since losing one
 only repeats a delivery (at-least-once).
 
-Threads: the only writing connection lives on a thread of its own, where each transaction
-runs whole, in one hop from the event loop. Reads go through aiosqlite on a second,
-read-only connection: one query, one hop.
+Threads: the only writing connection lives on a thread of its own, which takes the queued
+operations itself and runs each transaction whole: no hop back to the event loop per
+statement, and the next transaction starts while the loop answers the last one's callers.
+Reads go through aiosqlite on a second, read-only connection: one query, one hop.
 
 Crash safety: a kill -9 at any await leaves either the committed state or the previous
 one. Deliveries caught `delivering` are returned to `pending` at the next start
@@ -25,9 +26,10 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -53,6 +55,7 @@ from relay.storage.base import (
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 _MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 _CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
+_MAX_VARIABLES = 32766 // 8  # per statement: well under SQLite's limit (32766 since 3.32)
 _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
 _Writer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
@@ -64,6 +67,7 @@ class _Op:
     arg: Any
     durable: bool
     future: asyncio.Future[Any]
+    bare: bool = False  # run alone, outside a transaction
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -78,6 +82,16 @@ def _migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = _migrations()[-1][0]
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Resolve a caller's future (on the loop), unless the caller gave up waiting."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 def _storage_error(exc: sqlite3.Error) -> StorageError:
     return StorageError(f"database write failed: {exc}")
 
@@ -88,6 +102,21 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows with one multi-row statement per chunk rather than `executemany`: each
+    statement step releases and retakes the GIL, and under load every retake waits for
+    the event loop's thread, so a step per row made a transaction several times slower."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = _MAX_VARIABLES // width
+    row_marks = f"({_marks(width)})"
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        db.execute(f"INSERT INTO {into} VALUES {','.join([row_marks] * len(chunk))}",
+                   [v for row in chunk for v in row])
 
 
 _ENDPOINT_COLS = (
@@ -125,12 +154,11 @@ class SQLiteStore:
         self.path = Path(path)
         self._lock = lock
         self._lock_fd: int | None = None
-        self._w: sqlite3.Connection | None = None  # used only on self._thread
-        self._thread: ThreadPoolExecutor | None = None
         self._r: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
-        self._sync_full = False
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None  # resolved when the thread ends
+        self._sync_full = False  # the writer thread's PRAGMA synchronous
         self.healthy = True  # false after a write failed, until one succeeds
 
     # --- lifecycle ------------------------------------------------------------------
@@ -139,9 +167,16 @@ class SQLiteStore:
         """Lock, open, migrate, start the writer. Raises StorageError with what to do."""
         if self._lock:
             self._take_lock()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-writer")
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._write_loop, args=(loop, opened, self._stopped),
+            name="relay-sqlite-writer", daemon=True,
+        )
+        self._thread.start()
         try:
-            self._w = await self._on_writer(self._open_writer)
+            await opened
             self._r = await aiosqlite.connect(self.path, isolation_level=None)
             await self._r.execute("PRAGMA query_only=1")
             await self._r.execute("PRAGMA busy_timeout=5000")
@@ -151,14 +186,8 @@ class SQLiteStore:
         except BaseException:
             await self.close()
             raise
-        self._writer_task = asyncio.create_task(self._writer(), name="relay-writer")
 
-    async def _on_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn` on the writer thread, which owns the writing connection."""
-        assert self._thread is not None
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    def _open_writer(self) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -209,77 +238,118 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Finish queued writes, then close. Safe to call twice."""
-        if self._writer_task is not None:
-            await self._queue.put(None)
-            await self._writer_task
-            self._writer_task = None
+        if self._thread is not None:
+            assert self._stopped is not None
+            self._ops.put(None)
+            await self._stopped
+            self._thread = None
         if self._r is not None:
             await self._r.close()
-        if self._w is not None:
-            await self._on_writer(self._w.close)
-        if self._thread is not None:
-            self._thread.shutdown()
-        self._r = self._w = self._thread = None
+            self._r = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
     # --- the writer ------------------------------------------------------------------
 
-    async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False) -> Any:
-        if self._writer_task is None:
+    async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False,
+                      bare: bool = False) -> Any:
+        if self._thread is None:
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(fn, arg, durable, future))
+        self._ops.put(_Op(fn, arg, durable, future, bare))
         return await future
 
+    async def pragma(self, statement: str) -> list[Any]:
+        """Run `PRAGMA statement` on the writing connection, outside any transaction (tests
+        simulate a full disk or a read-only file this way)."""
+        rows: list[Any] = await self._submit(_pragma, statement, bare=True)
+        return rows
+
     def overloaded(self) -> bool:
-        return self._queue.qsize() > _MAX_QUEUE
+        return self._ops.qsize() > _MAX_QUEUE
 
-    async def _writer(self) -> None:
-        stop = False
-        while not stop:
-            op = await self._queue.get()
-            if op is None:
-                break
-            batch = [op]
-            while len(batch) < _MAX_BATCH and not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            await self._run(batch, retry_singly=len(batch) > 1)
-
-    async def _run(self, batch: list[_Op], *, retry_singly: bool) -> None:
+    def _write_loop(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None],
+                    stopped: asyncio.Future[None]) -> None:
+        """The writer thread: open the database, then run queued operations, a batch per
+        transaction, until the None sentinel. Results go back to the loop without waiting
+        for it: the next transaction starts while the loop answers the last one's callers."""
         try:
-            results = await self._on_writer(self._transaction, batch)
+            try:
+                db = self._connect()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, opened, None, exc)
+                return
+            loop.call_soon_threadsafe(_settle, opened, None, None)
+            try:
+                stop = False
+                pending: _Op | None = None  # a bare operation met while filling a batch
+                while not stop:
+                    op = pending if pending is not None else self._ops.get()
+                    pending = None
+                    if op is None:
+                        break
+                    if op.bare:
+                        loop.call_soon_threadsafe(self._settle_all, *self._run_bare(db, op))
+                        continue
+                    batch = [op]
+                    while len(batch) < _MAX_BATCH and not self._ops.empty():
+                        nxt = self._ops.get_nowait()
+                        if nxt is None:
+                            stop = True
+                            break
+                        if nxt.bare:
+                            pending = nxt
+                            break
+                        batch.append(nxt)
+                    settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
+                    loop.call_soon_threadsafe(self._settle_all, settled, healthy)
+            finally:
+                db.close()
+        finally:
+            closed = StorageError("the store is closed")
+            while not self._ops.empty():  # submitted while closing: never run
+                if (late := self._ops.get_nowait()) is not None:
+                    loop.call_soon_threadsafe(_settle, late.future, None, closed)
+            loop.call_soon_threadsafe(_settle, stopped, None, None)
+
+    def _settle_all(self, settled: list[tuple[_Op, Any, BaseException | None]],
+                    healthy: bool) -> None:
+        self.healthy = healthy
+        for op, result, error in settled:
+            _settle(op.future, result, error)
+
+    def _run(self, db: sqlite3.Connection, batch: list[_Op], *, retry_singly: bool,
+             ) -> tuple[list[tuple[_Op, Any, BaseException | None]], bool]:
+        """Each operation's result or error, and whether the last transaction committed.
+        A failed batch is re-run one operation at a time, so one bad operation cannot fail
+        its neighbours."""
+        try:
+            results = self._transaction(db, batch)
         except Exception as exc:
             if retry_singly:
+                settled: list[tuple[_Op, Any, BaseException | None]] = []
+                healthy = False
                 for op in batch:
-                    await self._run([op], retry_singly=False)
-                return
-            self.healthy = False
+                    one, healthy = self._run(db, [op], retry_singly=False)
+                    settled += one
+                return settled, healthy
             error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(error)
-            return
-        self.healthy = True
-        for op, result in zip(batch, results, strict=True):
-            if op.future.done():
-                continue
-            if isinstance(result, RelayError):
-                op.future.set_exception(result)
-            else:
-                op.future.set_result(result)
+            return [(op, None, error) for op in batch], False
+        return [(op, result, result if isinstance(result, RelayError) else None)
+                for op, result in zip(batch, results, strict=True)], True
 
-    def _transaction(self, batch: list[_Op]) -> list[Any]:
-        """One transaction for the batch, on the writer thread: a single hop from the event
-        loop (a hop per statement would cost a loop turn each, under load a millisecond
-        or more, and the writer is the queue's bottleneck). Rolled back on any error."""
-        db = self._w
-        assert db is not None
+    @staticmethod
+    def _run_bare(db: sqlite3.Connection, op: _Op,
+                  ) -> tuple[list[tuple[_Op, Any, BaseException | None]], bool]:
+        try:
+            [result] = op.fn(db, [op.arg])
+        except sqlite3.Error as exc:
+            return [(op, None, _storage_error(exc))], False
+        return [(op, result, None)], True
+
+    def _transaction(self, db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
+        """One transaction for the whole batch, rolled back on any error."""
         durable = any(op.durable for op in batch)
         if durable != self._sync_full:
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -594,6 +664,10 @@ class _Prior:
     n: int
 
 
+def _pragma(db: sqlite3.Connection, statements: list[str]) -> list[Any]:
+    return [db.execute(f"PRAGMA {statement}").fetchall() for statement in statements]
+
+
 def _ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
     keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
     known: dict[tuple[str, str], _Prior] = {}
@@ -641,18 +715,10 @@ def _ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
         event_rows.extend(rows)
         delivery_rows.extend(dels)
         results.append(out)
-    if event_rows:
-        db.executemany(
-            "INSERT INTO events (id, tenant, type, idem_key, digest, created_at, n_deliveries, "
-            "payload) VALUES (?,?,?,?,?,?,?,?)",
-            event_rows,
-        )
-    if delivery_rows:
-        db.executemany(
-            "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
-            "updated_at) VALUES (?,?,?,?,?,?)",
-            delivery_rows,
-        )
+    _insert(db, "events (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload)",
+            event_rows)
+    _insert(db, "deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at)",
+            delivery_rows)
     return results
 
 

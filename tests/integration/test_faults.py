@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 from relay import config as cfgmod
 from tests.conftest import eventually, free_port, running
 from tests.receiver import Receiver
-
-
-def _fetch(db: sqlite3.Connection, sql: str) -> list[Any]:
-    return db.execute(sql).fetchall()
 
 
 async def test_disk_full_answers_503_writes_nothing_and_recovers(
@@ -26,10 +20,8 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
             # A full disk, as SQLite reports it (SQLITE_FULL): the database may not grow.
             # Only the page limit is simulated; the error path is the real one.
             store = r.relay.store
-            writer = store._w
-            assert writer is not None
-            [(pages,)] = await store._on_writer(_fetch, writer, "PRAGMA page_count")
-            await store._on_writer(writer.execute, f"PRAGMA max_page_count={pages}")
+            [(pages,)] = await store.pragma("page_count")
+            await store.pragma(f"max_page_count={pages}")
             big = {"blob": "x" * 100_000}
             refused = await r.send(data=big)
             assert refused.status_code == 503, refused.text
@@ -40,7 +32,7 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
             counts = await r.relay.store.counts()
             assert counts == {"succeeded": 1}  # nothing half-written
             # Space returns: the next event is stored and delivered.
-            await store._on_writer(writer.execute, "PRAGMA max_page_count=1073741823")
+            await store.pragma("max_page_count=1073741823")
             accepted = await r.send(data=big)
             assert accepted.status_code == 202
             await rx.wait_for(2, "/e")
@@ -81,14 +73,12 @@ async def test_read_only_database_answers_503_and_recovers(
             # The database refuses writes, as SQLite reports a read-only file
             # (SQLITE_READONLY); as root, file permissions would not stop the writer.
             store = r.relay.store
-            writer = store._w
-            assert writer is not None
-            await store._on_writer(writer.execute, "PRAGMA query_only=1")
+            await store.pragma("query_only=1")
             refused = await r.send()
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "storage_unavailable"
             assert "readonly" in refused.json()["error"]["message"]
             assert await r.relay.store.counts() == {}
-            await store._on_writer(writer.execute, "PRAGMA query_only=0")
+            await store.pragma("query_only=0")
             assert (await r.send()).status_code == 202
             await rx.wait_for(1, "/e")
