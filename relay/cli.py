@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -130,6 +131,11 @@ def serve(config_path: str | None) -> None:
                 ),
                 relay,
             )
+            # Everything built so far lives as long as the process: freeze it out of the
+            # garbage collector's reach. Otherwise each full collection walks it all,
+            # a 30-45 ms pause every half second at full load (the ingest p99).
+            gc.collect()
+            gc.freeze()
             log("listening", url=f"http://{server_cfg.listen}", pid=os.getpid())
             await server.serve(sockets=[sock])
         finally:
