@@ -100,7 +100,9 @@ async def test_batch_is_all_or_nothing(secured: cfgmod.Loaded) -> None:
         )
         error = assert_error(bad, 422, "validation_failed")
         assert error["details"][0]["path"] == "events[1].type"
-        assert (await r.relay.store.counts()) == {"pending": 2}
+        # Only the first batch's two deliveries exist (in whatever state delivery has
+        # taken them to: the endpoint refuses connections).
+        assert sum((await r.relay.store.counts()).values()) == 2
 
 
 async def test_batch_limit(make_config: Callable[..., cfgmod.Loaded]) -> None:
