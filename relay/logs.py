@@ -15,6 +15,8 @@ import time
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 logger = logging.getLogger("relay")
 
 
@@ -79,7 +81,7 @@ class _JsonFormatter(logging.Formatter):
             data.update({k: v for k, v in fields.items() if v is not None})
             if record.exc_info:
                 data["traceback"] = self.formatException(record.exc_info)
-            out.append(json.dumps(data, default=str))
+            out.append(orjson.dumps(data, default=str).decode())
         return "\n".join(out)
 
 

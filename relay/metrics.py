@@ -28,10 +28,20 @@ class Metrics:
             "relay_deliveries", "Deliveries in the database by state.", ["state"],
             registry=self.registry,
         )
+        self._by_outcome: dict[str, Counter] = {}
         self.disabled = Gauge(
             "relay_endpoints_disabled", "Endpoints disabled by relay or paused.",
             registry=self.registry,
         )
+
+    def attempt(self, outcome: str, seconds: float) -> None:
+        """Count one recorded attempt. Its label's child is looked up once: labels() takes
+        a lock and validates on every call, and this runs once per delivery."""
+        child = self._by_outcome.get(outcome)
+        if child is None:
+            child = self._by_outcome[outcome] = self.outcomes.labels(outcome)
+        child.inc()
+        self.latency.observe(seconds)
 
     def render(self, counts: dict[str, int], disabled: int) -> bytes:
         for state in STATES:

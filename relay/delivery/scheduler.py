@@ -452,8 +452,7 @@ class Scheduler:
         """Metrics and the retry hint of a recorded attempt; returns its log line."""
         result, outcome = finished.result, finished.outcome
         outcome_name = "retry" if result.state == "pending" else result.state
-        self._metrics.outcomes.labels(outcome_name).inc()
-        self._metrics.latency.observe(outcome.duration_ms / 1000)
+        self._metrics.attempt(outcome_name, outcome.duration_ms / 1000)
         if result.state == "pending" and result.next_at is not None:
             self.notify(result.endpoint_id, result.next_at)
         return logging.INFO if outcome.ok else logging.WARNING, {

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from relay.errors import Conflict, NotFound, RelayError, StorageError, TooManyRequests
 from relay.storage.base import (
@@ -767,7 +768,8 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
         [
             (r.delivery_id, r.attempt, r.started_at, r.duration_ms,
-             json.dumps(r.request_headers), r.status, json.dumps(r.response_headers),
+             orjson.dumps(r.request_headers).decode(), r.status,
+             orjson.dumps(r.response_headers).decode(),
              r.response_body, r.error)
             for r in results
         ],
