@@ -93,6 +93,15 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
+def _run_bare(db: sqlite3.Connection, op: _Op) -> tuple[_Op, Any, BaseException | None]:
+    """An operation run alone, outside a transaction (Store.pragma)."""
+    try:
+        [result] = op.fn(db, [op.arg])
+    except sqlite3.Error as exc:
+        return op, None, _storage_error(exc)
+    return op, result, None
+
+
 def _storage_error(exc: sqlite3.Error) -> StorageError:
     return StorageError(f"database write failed: {exc}")
 
@@ -254,7 +263,7 @@ class SQLiteStore:
 
     async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False,
                       bare: bool = False) -> Any:
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._ops.put(_Op(fn, arg, durable, future, bare))
@@ -290,7 +299,7 @@ class SQLiteStore:
                     if op is None:
                         break
                     if op.bare:
-                        loop.call_soon_threadsafe(self._settle_all, *self._run_bare(db, op))
+                        loop.call_soon_threadsafe(self._settle_all, [_run_bare(db, op)], None)
                         continue
                     batch = [op]
                     while len(batch) < _MAX_BATCH and not self._ops.empty():
@@ -314,8 +323,11 @@ class SQLiteStore:
             loop.call_soon_threadsafe(_settle, stopped, None, None)
 
     def _settle_all(self, settled: list[tuple[_Op, Any, BaseException | None]],
-                    healthy: bool) -> None:
-        self.healthy = healthy
+                    healthy: bool | None) -> None:
+        """On the loop: resolve the callers' futures; record whether writes succeed (None:
+        no write was tried)."""
+        if healthy is not None:
+            self.healthy = healthy
         for op, result, error in settled:
             _settle(op.future, result, error)
 
@@ -338,15 +350,6 @@ class SQLiteStore:
             return [(op, None, error) for op in batch], False
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)], True
-
-    @staticmethod
-    def _run_bare(db: sqlite3.Connection, op: _Op,
-                  ) -> tuple[list[tuple[_Op, Any, BaseException | None]], bool]:
-        try:
-            [result] = op.fn(db, [op.arg])
-        except sqlite3.Error as exc:
-            return [(op, None, _storage_error(exc))], False
-        return [(op, result, None)], True
 
     def _transaction(self, db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
         """One transaction for the whole batch, rolled back on any error."""

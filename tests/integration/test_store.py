@@ -108,6 +108,16 @@ async def test_claim_respects_limits_order_and_due_time(store: SQLiteStore) -> N
     assert (await store.counts())["delivering"] == 8
 
 
+async def test_claim_gives_back_the_payload_bytes_exactly(store: SQLiteStore) -> None:
+    # Signatures cover these bytes: escapes, non-ASCII and spacing must survive the claim.
+    payload = '{"s":"é \\u0000 \\" 🦜","n": 1.50,"big":123456789012345678901234567890}'.encode()
+    await store.ingest([NewEvent(id="evt_u", tenant="default", type="t.x", idem_key=None,
+                                 digest="d", created_at=NOW, payload=payload,
+                                 deliveries=(("a", "pending"),))])
+    [claimed], _ = await store.claim({"a": 5}, NOW, NOW + 30)
+    assert claimed.payload == payload
+
+
 async def test_record_retry_success_and_health(store: SQLiteStore) -> None:
     await store.ingest([event(1, endpoints=("a",))])
     [c] = (await store.claim({"a": 5}, NOW, NOW + 30))[0]
