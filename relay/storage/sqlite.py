@@ -1,13 +1,12 @@
 """The SQLite store: WAL, one writer with group commit, one reader.
 
-Group commit: every write is an operation queued to one writer. The writer takes
-every queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
-transaction (consecutive operations of one kind together, with `executemany`) and commits
-once; each caller's future resolves only after that commit. If the transaction fails, it
-is rolled back and each operation is re-run alone, so one bad operation cannot fail its
-neighbours. Ingest commits use `synchronous=FULL`
-(fsync: acknowledged means on disk); claims and outcomes use NORMAL, since losing one
-only repeats a delivery (at-least-once).
+Group commit: every write is an operation queued to one writer. The writer takes every
+queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE` transaction
+(consecutive operations of one kind together) and commits once; each caller's future
+resolves only after that commit. If the transaction fails, it is rolled back and each
+operation is re-run alone, so one bad operation cannot fail its neighbours. Ingest commits
+use `synchronous=FULL` (fsync: acknowledged means on disk); claims and outcomes use
+NORMAL, since losing one only repeats a delivery (at-least-once).
 
 Threads: the only writing connection lives on a thread of its own, which takes the queued
 operations itself and runs each transaction whole: no hop back to the event loop per

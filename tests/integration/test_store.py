@@ -208,3 +208,22 @@ async def test_newer_schema_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StorageError, match="schema version 999, newer"):
         await SQLiteStore(path).open()
+
+
+async def test_closing_finishes_queued_writes_then_refuses(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "relay.db")
+    await s.open()
+    await s.sync_config_endpoints(
+        [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None)],
+        NOW, lambda: "whsec_generated",
+    )
+    queued = [asyncio.create_task(s.ingest([event(i, ("a",))])) for i in range(20)]
+    await asyncio.sleep(0)  # the ingests are queued before close() is
+    await s.close()
+    assert all(len(t.result()) == 1 for t in queued)  # each answered after its commit
+    with pytest.raises(StorageError, match="the store is closed"):
+        await s.ingest([event(99, ("a",))])
+    reopened = SQLiteStore(tmp_path / "relay.db")
+    await reopened.open()
+    assert await reopened.counts() == {"pending": 20}
+    await reopened.close()
