@@ -11,7 +11,8 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 class _Entropy:
     """os.urandom bytes drawn a few thousand ids at a time. A call per id would be a
     system call per event on the ingest path, and it releases the GIL: under load the
-    database thread takes it and the event loop waits about a millisecond to get it back."""
+    database thread takes it and the event loop waits about a millisecond to get it back.
+    Not thread-safe: ids are made on the event loop's thread only."""
 
     SIZE = 10 * 4096
 

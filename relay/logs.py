@@ -81,7 +81,10 @@ class _JsonFormatter(logging.Formatter):
             data.update({k: v for k, v in fields.items() if v is not None})
             if record.exc_info:
                 data["traceback"] = self.formatException(record.exc_info)
-            out.append(orjson.dumps(data, default=str).decode())
+            try:
+                out.append(orjson.dumps(data, default=str).decode())
+            except orjson.JSONEncodeError:  # lone surrogates, ints past 64 bits
+                out.append(json.dumps(data, default=str))
         return "\n".join(out)
 
 

@@ -435,6 +435,10 @@ class Scheduler:
                 # The rows stay `delivering`; their leases expire and the attempts repeat.
                 log("record_failed", logging.ERROR, deliveries=len(batch), error=exc.message)
                 continue
+            except Exception as exc:  # a bug: say so, and keep recording the others
+                logging.getLogger("relay").error("recording %d attempts failed", len(batch),
+                                                 exc_info=exc)
+                continue
             finally:
                 self._recording = 0
                 self._wake.set()

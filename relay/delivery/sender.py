@@ -79,13 +79,21 @@ def _checked(url: str, allow_http: bool, allow_private: bool) -> URL:
     return URL(url)
 
 
+def _text(value: str) -> str:
+    """A header value as valid Unicode. aiohttp keeps bytes that are not UTF-8 as lone
+    surrogates, which cannot be stored or logged as JSON: they become U+FFFD."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _response_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
     """A plain dict with lowercased names (predictable lookups, as in HTTP/2); repeated
     headers are joined with ", " rather than losing all but one."""
     out: dict[str, str] = {}
     for name, value in headers.items():
-        key = name.lower()
-        out[key] = f"{out[key]}, {value}" if key in out else value
+        key, text = _text(name).lower(), _text(value)
+        out[key] = f"{out[key]}, {text}" if key in out else text
     return out
 
 
@@ -211,7 +219,7 @@ class Sender:
                     if not 200 <= status < 300:
                         error = f"reading response body: {_describe(exc, timeout)}"
                 if 300 <= status < 400:
-                    location = resp.headers.get("Location")
+                    location = response_headers.get("location")
                     error = (f"redirect not followed ({status} -> {location})" if location
                              else f"redirect not followed ({status}, no Location)")
         except asyncio.CancelledError:

@@ -4,18 +4,20 @@ Group commit: every write is an operation queued to one writer. The writer takes
 queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE` transaction
 (consecutive operations of one kind together) and commits once; each caller's future
 resolves only after that commit. If the transaction fails, it is rolled back and each
-operation is re-run alone, so one bad operation cannot fail its neighbours. Ingest commits
-use `synchronous=FULL` (fsync: acknowledged means on disk); claims and outcomes use
-NORMAL, since losing one only repeats a delivery (at-least-once).
+operation is re-run alone, so one bad operation cannot fail its neighbours. Commits that
+answer a caller's request (ingest, API changes) use `synchronous=FULL` (fsync:
+acknowledged means on disk); claims and outcomes use NORMAL, since losing one only
+repeats a delivery (at-least-once).
 
 Threads: the only writing connection lives on a thread of its own, which takes the queued
 operations itself and runs each transaction whole: no hop back to the event loop per
 statement, and the next transaction starts while the loop answers the last one's callers.
 Reads go through aiosqlite on a second, read-only connection: one query, one hop.
 
-Crash safety: a kill -9 at any await leaves either the committed state or the previous
-one. Deliveries caught `delivering` are returned to `pending` at the next start
-(`recover_inflight`); a lock file proves no other process holds them.
+Crash safety: a kill -9 at any point leaves either the committed state or the previous
+one, and nobody is answered before the commit. Deliveries caught `delivering` are
+returned to `pending` at the next start (`recover_inflight`); a lock file proves no other
+process holds them.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ from relay.storage.base import (
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 _MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 _CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
-_MAX_VARIABLES = 32766 // 8  # per statement: well under SQLite's limit (32766 since 3.32)
 _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
 _Writer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
@@ -96,8 +97,8 @@ def _run_bare(db: sqlite3.Connection, op: _Op) -> tuple[_Op, Any, BaseException 
     """An operation run alone, outside a transaction (Store.pragma)."""
     try:
         [result] = op.fn(db, [op.arg])
-    except sqlite3.Error as exc:
-        return op, None, _storage_error(exc)
+    except Exception as exc:
+        return op, None, _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
     return op, result, None
 
 
@@ -119,7 +120,7 @@ def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) 
     if not rows:
         return
     width = len(rows[0])
-    per = _MAX_VARIABLES // width
+    per = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
     row_marks = f"({_marks(width)})"
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
@@ -166,6 +167,7 @@ class SQLiteStore:
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None  # resolved when the thread ends
+        self._closing = False  # set on the loop before the sentinel: nothing queued after it
         self._sync_full = False  # the writer thread's PRAGMA synchronous
         self.healthy = True  # false after a write failed, until one succeeds
 
@@ -175,6 +177,7 @@ class SQLiteStore:
         """Lock, open, migrate, start the writer. Raises StorageError with what to do."""
         if self._lock:
             self._take_lock()
+        self._closing = False
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
         self._stopped = loop.create_future()
@@ -248,8 +251,10 @@ class SQLiteStore:
         """Finish queued writes, then close. Safe to call twice."""
         if self._thread is not None:
             assert self._stopped is not None
-            self._ops.put(None)
-            await self._stopped
+            if not self._closing:
+                self._closing = True
+                self._ops.put(None)
+            await asyncio.shield(self._stopped)  # a cancelled close() can be repeated
             self._thread = None
         if self._r is not None:
             await self._r.close()
@@ -262,7 +267,7 @@ class SQLiteStore:
 
     async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False,
                       bare: bool = False) -> Any:
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None or self._closing or not self._thread.is_alive():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._ops.put(_Op(fn, arg, durable, future, bare))
@@ -310,11 +315,18 @@ class SQLiteStore:
                             pending = nxt
                             break
                         batch.append(nxt)
-                    settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
+                    try:
+                        settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
+                    except BaseException as exc:  # a bug: answer the batch, then stop
+                        loop.call_soon_threadsafe(
+                            self._settle_all, [(op, None, exc) for op in batch], False)
+                        raise
                     loop.call_soon_threadsafe(self._settle_all, settled, healthy)
             finally:
                 db.close()
         finally:
+            if not self._closing:  # the thread died: writes fail from now on
+                loop.call_soon_threadsafe(setattr, self, "healthy", False)
             closed = StorageError("the store is closed")
             while not self._ops.empty():  # submitted while closing: never run
                 if (late := self._ops.get_nowait()) is not None:

@@ -220,6 +220,36 @@ async def test_redirect_is_not_followed(make_config: Callable[..., cfgmod.Loaded
             assert d.last_status == 302 and "redirect" in (d.last_error or "")
 
 
+async def test_answers_with_bytes_that_are_not_utf8_are_recorded(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    async with Receiver() as rx:
+        # The receiver writes header values as latin-1: "é" goes out as the lone byte 0xE9.
+        rx.respond("/odd", (200, {"X-Name": "café"}))
+        rx.respond("/moved", (302, {"Location": "/café"}))
+        cfg = make_config(endpoints=[endpoint("odd", f"{rx.url}/odd"),
+                                     endpoint("moved", f"{rx.url}/moved")],
+                          delivery={"retry_schedule": []})
+        async with running(cfg) as r:
+            event_id = (await r.send()).json()["id"]
+            await eventually(lambda: _states_are(r, event_id, {"odd": "succeeded",
+                                                               "moved": "failed"}))
+            by_endpoint = {d.endpoint_id: d for d in await r.relay.store.deliveries_of(event_id)}
+            [attempt] = await r.relay.store.attempts_of(by_endpoint["odd"].id)
+            assert attempt.response_headers["x-name"] == "caf\ufffd"
+            assert by_endpoint["moved"].last_error == "redirect not followed (302 -> /caf\ufffd)"
+            # The recorder is still alive: the next deliveries (answered plainly, the
+            # scripted answers are used up) are recorded too.
+            assert r.relay.scheduler.running
+            second = (await r.send()).json()["id"]
+            await eventually(lambda: _states_are(r, second, {"odd": "succeeded",
+                                                             "moved": "succeeded"}))
+
+
+async def _states_are(r: Any, event_id: str, states: dict[str, str]) -> bool:
+    return await delivery_states(r, event_id) == states
+
+
 async def test_hanging_endpoint_does_not_delay_a_healthy_one(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -227,3 +228,37 @@ async def test_closing_finishes_queued_writes_then_refuses(tmp_path: Path) -> No
     await reopened.open()
     assert await reopened.counts() == {"pending": 20}
     await reopened.close()
+
+
+async def test_an_operation_that_raises_fails_alone(store: SQLiteStore) -> None:
+    def broken(db: object, args: list[object]) -> list[object]:
+        raise ZeroDivisionError("a bug in an operation")
+
+    failing = asyncio.create_task(store._submit(broken, None))
+    fine = asyncio.create_task(store.ingest([event(1)]))
+    with pytest.raises(ZeroDivisionError):
+        await failing
+    assert len(await fine) == 1  # its neighbour in the batch still committed
+    assert len(await store.ingest([event(2)])) == 1  # and the writer goes on
+
+
+async def test_a_cancelled_close_can_be_repeated(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "relay.db")
+    await s.open()
+    gate = threading.Event()
+
+    def held(db: object, args: list[object]) -> list[object]:
+        gate.wait(10)  # keeps the writer thread busy until the test lets go
+        return [None for _ in args]
+
+    busy = asyncio.create_task(s._submit(held, None))
+    closing = asyncio.create_task(s.close())
+    await asyncio.sleep(0)  # close() is now waiting for the writer thread
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    gate.set()
+    await s.close()  # finishes the queued work, then closes
+    assert await busy is None
+    with pytest.raises(StorageError, match="the store is closed"):
+        await s.ingest([event(1)])
