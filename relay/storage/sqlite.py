@@ -344,21 +344,24 @@ class SQLiteStore:
 
     def _run(self, db: sqlite3.Connection, batch: list[_Op], *, retry_singly: bool,
              ) -> tuple[list[tuple[_Op, Any, BaseException | None]], bool]:
-        """Each operation's result or error, and whether the last transaction committed.
-        A failed batch is re-run one operation at a time, so one bad operation cannot fail
-        its neighbours."""
+        """Each operation's result or error, and whether the database took its writes
+        (false after any SQLite error; an operation refusing its input, such as an id
+        conflict, says nothing about the database). A failed batch is re-run one
+        operation at a time, so one bad operation cannot fail its neighbours."""
         try:
             results = self._transaction(db, batch)
         except Exception as exc:
             if retry_singly:
                 settled: list[tuple[_Op, Any, BaseException | None]] = []
-                healthy = False
+                healthy = True
                 for op in batch:
-                    one, healthy = self._run(db, [op], retry_singly=False)
+                    one, ok = self._run(db, [op], retry_singly=False)
                     settled += one
+                    healthy = healthy and ok
                 return settled, healthy
-            error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
-            return [(op, None, error) for op in batch], False
+            if isinstance(exc, sqlite3.Error):
+                return [(op, None, _storage_error(exc)) for op in batch], False
+            return [(op, None, exc) for op in batch], True
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)], True
 

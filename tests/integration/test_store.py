@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, StorageError
-from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent
+from relay.storage.base import AttemptResult, ConfigEndpoint, NewEndpoint, NewEvent
 from relay.storage.sqlite import SQLiteStore
 
 NOW = 1_700_000_000.0
@@ -262,3 +262,16 @@ async def test_a_cancelled_close_can_be_repeated(tmp_path: Path) -> None:
     assert await busy is None
     with pytest.raises(StorageError, match="the store is closed"):
         await s.ingest([event(1)])
+
+
+async def test_a_refused_operation_leaves_the_store_healthy(store: SQLiteStore) -> None:
+    # The database is fine when an operation refuses its input (here an id clash); only
+    # SQLite errors (a full disk, a read-only file) turn /readyz to 503.
+    await store.create_endpoint(
+        NewEndpoint("x", "default", "x", {"url": "https://x.example/"}, "whsec_x", NOW), None)
+    with pytest.raises(Conflict, match="already used by an API endpoint"):
+        await store.sync_config_endpoints(
+            [ConfigEndpoint("x", "default", {"url": "https://y.example/"}, None)],
+            NOW, lambda: "whsec_generated",
+        )
+    assert store.healthy
