@@ -248,7 +248,7 @@ class SQLiteStore:
                 raise
 
     async def close(self) -> None:
-        """Finish queued writes, then close. Safe to call twice."""
+        """Finish queued writes, then close. Safe to call twice, even at once."""
         if self._thread is not None:
             assert self._stopped is not None
             if not self._closing:
@@ -256,9 +256,9 @@ class SQLiteStore:
                 self._ops.put(None)
             await asyncio.shield(self._stopped)  # a cancelled close() can be repeated
             self._thread = None
-        if self._r is not None:
-            await self._r.close()
-            self._r = None
+        reader, self._r = self._r, None  # taken first: a second close() skips it
+        if reader is not None:
+            await reader.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

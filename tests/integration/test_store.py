@@ -275,3 +275,12 @@ async def test_a_refused_operation_leaves_the_store_healthy(store: SQLiteStore) 
             NOW, lambda: "whsec_generated",
         )
     assert store.healthy
+
+
+async def test_two_closes_at_once_both_finish(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "relay.db")
+    await s.open()
+    await asyncio.wait_for(asyncio.gather(s.close(), s.close()), timeout=10)
+    reopened = SQLiteStore(tmp_path / "relay.db")  # the lock was released
+    await reopened.open()
+    await reopened.close()
