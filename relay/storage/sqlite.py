@@ -83,6 +83,9 @@ def _migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = _migrations()[-1][0]
 
 
+_Settled = tuple[_Op, Any, BaseException | None]  # an operation, its result, its error
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     """Resolve a caller's future (on the loop), unless the caller gave up waiting."""
     if future.done():
@@ -93,17 +96,27 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-def _run_bare(db: sqlite3.Connection, op: _Op) -> tuple[_Op, Any, BaseException | None]:
+def _run_bare(db: sqlite3.Connection, op: _Op) -> _Settled:
     """An operation run alone, outside a transaction (Store.pragma)."""
     try:
         [result] = op.fn(db, [op.arg])
     except Exception as exc:
-        return op, None, _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
+        return op, None, _write_error(exc)
     return op, result, None
 
 
-def _storage_error(exc: sqlite3.Error) -> StorageError:
-    return StorageError(f"database write failed: {exc}")
+def _write_error(exc: Exception) -> Exception:
+    """What a caller gets for a failed write: SQLite's errors as StorageError (503), an
+    operation's own errors (Conflict, NotFound, ...) as they are."""
+    return StorageError(f"database write failed: {exc}") if isinstance(exc, sqlite3.Error) \
+        else exc
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """The AND of the `(sql, value)` conditions whose value is given (not None), and their
+    parameters: the optional filters of the list queries."""
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(sql for sql, _ in used), [value for _, value in used]
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
@@ -333,8 +346,7 @@ class SQLiteStore:
                     loop.call_soon_threadsafe(_settle, late.future, None, closed)
             loop.call_soon_threadsafe(_settle, stopped, None, None)
 
-    def _settle_all(self, settled: list[tuple[_Op, Any, BaseException | None]],
-                    healthy: bool | None) -> None:
+    def _settle_all(self, settled: list[_Settled], healthy: bool | None) -> None:
         """On the loop: resolve the callers' futures; record whether writes succeed (None:
         no write was tried)."""
         if healthy is not None:
@@ -342,8 +354,8 @@ class SQLiteStore:
         for op, result, error in settled:
             _settle(op.future, result, error)
 
-    def _run(self, db: sqlite3.Connection, batch: list[_Op], *, retry_singly: bool,
-             ) -> tuple[list[tuple[_Op, Any, BaseException | None]], bool]:
+    def _run(self, db: sqlite3.Connection, batch: list[_Op], *,
+             retry_singly: bool) -> tuple[list[_Settled], bool]:
         """Each operation's result or error, and whether the database took its writes
         (false after any SQLite error; an operation refusing its input, such as an id
         conflict, says nothing about the database). A failed batch is re-run one
@@ -352,16 +364,15 @@ class SQLiteStore:
             results = self._transaction(db, batch)
         except Exception as exc:
             if retry_singly:
-                settled: list[tuple[_Op, Any, BaseException | None]] = []
+                settled: list[_Settled] = []
                 healthy = True
                 for op in batch:
                     one, ok = self._run(db, [op], retry_singly=False)
                     settled += one
                     healthy = healthy and ok
                 return settled, healthy
-            if isinstance(exc, sqlite3.Error):
-                return [(op, None, _storage_error(exc)) for op in batch], False
-            return [(op, None, exc) for op in batch], True
+            error = _write_error(exc)
+            return [(op, None, error) for op in batch], not isinstance(exc, sqlite3.Error)
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)], True
 
@@ -502,16 +513,13 @@ class SQLiteStore:
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
     ) -> list[EndpointRow]:
         """Live endpoints in creation order (of `tenant`, after the endpoint `after`)."""
-        where, params = ["deleted_at IS NULL"], []
-        if tenant is not None:
-            where.append("tenant = ?")
-            params.append(tenant)
-        if after is not None:
-            where.append("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)")
-            params.append(after)
+        where, params = _where(
+            ("tenant = ?", tenant),
+            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
+        )
         rows = await self._read(
-            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE {' AND '.join(where)} "
-            "ORDER BY created_at, id LIMIT ?",
+            f"SELECT {_ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
+            f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
             (*params, limit),
         )
         return [_endpoint(row) for row in rows]
@@ -570,16 +578,11 @@ class SQLiteStore:
         limit: int = 50,
     ) -> list[DeliveryRow]:
         """An endpoint's deliveries, newest first, below the id `before`."""
-        where, params = ["endpoint_id = ?"], [endpoint_id]
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if before is not None:
-            where.append("id < ?")
-            params.append(before)
+        where, params = _where(
+            ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
+        )
         rows = await self._read(
-            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?",
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE {where} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
         return [DeliveryRow(*row) for row in rows]
@@ -616,16 +619,12 @@ class SQLiteStore:
         limit: int = 50,
     ) -> list[EventRow]:
         """A tenant's events, newest first, older than the event `before`."""
-        where, params = ["tenant = ?"], [tenant]
-        if type is not None:
-            where.append("type = ?")
-            params.append(type)
-        if before is not None:
-            where.append("seq < (SELECT seq FROM events WHERE id = ?)")
-            params.append(before)
+        where, params = _where(
+            ("tenant = ?", tenant), ("type = ?", type),
+            ("seq < (SELECT seq FROM events WHERE id = ?)", before),
+        )
         rows = await self._read(
-            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
-            (*params, limit),
+            f"{_EVENT_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?", (*params, limit),
         )
         return [EventRow(*row) for row in rows]
 
