@@ -15,7 +15,8 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
@@ -25,6 +26,9 @@ from relay import config as cfgmod
 from relay.client import ApiError, Client
 from relay.errors import ConfigError, RelayError
 from relay.storage.base import STATES
+
+if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
+    from relay.app import Relay
 
 T = TypeVar("T")
 
@@ -59,11 +63,11 @@ config_option = click.option(
 class _Server(uvicorn.Server):
     """uvicorn, plus: SIGTERM/SIGINT make ingest answer 503 at once; SIGHUP reloads."""
 
-    def __init__(self, config: uvicorn.Config, relay: Any) -> None:
+    def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
         super().__init__(config)
         self.relay = relay
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.relay.stopping = True
         super().handle_exit(sig, frame)
 
@@ -288,23 +292,19 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-class _Time(click.ParamType):
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """An instant: ISO-8601 (UTC when it has no offset) or a duration ago ("2h")."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        with contextlib.suppress(ValueError):
-            return datetime.now(UTC) - timedelta(seconds=cfgmod.parse_duration(value))
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither an ISO-8601 time (2026-04-14T16:29:48Z) nor a "
-                      "duration ago (30m, 2h, 7d)", param, ctx)
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.now(UTC) - timedelta(seconds=cfgmod.parse_duration(value))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO-8601 time (2026-04-14T16:29:48Z) nor a duration "
+            "ago (30m, 2h, 7d)", ctx, param) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _endpoint_ids(api: Client, endpoint_id: str | None) -> list[str]:
@@ -431,8 +431,10 @@ def _each(items: Sequence[str], label: str, call: Callable[[str], T],
 @click.argument("event_ids", nargs=-1, metavar="[EVT_ID]...")
 @click.option("--endpoint", "endpoint_id", metavar="ID",
               help="Only to this endpoint (default: every endpoint concerned).")
-@click.option("--since", type=_Time(), help="Re-send failed deliveries of events from then on.")
-@click.option("--until", type=_Time(), help="... and before then (default: now).")
+@click.option("--since", callback=_time, metavar="TIME",
+              help="Re-send failed deliveries of events from then on.")
+@click.option("--until", callback=_time, metavar="TIME",
+              help="... and before then (default: now).")
 @api_options
 def replay(event_ids: tuple[str, ...], endpoint_id: str | None, since: datetime | None,
            until: datetime | None, url: str | None, key: str | None,

@@ -374,9 +374,9 @@ def cross_check(cfg: Config, env: dict[str, str]) -> tuple[list[str], Loaded | N
                 )
         if secret:
             reason = check_secret(ep.signature, secret)
-            key = "secret_env" if ep.secret_env else "secret"
+            source = "secret_env" if ep.secret_env else "secret"
             if reason:
-                errors.append(f"{where}.{key}: {reason}")
+                errors.append(f"{where}.{source}: {reason}")
             else:
                 secrets[ep.id] = secret
         if ep.signature_header is not None and ep.signature in ("standard-webhooks", "none"):

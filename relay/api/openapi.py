@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -245,13 +245,14 @@ def document() -> dict[str, Any]:
         wanted |= {(model, "serialization") for _, model in op.answers.values() if model}
         if op.body is not None:
             wanted.add((op.body, "validation"))
+    # Only models were passed, so `refs` is keyed by models (`cast` below).
     refs, defs = models_json_schema(
         sorted(wanted, key=lambda item: (item[0].__name__, item[1])),
         ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
+        paths.setdefault(op.path, {})[op.method] = _operation(op, cast(Refs, refs))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -45,7 +45,8 @@ from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, S
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
 MAX_DURATION = 365 * 86400.0  # an API duration past a year is a typo (and inf breaks JSON)
-PING = ("relay.ping", {})  # what a test send carries when no event type is named
+# What a test send carries when no event type is named.
+PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 
@@ -330,7 +331,7 @@ def _webhook(row: EndpointRow, pending: int) -> Webhook:
         is_active=row.is_active and enabled, is_paused=row.is_paused,
         disable_reason=row.disable_reason or (
             None if enabled else "enabled = false in the config file"),
-        source=row.source,  # type: ignore[arg-type]
+        source=row.source,
         created_at=timestamp(row.created_at), last_delivery_at=_time(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
@@ -345,7 +346,7 @@ async def _webhook_answer(relay: Relay, row: EndpointRow) -> Webhook:
 def _delivery(row: DeliveryRow) -> Delivery:
     return Delivery(
         id=delivery_ref(row.id), event_id=row.event_id, webhook_id=row.endpoint_id,
-        status=row.state,  # type: ignore[arg-type]
+        status=row.state,
         attempts=row.attempts,
         next_attempt_at=timestamp(row.next_at) if row.state in ("pending", "held") else None,
         created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at),
@@ -423,9 +424,10 @@ async def list_webhooks(request: Request) -> JSONResponse:
 async def create_webhook(request: Request) -> JSONResponse:
     relay, tenant = _caller(request)
     body = await _body(request, relay, WebhookIn)
-    fields = body.model_dump(exclude={"name"})
+    fields = body.model_dump()
+    name: str = fields.pop("name")  # create_model's fields are not attributes to mypy
     spec = _checked_spec(relay, "new", tenant.id, fields)
-    row = await relay.create_endpoint(tenant.id, body.name, spec, tenant.max_webhooks)
+    row = await relay.create_endpoint(tenant.id, name, spec, tenant.max_webhooks)
     created = WebhookCreated(**_webhook(row, 0).model_dump(), secret=row.secret)
     return _answer(created, 201)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.config import DeliveryConfig, EndpointConfig, Loaded
-from relay.storage.base import ConfigEndpoint, EndpointRow
+from relay.storage.base import ConfigEndpoint, EndpointRow, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class Endpoint:
     row: EndpointRow
 
     @property
-    def new_state(self) -> str:
+    def new_state(self) -> State:
         """The state a delivery to this endpoint starts in (new, retried, replayed)."""
         return "pending" if self.accepting else "held"
 

@@ -84,8 +84,8 @@ def forbidden_reason(ip: IPAddress) -> str | None:
     inner = _embedded_v4(ip)
     if inner is not None:
         return forbidden_reason(inner)
-    for net, reason in _V6_RULES:
-        if ip in net:
+    for net6, reason in _V6_RULES:
+        if ip in net6:
             return reason
     if ip not in _GLOBAL_UNICAST or not ip.is_global:
         return "reserved"

@@ -13,6 +13,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from relay.storage.base import State
+
 JITTER = 0.1
 RETRY_AFTER_MIN = 1.0
 RETRY_AFTER_MAX = 86_400.0
@@ -20,7 +22,7 @@ RETRY_AFTER_MAX = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    state: str  # "succeeded" | "pending" | "failed" | "held"
+    state: State  # "succeeded" | "pending" | "failed" | "held"
     next_at: float | None = None
     gone: bool = False
 

@@ -263,6 +263,7 @@ class Scheduler:
         if ids:
             start = next(self._rotation) % len(ids)
             ids = ids[start:] + ids[:start]  # fairness across endpoints
+        lane: _Lane | None  # a lane may go while claiming: later loops .get() it
         for endpoint_id in ids:
             lane = self._lanes[endpoint_id]
             endpoint = self._endpoints.get(endpoint_id)

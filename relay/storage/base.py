@@ -13,11 +13,13 @@ cancelled).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
 State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
-STATES: tuple[str, ...] = get_args(State)
+STATES: tuple[State, ...] = get_args(State)
+Source = Literal["config", "api"]  # where an endpoint is defined
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,7 @@ class NewEvent:
     digest: str  # sha256 of (tenant, type, data): tells a true repeat from a reused key
     created_at: float
     payload: bytes  # the envelope, serialised once; every delivery sends these bytes
-    deliveries: tuple[tuple[str, str], ...]  # (endpoint id, "pending" | "held")
+    deliveries: tuple[tuple[str, State], ...]  # (endpoint id, "pending" | "held")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class AttemptResult:
     response_headers: dict[str, str]
     response_body: bytes
     error: str | None
-    state: str  # succeeded | pending | failed | held
+    state: State  # succeeded | pending | failed | held
     next_at: float | None  # for pending
     success: bool
     gone: bool = False  # 410: disable the endpoint
@@ -78,7 +80,7 @@ class AttemptResult:
 class EndpointRow:
     id: str
     tenant: str
-    source: str  # "config" | "api"
+    source: Source
     name: str
     spec: dict[str, Any]
     secret: str
@@ -131,7 +133,7 @@ class DeliveryRow:
     id: int
     event_id: str
     endpoint_id: str
-    state: str
+    state: State
     attempts: int
     next_at: float
     created_at: float
@@ -177,7 +179,7 @@ class Store(Protocol):
     async def unclaim(self, delivery_ids: list[int], now: float) -> int: ...
     async def next_due(self, endpoint_id: str) -> float | None: ...
     async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Any
+        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
     ) -> list[EndpointRow]: ...
     async def list_endpoints(
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
@@ -200,13 +202,13 @@ class Store(Protocol):
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]: ...
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]: ...
     async def list_deliveries(
-        self, endpoint_id: str, *, state: str | None = None, before: int | None = None,
+        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
         limit: int = 50,
     ) -> list[DeliveryRow]: ...
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None: ...
-    async def retry_delivery(self, delivery_id: int, state: str, now: float) -> DeliveryRow: ...
+    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow: ...
     async def recover_failed(
-        self, endpoint_id: str, since: float, state: str, now: float
+        self, endpoint_id: str, since: float, state: State, now: float
     ) -> int: ...
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
@@ -214,5 +216,5 @@ class Store(Protocol):
     ) -> list[EventRow]: ...
     async def get_event(self, event_id: str, tenant: str) -> EventRow | None: ...
     async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, str]], now: float
+        self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]: ...

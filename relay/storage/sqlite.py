@@ -52,6 +52,7 @@ from relay.storage.base import (
     NewEndpoint,
     NewEvent,
     Recorded,
+    State,
 )
 
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
@@ -331,8 +332,8 @@ class SQLiteStore:
                     try:
                         settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
                     except BaseException as exc:  # a bug: answer the batch, then stop
-                        loop.call_soon_threadsafe(
-                            self._settle_all, [(op, None, exc) for op in batch], False)
+                        failed: list[_Settled] = [(op, None, exc) for op in batch]
+                        loop.call_soon_threadsafe(self._settle_all, failed, False)
                         raise
                     loop.call_soon_threadsafe(self._settle_all, settled, healthy)
             finally:
@@ -574,7 +575,7 @@ class SQLiteStore:
         return [DeliveryRow(*row) for row in rows]
 
     async def list_deliveries(
-        self, endpoint_id: str, *, state: str | None = None, before: int | None = None,
+        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
         limit: int = 50,
     ) -> list[DeliveryRow]:
         """An endpoint's deliveries, newest first, below the id `before`."""
@@ -597,7 +598,7 @@ class SQLiteStore:
         )
         return DeliveryRow(*rows[0]) if rows else None
 
-    async def retry_delivery(self, delivery_id: int, state: str, now: float) -> DeliveryRow:
+    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
         """A finished delivery goes out again now (`state` pending, or held while its
         endpoint does not accept); Conflict while it is still unfinished."""
         row: DeliveryRow = await self._submit(
@@ -605,7 +606,7 @@ class SQLiteStore:
         )
         return row
 
-    async def recover_failed(self, endpoint_id: str, since: float, state: str,
+    async def recover_failed(self, endpoint_id: str, since: float, state: State,
                              now: float) -> int:
         """Failed deliveries of an endpoint last updated at or after `since` go out again,
         all due now, so they are sent in creation order. Returns how many."""
@@ -634,7 +635,7 @@ class SQLiteStore:
         return EventRow(*rows[0]) if rows else None
 
     async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, str]], now: float
+        self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]:
         """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
         rows: list[DeliveryRow] = await self._submit(
@@ -1059,7 +1060,7 @@ def _add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
                 f"updated_at) VALUES (?,?,?,?,?,?) RETURNING {_DELIVERY_COLS}",
                 (event_id, endpoint_id, state, now, now, now),
             )
-            rows.append(DeliveryRow(*cur.fetchone()))  # type: ignore[misc]
+            rows.append(DeliveryRow(*cur.fetchone()))
         out.append(rows)
     return out
 
