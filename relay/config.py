@@ -13,9 +13,10 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -62,6 +63,9 @@ DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_S = TypeVar("_S", bound=BaseModel)
 
 
 def _check_listen(value: str) -> str:
@@ -303,98 +307,188 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _pydantic_errors(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        msg = msg.removeprefix("Value error, ")
-        lines.append(f"{key_path(loc)}: {msg}")
-    return lines
+def sections() -> list[tuple[str, type[BaseModel], bool]]:
+    """The config's sections in order: name, model, and whether it is an array of tables
+    (`[[name]]`) rather than one table (`[name]`)."""
+    out = []
+    for name, field in Config.model_fields.items():
+        args = get_args(field.annotation)
+        model = args[0] if args else field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel), name
+        out.append((name, model, bool(args)))
+    return out
 
 
-def cross_check(cfg: Config, env: dict[str, str]) -> tuple[list[str], Loaded | None]:
-    """Checks spanning keys (references, uniqueness, env vars, secrets, URLs)."""
+# Per table ("delivery", "endpoints[1]"), the keys that did not validate.
+Invalid = Mapping[str, frozenset[str]]
+
+
+def _table(model: type[_S], raw: object, loc: tuple[int | str, ...],
+           errors: list[str]) -> tuple[_S, frozenset[str]]:
+    """Validate one table on its own; append one line per error to `errors`. Returns the
+    model and the keys that did not validate. With some invalid, the model is built from
+    the valid keys' values as read (defaults elsewhere), for the checks that read only those."""
+    if not isinstance(raw, dict):
+        errors.append(f"{key_path(loc)}: must be a table")
+        return model.model_construct(), frozenset(model.model_fields)
+    try:
+        return model.model_validate(raw), frozenset()
+    except ValidationError as exc:
+        invalid = set()
+        for err in exc.errors():
+            path = tuple(p for p in err["loc"]
+                         if not (isinstance(p, str) and p.startswith("function-")))
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            errors.append(f"{key_path(loc + path)}: {message.removeprefix('Value error, ')}")
+            invalid.add(str(path[0]))
+    valid = {k: v for k, v in raw.items() if k in model.model_fields and k not in invalid}
+    return model.model_construct(**valid), frozenset(invalid)
+
+
+def _in_section_order(lines: list[str]) -> list[str]:
+    """Errors sorted by section, then by array index: the file's structure, top to bottom
+    (lines of one table keep their order: its own keys first, then checks across keys)."""
+    order = {name: i for i, name in enumerate(Config.model_fields)}
+
+    def key(line: str) -> tuple[int, int]:
+        match = re.match(r"(\w+)(?:\[(\d+)\])?", line)
+        if match is None or match[1] not in order:
+            return -1, -1  # unknown top-level keys first
+        return order[match[1]], int(match[2] or -1)
+
+    return sorted(lines, key=key)
+
+
+def cross_check(cfg: Config, env: dict[str, str],
+                invalid: Invalid | None = None) -> tuple[list[str], Loaded | None]:
+    """Checks spanning keys (references, uniqueness, env vars, secrets, URLs).
+
+    `invalid` names, per table, the keys that did not validate (`cfg` holds no real value
+    for them): a check that reads one is skipped, as it could only report a consequence of
+    an error already reported. Every other check runs."""
     from relay.delivery.netguard import check_url  # avoid import at module load
     from relay.errors import DestinationRefused
 
+    bad = invalid or {}
+
+    def ok(where: str, *keys: str) -> bool:
+        return bad.get(where, frozenset()).isdisjoint(keys)
+
     errors: list[str] = []
-    tenant_ids = {DEFAULT_TENANT} | {t.id for t in cfg.tenants}
     seen: set[str] = set()
     for i, tenant in enumerate(cfg.tenants):
-        if tenant.id in seen:
-            errors.append(f"tenants[{i}].id: duplicate tenant {tenant.id!r}")
-        seen.add(tenant.id)
+        if ok(f"tenants[{i}]", "id"):
+            if tenant.id in seen:
+                errors.append(f"tenants[{i}].id: duplicate tenant {tenant.id!r}")
+            seen.add(tenant.id)
+    tenant_ids: set[str] | None = {DEFAULT_TENANT} | seen
+    if not all(ok(where, "id") for where in ["tenants"] + [f"tenants[{i}]" for i in
+                                                            range(len(cfg.tenants))]):
+        tenant_ids = None  # an invalid tenant id: references to tenants go unchecked
+
+    def check_tenant(where: str, tenant: str) -> None:
+        if tenant_ids is not None and tenant not in tenant_ids:
+            errors.append(f"{where}.tenant: unknown tenant {tenant!r}")
 
     keys: list[ApiKey] = []
     for i, key in enumerate(cfg.api_keys):
         where = f"api_keys[{i}]"
-        if key.tenant not in tenant_ids:
-            errors.append(f"{where}.tenant: unknown tenant {key.tenant!r}")
-        if (key.key_env is None) == (key.key_sha256 is None):
+        if ok(where, "tenant"):
+            check_tenant(where, key.tenant)
+        if not ok(where, "key_env", "key_sha256"):
+            continue
+        if key.key_sha256 is not None:
+            digest = key.key_sha256
+            if key.key_env is not None:
+                errors.append(f"{where}: set exactly one of key_env or key_sha256")
+                continue
+        elif key.key_env is None:
             errors.append(f"{where}: set exactly one of key_env or key_sha256")
             continue
-        if key.key_env is not None:
+        else:
             value = env.get(key.key_env)
             if not value:
                 errors.append(f"{where}.key_env: environment variable {key.key_env} is not set")
                 continue
             digest = hashlib.sha256(value.encode()).hexdigest()
-        else:
-            digest = key.key_sha256 or ""
-        keys.append(ApiKey(key.name, digest, frozenset(key.scopes), key.tenant))
+        if not bad.get(where):
+            keys.append(ApiKey(key.name, digest, frozenset(key.scopes), key.tenant))
 
     seen = set()
     for i, event_type in enumerate(cfg.event_types):
-        if event_type.name in seen:
-            errors.append(f"event_types[{i}].name: duplicate event type {event_type.name!r}")
-        seen.add(event_type.name)
+        if ok(f"event_types[{i}]", "name"):
+            if event_type.name in seen:
+                errors.append(f"event_types[{i}].name: duplicate event type {event_type.name!r}")
+            seen.add(event_type.name)
 
     secrets: dict[str, str] = {}
     seen = set()
     for i, ep in enumerate(cfg.endpoints):
         where = f"endpoints[{i}]"
-        if ep.id in seen:
-            errors.append(f"{where}.id: duplicate endpoint id {ep.id!r}")
-        seen.add(ep.id)
-        if ep.tenant not in tenant_ids:
-            errors.append(f"{where}.tenant: unknown tenant {ep.tenant!r}")
-        try:
-            check_url(ep.url, allow_http=cfg.delivery.allow_http, allow_private=True)
-        except DestinationRefused as exc:
-            errors.append(f"{where}.url: {exc.message}")
-        if ep.secret is not None and ep.secret_env is not None:
-            errors.append(f"{where}: set secret or secret_env, not both")
-        secret = ep.secret
-        if ep.secret_env is not None:
+        if ok(where, "id"):
+            if ep.id in seen:
+                errors.append(f"{where}.id: duplicate endpoint id {ep.id!r}")
+            seen.add(ep.id)
+        if ok(where, "tenant"):
+            check_tenant(where, ep.tenant)
+        if ok(where, "url") and ok("delivery", "allow_http"):
+            try:
+                check_url(ep.url, allow_http=cfg.delivery.allow_http, allow_private=True)
+            except DestinationRefused as exc:
+                errors.append(f"{where}.url: {exc.message}")
+        secret = ep.secret if ok(where, "secret") else None
+        if ok(where, "secret_env") and ep.secret_env is not None:
+            if secret is not None:
+                errors.append(f"{where}: set secret or secret_env, not both")
             secret = env.get(ep.secret_env)
             if not secret:
                 errors.append(
                     f"{where}.secret_env: environment variable {ep.secret_env} is not set"
                 )
-        if secret:
+        if secret and ok(where, "signature"):
             reason = check_secret(ep.signature, secret)
             source = "secret_env" if ep.secret_env else "secret"
             if reason:
                 errors.append(f"{where}.{source}: {reason}")
             else:
                 secrets[ep.id] = secret
-        if ep.signature_header is not None and ep.signature in ("standard-webhooks", "none"):
+        if (ep.signature_header is not None and ok(where, "signature_header", "signature")
+                and ep.signature in ("standard-webhooks", "none")):
             errors.append(f"{where}.signature_header: only used by the hmac-* signatures")
-    if errors:
+    if errors or bad:
         return errors, None
     return [], Loaded(cfg, None, tuple(keys), secrets)
 
 
 def validate(data: dict[str, Any], env: dict[str, str] | None = None) -> Loaded:
-    """Validate parsed TOML; raise ConfigError listing every `key.path: reason`."""
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError("invalid configuration", _pydantic_errors(exc)) from None
-    errors, loaded = cross_check(cfg, dict(os.environ) if env is None else env)
-    if loaded is None:
-        raise ConfigError("invalid configuration", errors)
+    """Validate parsed TOML; raise ConfigError listing every `key.path: reason`.
+
+    Each table (a section, an item of an array section) is validated on its own, so an
+    error in one hides nothing in another; the checks across keys then run on every value
+    that validated (see cross_check)."""
+    errors = [f"{key}: unknown key" for key in data if key not in Config.model_fields]
+    invalid: dict[str, frozenset[str]] = {}
+    parts: dict[str, Any] = {}
+    for name, model, is_array in sections():
+        if name not in data:
+            continue  # the default
+        raw = data[name]
+        if not is_array:
+            parts[name], invalid[name] = _table(model, raw, (name,), errors)
+        elif not isinstance(raw, list):
+            errors.append(f"{name}: must be an array of tables ([[{name}]])")
+            invalid[name] = frozenset(model.model_fields)
+        else:
+            parts[name] = []
+            for i, item in enumerate(raw):
+                part, invalid[f"{name}[{i}]"] = _table(model, item, (name, i), errors)
+                parts[name].append(part)
+    invalid = {where: keys for where, keys in invalid.items() if keys}
+    cfg = Config.model_construct(**parts) if invalid else Config.model_validate(parts)
+    cross_errors, loaded = cross_check(cfg, dict(os.environ) if env is None else env, invalid)
+    errors += cross_errors
+    if loaded is None or errors:
+        raise ConfigError("invalid configuration", _in_section_order(errors))
     return loaded
 
 
@@ -435,7 +529,7 @@ _HEADER = """\
 # except [server] listen and [storage] path. Validate with: relay check --config FILE
 """
 
-_SECTION_HELP = {
+SECTION_HELP = {
     "server": "The HTTP side: ingest endpoint and management API.",
     "storage": "The durable queue.",
     "delivery": "Defaults for every endpoint.",
@@ -473,8 +567,7 @@ def _field_lines(model: type[BaseModel], prefix: str, example: bool) -> list[str
             value = field.examples[0] if field.examples else None
             help_text += " Required."
         else:
-            default = (field.default_factory() if field.default_factory is not None  # type: ignore[call-arg]
-                       else field.default)
+            default = field.get_default(call_default_factory=True)
             value = default
             if field.examples and example:
                 value = field.examples[0]
@@ -507,16 +600,14 @@ def render_example() -> str:
     examples ("# " before each key; "# # " before its help) so the file runs as is.
     """
     out = [_HEADER]
-    for name, field in Config.model_fields.items():
-        annotation = field.annotation
-        out.append(f"# {_SECTION_HELP[name]}")
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            out.append(f"[{name}]")
-            out.extend(_field_lines(annotation, "", example=False))
-        else:
-            model = annotation.__args__[0]  # type: ignore[union-attr]
+    for name, model, is_array in sections():
+        out.append(f"# {SECTION_HELP[name]}")
+        if is_array:
             out.append(f"# [[{name}]]")
             out.extend(_field_lines(model, "# ", example=True))
+        else:
+            out.append(f"[{name}]")
+            out.extend(_field_lines(model, "", example=False))
         out.append("")
     return "\n".join(out)
 

@@ -103,6 +103,83 @@ def test_cross_checks_name_the_key() -> None:
         assert item in joined, f"{item!r} not in:\n{joined}"
 
 
+HTTPS = "https://x.example/"
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    pytest.param(  # the report that started it: the URL check ran only once types were fine
+        {"endpoints": [{"id": "e", "url": "not a url", "events": "lead.*"}]},
+        ["endpoints[0].events: Input should be a valid list",
+         "endpoints[0].url: scheme '(none)' is not allowed: use https://"],
+        id="type-error-and-bad-url-in-one-endpoint"),
+    pytest.param(
+        {"delivery": {"timeout": "ten"},
+         "endpoints": [{"id": "e", "url": HTTPS, "tenant": "ghost"}]},
+        ["delivery.timeout: 'ten' is not a duration; use a number and unit: 500ms, 10s, 5m, "
+         "2h, 7d",
+         "endpoints[0].tenant: unknown tenant 'ghost'"],
+        id="type-error-and-cross-check-in-other-sections"),
+    pytest.param(
+        {"colour": "blue", "endpoints": [{"id": "e", "url": "ftp://x.example/"}]},
+        ["colour: unknown key",
+         "endpoints[0].url: scheme 'ftp' is not allowed: use https://"],
+        id="unknown-top-level-key-and-bad-url"),
+    pytest.param(  # the URL check depends on allow_http: it waits
+        {"delivery": {"allow_http": 5}, "endpoints": [{"id": "e", "url": "http://x.example/"}]},
+        ["delivery.allow_http: Input should be a valid boolean, unable to interpret input"],
+        id="url-check-waits-for-allow-http"),
+    pytest.param(  # ... but not for another key of the same section
+        {"delivery": {"timeout": 5}, "endpoints": [{"id": "e", "url": "http://x.example/"}]},
+        ["delivery.timeout: 5 is not a duration; use a number and unit: 500ms, 10s, 5m, 2h, 7d",
+         "endpoints[0].url: plain http:// is not allowed: use https://, or set "
+         "delivery.allow_http = true"],
+        id="url-check-runs-beside-other-delivery-errors"),
+    pytest.param(  # the secret's check depends on the scheme: it waits
+        {"endpoints": [{"id": "e", "url": HTTPS, "signature": "md5", "secret": "short"}]},
+        ["endpoints[0].signature: Input should be 'standard-webhooks', "
+         "'hmac-sha256-timestamped', 'hmac-sha256-body' or 'none'"],
+        id="secret-check-waits-for-signature"),
+    pytest.param(
+        {"endpoints": [{"id": "e", "url": HTTPS, "secret": 5, "secret_env": "MISSING"}]},
+        ["endpoints[0].secret: Input should be a valid string",
+         "endpoints[0].secret_env: environment variable MISSING is not set"],
+        id="env-check-runs-beside-a-bad-secret"),
+    pytest.param(  # with a tenant id invalid, which tenants exist is unknown
+        {"tenants": [{"id": "bad id!"}],
+         "api_keys": [{"name": "k", "key_env": "K", "scopes": ["admin"], "tenant": "bad id!"}],
+         "endpoints": [{"id": "e", "url": HTTPS, "tenant": "other"}]},
+        ["tenants[0].id: String should match pattern '^[A-Za-z0-9_-]{1,64}$'",
+         "api_keys[0].key_env: environment variable K is not set"],
+        id="tenant-references-wait-for-tenant-ids"),
+    pytest.param(
+        {"api_keys": [{"name": "k", "key_env": 5, "scopes": [], "tenant": "ghost"}]},
+        ["api_keys[0].key_env: Input should be a valid string",
+         "api_keys[0].scopes: List should have at least 1 item after validation, not 0",
+         "api_keys[0].tenant: unknown tenant 'ghost'"],
+        id="api-key-type-errors-and-unknown-tenant"),
+    pytest.param(  # each item on its own: a duplicate is found beside another item's error
+        {"endpoints": [{"id": "e", "url": HTTPS, "rate_limit": 0},
+                       {"id": "e", "url": HTTPS}]},
+        ["endpoints[0].rate_limit: Input should be greater than 0",
+         "endpoints[1].id: duplicate endpoint id 'e'"],
+        id="duplicate-beside-another-items-error"),
+    pytest.param(  # reported in section order, whatever found them
+        {"endpoints": [{"id": "a", "url": "ftp://x.example/"}, {"id": "b", "url": 5}],
+         "server": {"listen": "nowhere"}},
+        ["server.listen: 'nowhere' must be HOST:PORT, e.g. 127.0.0.1:8080",
+         "endpoints[0].url: scheme 'ftp' is not allowed: use https://",
+         "endpoints[1].url: Input should be a valid string"],
+        id="section-order"),
+    pytest.param(
+        {"server": 5, "endpoints": {"id": "e"}, "tenants": [5]},
+        ["server: must be a table", "tenants[0]: must be a table",
+         "endpoints: must be an array of tables ([[endpoints]])"],
+        id="not-tables"),
+])
+def test_every_independent_error_at_once(data: dict, expected: list[str]) -> None:
+    assert errors_of(data) == expected
+
+
 def test_reserved_headers_refused() -> None:
     lines = errors_of({"endpoints": [
         {"id": "e", "url": "https://x.example/", "headers": {"Webhook-Id": "x"}}]})
