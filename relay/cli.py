@@ -1,4 +1,5 @@
-"""The `relay` command. Thin commands over core calls; errors printed, never tracebacks."""
+"""The `relay` command. Thin commands over core calls; errors become messages in one place
+(`_Cli.invoke`), tracebacks only with -v."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import sys
 import time
 import tomllib
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,7 @@ import uvicorn
 from relay import __version__
 from relay import config as cfgmod
 from relay.client import ApiError, Client
-from relay.errors import ConfigError, RelayError
+from relay.errors import RelayError
 from relay.storage.base import STATES
 
 if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
@@ -33,22 +35,42 @@ if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
 T = TypeVar("T")
 
 
-def _fail(exc: RelayError) -> click.ClickException:
-    return click.ClickException(str(exc))
+# What click itself turns into a message and an exit code.
+_CLICK_HANDLES = (click.ClickException, click.exceptions.Exit, click.Abort, EOFError,
+                  BrokenPipeError)
+
+
+class _Cli(click.Group):
+    """The one place an error becomes what the operator reads. A RelayError prints its
+    message (a ConfigError one `key.path: reason` line each) and exits 1; any other
+    exception is a bug and prints one line; -v/--verbose adds the traceback to either."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if isinstance(exc, _CLICK_HANDLES):
+                raise
+            verbose = bool(ctx.params.get("verbose"))
+            if verbose:
+                click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+            if isinstance(exc, RelayError):
+                raise click.ClickException(str(exc)) from None
+            hint = "" if verbose else " (run relay -v ... to see the traceback)"
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}{hint}") from None
+
+
+@click.group(cls=_Cli)
+@click.version_option(__version__, prog_name="relay")
+@click.option("-v", "--verbose", is_flag=True,
+              help="On an error, print its traceback too.")
+def main(verbose: bool) -> None:  # `verbose` is read by _Cli.invoke
+    """relay: a self-hosted webhook relay. Services POST events to it; it delivers each
+    one, signed, to every subscribed endpoint, retrying with backoff."""
 
 
 def _load(option: str | None) -> cfgmod.Loaded:
-    try:
-        return cfgmod.load(cfgmod.find_config(option))
-    except ConfigError as exc:
-        raise _fail(exc) from None
-
-
-@click.group()
-@click.version_option(__version__, prog_name="relay")
-def main() -> None:
-    """relay: a self-hosted webhook relay. Services POST events to it; it delivers each
-    one, signed, to every subscribed endpoint, retrying with backoff."""
+    return cfgmod.load(cfgmod.find_config(option))
 
 
 config_option = click.option(
@@ -123,10 +145,7 @@ def serve(config_path: str | None) -> None:
 
     async def run() -> None:
         relay = Relay(loaded, watch=True)
-        try:
-            await relay.start()
-        except RelayError as exc:
-            raise _fail(exc) from None
+        await relay.start()
         try:
             server = _Server(
                 uvicorn.Config(
@@ -166,7 +185,10 @@ def init(path: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    target.write_text(cfgmod.render_example(), encoding="utf-8")
+    try:
+        target.write_text(cfgmod.render_example(), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"wrote {target}; check it with: relay check --config {target}")
 
 
@@ -212,10 +234,7 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
         row = rows.get(endpoint_id)
         return None if row is None else row.secret
 
-    try:
-        value = asyncio.run(read())
-    except RelayError as exc:
-        raise _fail(exc) from None
+    value = asyncio.run(read())
     if value is None:
         raise click.ClickException(
             f"endpoint {endpoint_id!r} is not in the database yet; start relay serve once"
@@ -235,10 +254,7 @@ def backup_command(path: str, force: bool, config_path: str | None) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    try:
-        events = backup(Path(loaded.config.storage.path), target)
-    except RelayError as exc:
-        raise _fail(exc) from None
+    events = backup(Path(loaded.config.storage.path), target)
     click.echo(f"backed up {loaded.config.storage.path} to {target} "
                f"({events} events, {target.stat().st_size} bytes)")
 
@@ -274,13 +290,9 @@ def api_options(command: Callable[..., None]) -> Callable[..., None]:
 
 @contextlib.contextmanager
 def _api(url: str | None, key: str | None, config_path: str | None) -> Iterator[Client]:
-    """A client of the running relay; its errors (unreachable, 4xx/5xx) become one clean
-    message and exit 1."""
-    try:
-        with Client(url or _default_url(config_path), key) as client:
-            yield client
-    except RelayError as exc:
-        raise _fail(exc) from None
+    """A client of the running relay; its errors (unreachable, 4xx/5xx) are RelayErrors."""
+    with Client(url or _default_url(config_path), key) as client:
+        yield client
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+from click.testing import CliRunner
+
+from relay import cli
 from relay import config as cfgmod
 from tests.conftest import ServeProcess, free_port, serve_toml
 from tests.receiver import Receiver
@@ -53,6 +57,69 @@ colour = "blue"
                for line in lines)
     assert any(line.strip().startswith("endpoints[1].signature:") for line in lines)
     assert any(line.strip() == "endpoints[1].colour: unknown key" for line in lines)
+
+
+ISSUE_EXAMPLE = """
+[[endpoints]]
+id = "crm"
+url = "not a url"
+events = "lead.*"
+"""
+ISSUE_ERRORS = """\
+Error: bad.toml: invalid configuration
+  endpoints[0].events: Input should be a valid list
+  endpoints[0].url: scheme '(none)' is not allowed: use https://
+"""
+
+
+def test_check_reports_a_type_error_and_a_bad_url_together(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(ISSUE_EXAMPLE)
+    done = relay("check", "--config", "bad.toml", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", ISSUE_ERRORS)
+
+
+def test_verbose_adds_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(ISSUE_EXAMPLE)
+    done = relay("-v", "check", "--config", "bad.toml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):\n")
+    assert "relay.errors.ConfigError: bad.toml: invalid configuration\n" in done.stderr
+    assert done.stderr.endswith("\n" + ISSUE_ERRORS)
+
+
+def test_init_into_a_missing_directory_says_so(tmp_path: Path) -> None:
+    done = relay("init", "nowhere/relay.toml", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        1, "Error: cannot write nowhere/relay.toml: No such file or directory\n")
+
+
+def _crashing() -> click.Group:
+    """relay's own group class and options, with one command that has a bug."""
+    def crash() -> None:
+        raise ZeroDivisionError("division by zero")
+    return cli._Cli("relay", commands=[click.Command("crash", callback=crash)],
+                    params=cli.main.params)
+
+
+def test_an_unexpected_error_is_one_line_without_verbose() -> None:
+    result = CliRunner().invoke(_crashing(), ["crash"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("Error: unexpected ZeroDivisionError: division by zero "
+                             "(run relay -v ... to see the traceback)\n")
+
+
+def test_an_unexpected_error_with_verbose_has_its_traceback() -> None:
+    result = CliRunner().invoke(_crashing(), ["--verbose", "crash"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2:] == ["ZeroDivisionError: division by zero",
+                          "Error: unexpected ZeroDivisionError: division by zero"]
+
+
+def test_usage_errors_stay_clicks() -> None:
+    result = CliRunner().invoke(_crashing(), ["nope"])
+    assert result.exit_code == 2 and "No such command 'nope'" in result.stderr
 
 
 def test_serve_refuses_public_listen_without_keys(tmp_path: Path) -> None:
