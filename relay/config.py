@@ -540,7 +540,7 @@ SECTION_HELP = {
 }
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -548,15 +548,15 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        inner = ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
     raise TypeError(f"cannot render {value!r}")
 
 
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
 def _field_lines(model: type[BaseModel], prefix: str, example: bool) -> list[str]:
@@ -572,13 +572,13 @@ def _field_lines(model: type[BaseModel], prefix: str, example: bool) -> list[str
             if field.examples and example:
                 value = field.examples[0]
                 if default not in (None, {}, []) and value != default:
-                    help_text += f" Default: {_toml_value(default)}."
+                    help_text += f" Default: {toml_value(default)}."
         for chunk in _wrap(help_text):
             lines.append(f"{prefix}# {chunk}" if example else f"# {chunk}")
         if value is None:
             lines.append(f"{prefix}# {name} =")
         else:
-            lines.append(f"{prefix}{name} = {_toml_value(value)}")
+            lines.append(f"{prefix}{name} = {toml_value(value)}")
     return lines
 
 
