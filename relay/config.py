@@ -8,6 +8,7 @@ reported at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -23,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -323,11 +325,17 @@ def sections() -> list[tuple[str, type[BaseModel], bool]]:
 Invalid = Mapping[str, frozenset[str]]
 
 
+@functools.cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(model.model_fields[name].rebuild_annotation())
+
+
 def _table(model: type[_S], raw: object, loc: tuple[int | str, ...],
            errors: list[str]) -> tuple[_S, frozenset[str]]:
     """Validate one table on its own; append one line per error to `errors`. Returns the
-    model and the keys that did not validate. With some invalid, the model is built from
-    the valid keys' values as read (defaults elsewhere), for the checks that read only those."""
+    model and the keys that did not validate. With some invalid, the model holds the valid
+    keys' values (each validated alone: `allow_http = "no"` is False) and defaults for the
+    rest, so the checks that read only valid keys still run on true values."""
     if not isinstance(raw, dict):
         errors.append(f"{key_path(loc)}: must be a table")
         return model.model_construct(), frozenset(model.model_fields)
@@ -341,7 +349,8 @@ def _table(model: type[_S], raw: object, loc: tuple[int | str, ...],
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             errors.append(f"{key_path(loc + path)}: {message.removeprefix('Value error, ')}")
             invalid.add(str(path[0]))
-    valid = {k: v for k, v in raw.items() if k in model.model_fields and k not in invalid}
+    valid = {k: _field_adapter(model, k).validate_python(v) for k, v in raw.items()
+             if k in model.model_fields and k not in invalid}
     return model.model_construct(**valid), frozenset(invalid)
 
 

@@ -134,6 +134,15 @@ HTTPS = "https://x.example/"
          "endpoints[0].url: plain http:// is not allowed: use https://, or set "
          "delivery.allow_http = true"],
         id="url-check-runs-beside-other-delivery-errors"),
+    pytest.param(  # a valid key beside an invalid one is read as validated ("no" is false)
+        {"delivery": {"timeout": 5, "allow_http": "no"},
+         "endpoints": [{"id": "e", "url": "http://x.example/", "timeout": "1s",
+                        "rate_limit": -1}]},
+        ["delivery.timeout: 5 is not a duration; use a number and unit: 500ms, 10s, 5m, 2h, 7d",
+         "endpoints[0].rate_limit: Input should be greater than 0",
+         "endpoints[0].url: plain http:// is not allowed: use https://, or set "
+         "delivery.allow_http = true"],
+        id="valid-keys-beside-invalid-ones-are-converted"),
     pytest.param(  # the secret's check depends on the scheme: it waits
         {"endpoints": [{"id": "e", "url": HTTPS, "signature": "md5", "secret": "short"}]},
         ["endpoints[0].signature: Input should be 'standard-webhooks', "
