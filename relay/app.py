@@ -22,7 +22,7 @@ from typing import Any
 from relay import config as cfgmod
 from relay import logs
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
-from relay.delivery.matching import filter_matches, type_matches
+from relay.delivery.matching import type_matches
 from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
 from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
@@ -132,7 +132,7 @@ class Relay:
         return [
             ep for ep in self.endpoints.values()
             if ep.tenant == tenant and type_matches(ep.events, envelope["type"])
-            and filter_matches(ep.filter, envelope)
+            and ep.filter(envelope)
         ]
 
     async def ingest(self, events: list[EventIn]) -> list[Ingested]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
+import math
 import os
 import re
 import tomllib
@@ -19,16 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
+import jsonschema_rs
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
+    PrivateAttr,
+    RootModel,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict
 
+from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
 
@@ -174,6 +185,62 @@ class ApiKeyConfig(_Section):
     tenant: str = Field(DEFAULT_TENANT, description="The tenant the key acts in.")
 
 
+def invalid_at(title: str, problems: list[tuple[Loc, str]]) -> ValidationError:
+    """Problems found by relay's own checks as a pydantic error, each at its key path below
+    the value being validated (pydantic prefixes that value's own path)."""
+    return ValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError("invalid", "{reason}", {"reason": message}),
+                         loc=loc, input=None)
+        for loc, message in problems])
+
+
+def _not_json(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    """Where a value read from TOML or a file cannot be JSON (a TOML date or time, inf)."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _not_json(item, (*loc, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _not_json(item, (*loc, i))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(loc, "must be a finite number")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    return [(loc, f"a TOML {type(value).__name__} is not JSON; write it as a string")]
+
+
+SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Checks a schema against the 2020-12 meta-schema, reporting every error (compiling a
+# validator stops at the first). The meta-schemas are built into jsonschema-rs: offline.
+_META_SCHEMA = jsonschema_rs.Draft202012Validator({"$ref": SCHEMA_DRAFT}, offline=True)
+
+
+def compile_schema(schema: dict[str, Any]) -> tuple[jsonschema_rs.Validator | None,
+                                                     list[tuple[Loc, str]]]:
+    """A JSON Schema compiled for ingest, or every problem with its path in the schema.
+
+    Draft 2020-12 only; `format` is asserted (an unknown format name is an error, not a
+    silent pass); `$ref` reaches only into the schema itself: nothing is fetched.
+    """
+    problems = _not_json(schema)
+    declared = schema.get("$schema", SCHEMA_DRAFT)
+    if declared not in (SCHEMA_DRAFT, SCHEMA_DRAFT + "#"):
+        problems.append((("$schema",), f"relay validates with JSON Schema draft 2020-12: "
+                         f"set {SCHEMA_DRAFT} or leave $schema out"))
+    if problems:
+        return None, problems
+    problems = [(tuple(e.instance_path), e.message) for e in _META_SCHEMA.iter_errors(schema)]
+    if problems:
+        return None, problems
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            schema, validate_formats=True, ignore_unknown_formats=False, offline=True,
+        ), []
+    except jsonschema_rs.ValidationError as exc:  # an unresolvable $ref, a bad pattern
+        message = exc.message.partition("\n")[0]
+        if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Referencing):
+            message += " ($ref reaches only inside the schema, e.g. #/$defs/NAME)"
+        return None, [(tuple(exc.instance_path), message)]
+
+
 class EventTypeConfig(_Section):
     name: str = Field(
         pattern=TYPE_RE, max_length=128, description="Event type name.",
@@ -182,9 +249,81 @@ class EventTypeConfig(_Section):
     description: str = Field("", description="What the event means, for API users.",
                              examples=["A lead crossed the qualification threshold."])
     sample: dict[str, Any] = Field(
-        default_factory=dict, description="Example `data`, sent by test deliveries.",
+        default_factory=dict, description="Example `data`, sent by test deliveries; must "
+        "match the schema.",
         examples=[{"lead_id": "lead_4c88e100", "score": 0.87}],
     )
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema",
+        description="JSON Schema (draft 2020-12) that every event's `data` must match: "
+        "ingest answers 422 naming each violation's path. `format` is checked "
+        "(email, date-time, uuid, ...); `$ref` reaches only inside the schema. See "
+        "docs/schemas-and-filters.md.",
+        examples=[{"type": "object", "required": ["lead_id", "score"], "properties": {
+            "lead_id": {"type": "string"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1}}}],
+    )
+    schema_file: str | None = Field(
+        None, description="A JSON file holding the schema, relative to the config file; "
+        "instead of schema. Read at start and on every reload.",
+    )
+    _schema: dict[str, Any] | None = PrivateAttr(None)
+    _validator: jsonschema_rs.Validator | None = PrivateAttr(None)
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema `data` must match (inline or read from schema_file); None: any."""
+        return self._schema
+
+    @property
+    def validator(self) -> jsonschema_rs.Validator | None:
+        """The schema compiled once, at config load; ingest only runs it."""
+        return self._validator
+
+    @model_validator(mode="after")
+    def _compile_schema(self, info: ValidationInfo) -> EventTypeConfig:
+        if self._validator is not None:  # an instance validated again (inside Config)
+            return self
+        if self.schema_ is not None and self.schema_file is not None:
+            raise invalid_at("event type", [(("schema_file",), "set schema or "
+                                             "schema_file, not both")])
+        if self.schema_file is not None:
+            schema = self._read_schema_file(info.context)
+        elif self.schema_ is not None:
+            schema = self.schema_
+        else:
+            return self
+        validator, problems = compile_schema(schema)
+        if validator is None:
+            if self.schema_file is None:
+                raise invalid_at("event type", [(("schema", *loc), msg) for loc, msg in problems])
+            raise invalid_at("event type", [(("schema_file",), f"{self.schema_file}: "
+                                             f"{key_path(loc)}: {msg}") for loc, msg in problems])
+        problems = _not_json(self.sample) or [
+            (tuple(e.instance_path), e.message) for e in validator.iter_errors(self.sample)]
+        if problems:
+            hint = "" if "sample" in self.model_fields_set else " (no sample given: {} is used)"
+            raise invalid_at("event type", [(("sample", *loc), msg + hint)
+                                            for loc, msg in problems])
+        self._schema, self._validator = schema, validator
+        return self
+
+    def _read_schema_file(self, context: Any) -> dict[str, Any]:
+        assert self.schema_file is not None
+        base = context.get("config_dir") if isinstance(context, dict) else None
+        path = Path(base or ".") / self.schema_file
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise invalid_at("event type", [(("schema_file",), f"cannot read {path}: "
+                                             f"{exc.strerror}")]) from None
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise invalid_at("event type", [(("schema_file",), f"{path} is not JSON: "
+                                             f"{exc}")]) from None
+        if not isinstance(schema, dict):
+            raise invalid_at("event type", [(("schema_file",), f"{path} must hold a JSON "
+                                             "object (a schema)")])
+        return schema
 
 
 _RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "user-agent",
@@ -200,7 +339,45 @@ def check_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
-FilterValue = str | int | float | bool | list[str | int | float | bool]
+
+# The filter grammar as JSON Schema, for /openapi.json (relay.delivery.matching checks
+# and compiles filters; a unit test keeps the operators here equal to its list).
+_Scalar = str | float | bool
+_Ordered = str | float
+FilterOperators = TypedDict("FilterOperators", {
+    "$eq": Annotated[_Scalar, Field(description="Equal to.")],
+    "$neq": Annotated[_Scalar, Field(description="Of the same kind and not equal to.")],
+    "$in": Annotated[list[_Scalar], Field(min_length=1, description="Equal to one of.")],
+    "$nin": Annotated[list[_Scalar], Field(min_length=1,
+                                           description="Of a listed kind, equal to none.")],
+    "$gt": Annotated[_Ordered, Field(description="Greater than (strings by code point).")],
+    "$gte": Annotated[_Ordered, Field(description="Greater than or equal to.")],
+    "$lt": Annotated[_Ordered, Field(description="Less than.")],
+    "$lte": Annotated[_Ordered, Field(description="Less than or equal to.")],
+    "$exists": Annotated[bool, Field(description="true: present (even null); false: absent.")],
+    "$prefix": Annotated[str, Field(description="A string starting with.")],
+}, total=False)
+FilterOperators.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+
+
+class FilterTable(RootModel[dict[str, _Scalar | list[_Scalar] | FilterOperators
+                                 | Annotated[list["FilterTable"], Field(min_length=1)]]]):
+    """Dotted paths into the envelope -> conditions; $and/$or/$not -> lists of tables."""
+
+
+def _check_filter(value: Any) -> dict[str, Any]:
+    """A valid filter, as given (stored and shown so); every problem at its key path."""
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of dotted paths into the envelope")
+    try:
+        compile_filter(value)
+    except FilterError as exc:
+        raise invalid_at("filter", exc.problems) from None
+    return value
+
+
+Filter = Annotated[dict[str, Any], PlainValidator(_check_filter,
+                                                  json_schema_input_type=FilterTable)]
 
 
 class EndpointConfig(_Section):
@@ -226,11 +403,15 @@ class EndpointConfig(_Section):
         default_factory=dict, description="Extra request headers.",
         examples=[{"X-Team": "sales"}],
     )
-    filter: dict[str, FilterValue] = Field(
+    filter: Filter = Field(
         default_factory=dict,
-        description="Dotted envelope path -> accepted value or list of values; every path "
-        "must match.",
-        examples=[{"data.campaign_id": ["camp_spring_homes", "camp_fall"]}],
+        description="Dotted envelope path -> a value, a list of accepted values, or an "
+        "operator table ($eq $neq $in $nin $gt $gte $lt $lte $exists $prefix); beside the "
+        "paths, $and/$or/$not take lists of such tables. Every entry must match; a value of "
+        "another kind than the operand, or a missing path, matches nothing. Grammar: "
+        "docs/schemas-and-filters.md.",
+        examples=[{"data.campaign_id": ["camp_spring_homes", "camp_fall"],
+                   "data.qualification.score": {"$gte": 0.8}}],
     )
     signature: Scheme = Field(
         "standard-webhooks", description="Signature scheme: " + ", ".join(SCHEMES) + ".",
@@ -330,8 +511,8 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     return TypeAdapter(model.model_fields[name].rebuild_annotation())
 
 
-def _table(model: type[_S], raw: object, loc: tuple[int | str, ...],
-           errors: list[str]) -> tuple[_S, frozenset[str]]:
+def _table(model: type[_S], raw: object, loc: tuple[int | str, ...], errors: list[str],
+           context: dict[str, Any]) -> tuple[_S, frozenset[str]]:
     """Validate one table on its own; append one line per error to `errors`. Returns the
     model and the keys that did not validate. With some invalid, the model holds the valid
     keys' values (each validated alone: `allow_http = "no"` is False) and defaults for the
@@ -340,7 +521,7 @@ def _table(model: type[_S], raw: object, loc: tuple[int | str, ...],
         errors.append(f"{key_path(loc)}: must be a table")
         return model.model_construct(), frozenset(model.model_fields)
     try:
-        return model.model_validate(raw), frozenset()
+        return model.model_validate(raw, context=context), frozenset()
     except ValidationError as exc:
         invalid = set()
         for err in exc.errors():
@@ -469,13 +650,16 @@ def cross_check(cfg: Config, env: dict[str, str],
     return [], Loaded(cfg, None, tuple(keys), secrets)
 
 
-def validate(data: dict[str, Any], env: dict[str, str] | None = None) -> Loaded:
+def validate(data: dict[str, Any], env: dict[str, str] | None = None,
+             config_dir: Path | None = None) -> Loaded:
     """Validate parsed TOML; raise ConfigError listing every `key.path: reason`.
+    `config_dir`: where relative paths in the file start (schema_file); default: here.
 
     Each table (a section, an item of an array section) is validated on its own, so an
     error in one hides nothing in another; the checks across keys then run on every value
     that validated (see cross_check)."""
     errors = [f"{key}: unknown key" for key in data if key not in Config.model_fields]
+    context = {"config_dir": config_dir}
     invalid: dict[str, frozenset[str]] = {}
     parts: dict[str, Any] = {}
     for name, model, is_array in sections():
@@ -483,14 +667,15 @@ def validate(data: dict[str, Any], env: dict[str, str] | None = None) -> Loaded:
             continue  # the default
         raw = data[name]
         if not is_array:
-            parts[name], invalid[name] = _table(model, raw, (name,), errors)
+            parts[name], invalid[name] = _table(model, raw, (name,), errors, context)
         elif not isinstance(raw, list):
             errors.append(f"{name}: must be an array of tables ([[{name}]])")
             invalid[name] = frozenset(model.model_fields)
         else:
             parts[name] = []
             for i, item in enumerate(raw):
-                part, invalid[f"{name}[{i}]"] = _table(model, item, (name, i), errors)
+                part, invalid[f"{name}[{i}]"] = _table(model, item, (name, i), errors,
+                                                         context)
                 parts[name].append(part)
     invalid = {where: keys for where, keys in invalid.items() if keys}
     cfg = Config.model_construct(**parts) if invalid else Config.model_validate(parts)
@@ -514,7 +699,7 @@ def load(path: Path | None, env: dict[str, str] | None = None) -> Loaded:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        loaded = validate(data, env)
+        loaded = validate(data, env, path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}", exc.details) from None
     return Loaded(loaded.config, path, loaded.api_keys, loaded.endpoint_secrets)
@@ -570,7 +755,8 @@ def _toml_key(key: str) -> str:
 
 def _field_lines(model: type[BaseModel], prefix: str, example: bool) -> list[str]:
     lines = []
-    for name, field in model.model_fields.items():
+    for key, field in model.model_fields.items():
+        name = field.alias or key
         help_text = field.description or ""
         if field.is_required():
             value = field.examples[0] if field.examples else None
@@ -631,8 +817,12 @@ def describe(loaded: Loaded) -> list[str]:
         f"api keys: {len(cfg.api_keys)}"
         + ("" if cfg.api_keys else " (unauthenticated, loopback only)"),
         f"event types: {len(cfg.event_types)}",
-        f"endpoints: {len(cfg.endpoints)}",
     ]
+    for event_type in cfg.event_types:
+        if event_type.json_schema is not None:
+            lines.append(f"  {event_type.name}: data checked against "
+                         + (event_type.schema_file or "its schema"))
+    lines.append(f"endpoints: {len(cfg.endpoints)}")
     for ep in cfg.endpoints:
         state = "" if ep.enabled else " (disabled)"
         lines.append(f"  {ep.id}: {ep.url} <- {', '.join(ep.events)} [{ep.signature}]{state}")

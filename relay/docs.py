@@ -111,6 +111,7 @@ def configuration_page() -> str:
                 cfgmod.SECTION_HELP[name], "",
                 "| key | type | default | meaning |", "|---|---|---|---|"]
         for key, field in model.model_fields.items():
+            key = field.alias or key  # the TOML key (`schema` is `schema_` in Python)
             out.append(f"| `{name}.{key}` | {_cell(type_name(field.annotation, field.metadata))} "
                        f"| {_cell(_default(field))} | {_cell(field.description or '')} |")
         out.append("")

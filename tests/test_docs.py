@@ -34,7 +34,8 @@ def test_every_config_key_is_documented() -> None:
     for section, field in cfgmod.Config.model_fields.items():
         model = getattr(field.annotation, "__args__", [field.annotation])[0]
         assert issubclass(model, cfgmod.BaseModel)
-        for key in model.model_fields:
+        for name, info in model.model_fields.items():
+            key = info.alias or name
             assert f"| `{section}.{key}` |" in text, f"{section}.{key}"
 
 

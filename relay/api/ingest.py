@@ -101,12 +101,21 @@ def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,
               idem_header: str | None) -> EventIn:
     tenant = tenant_for(principal, body.tenant, relay.config, f"{where}tenant")
     declared = relay.config.event_types
-    if declared and body.type not in {t.name for t in declared}:
-        raise Unprocessable("the request has invalid fields", [{
-            "path": f"{where}type",
-            "message": f"unknown event type {body.type!r}; declared types: "
-            + ", ".join(t.name for t in declared),
-        }])
+    if declared:
+        event_type = next((t for t in declared if t.name == body.type), None)
+        if event_type is None:
+            raise Unprocessable("the request has invalid fields", [{
+                "path": f"{where}type",
+                "message": f"unknown event type {body.type!r}; declared types: "
+                + ", ".join(t.name for t in declared),
+            }])
+        if event_type.validator is not None:
+            violations = [
+                {"path": where + key_path(("data", *e.instance_path)), "message": e.message}
+                for e in event_type.validator.iter_errors(body.data)]
+            if violations:
+                raise Unprocessable(f"data does not match the schema of {body.type}",
+                                    violations)
     if body.id is not None and idem_header is not None and body.id != idem_header:
         raise Unprocessable("the request has invalid fields", [{
             "path": f"{where}id", "message": "differs from the Idempotency-Key header",
@@ -132,8 +141,14 @@ async def post_batch(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
     principal = authenticate(request, relay.loaded, "events:write")
     body = parse(BatchBody, await read_body(request, relay.config.server.max_body_bytes))
-    events = [_event_in(relay, principal, ev, f"events[{i}].", None)
-              for i, ev in enumerate(body.events)]
+    events, problems = [], []
+    for i, ev in enumerate(body.events):  # every bad event named, none stored
+        try:
+            events.append(_event_in(relay, principal, ev, f"events[{i}].", None))
+        except Unprocessable as exc:
+            problems.extend(exc.details)
+    if problems:
+        raise Unprocessable("the request has invalid fields", problems)
     results = await relay.ingest(events)
     status = 200 if all(r.duplicate for r in results) else 202
     return JSONResponse({"events": [_answer(r) for r in results]}, status_code=status)

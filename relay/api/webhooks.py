@@ -233,9 +233,13 @@ class Event(Envelope):
 
 
 class EventType(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
     name: str
     description: str
     sample: dict[str, Any]
+    schema_: dict[str, Any] | None = Field(
+        alias="schema", description="The JSON Schema (draft 2020-12) every event's `data` "
+        "must match; null: any object.")
 
 
 class Sample(BaseModel):
@@ -593,7 +597,8 @@ async def replay_event(request: Request) -> JSONResponse:
 
 async def list_event_types(request: Request) -> JSONResponse:
     relay, _ = _caller(request)
-    types = [EventType(name=t.name, description=t.description, sample=t.sample)
+    types = [EventType(name=t.name, description=t.description, sample=t.sample,
+                       schema=t.json_schema)
              for t in relay.config.event_types]
     return _answer(Page[EventType](data=types, next=None))
 

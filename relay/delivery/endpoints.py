@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from relay.config import DeliveryConfig, EndpointConfig, Loaded
+from relay.delivery.matching import Filter, compile_filter
 from relay.storage.base import ConfigEndpoint, EndpointRow, State
 
 
@@ -15,7 +15,7 @@ class Endpoint:
     tenant: str
     url: str
     events: tuple[str, ...]
-    filter: dict[str, Any]
+    filter: Filter  # compiled once here; checked when the config or API took it
     headers: dict[str, str]
     signature: str
     signature_header: str | None
@@ -47,7 +47,7 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         tenant=row.tenant,
         url=spec["url"],
         events=tuple(spec.get("events") or ("*",)),
-        filter=spec.get("filter") or {},
+        filter=compile_filter(spec.get("filter") or {}),
         headers=spec.get("headers") or {},
         signature=spec.get("signature") or "standard-webhooks",
         signature_header=spec.get("signature_header"),

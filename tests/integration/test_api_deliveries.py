@@ -187,7 +187,7 @@ async def test_event_types_and_samples(make_config: Callable[..., cfgmod.Loaded]
         listed = (await r.client.get("/v1/event-types")).json()
         assert listed["next"] is None
         assert listed["data"][0] == {"name": "lead.qualified", "description": "A lead qualified.",
-                                     "sample": SAMPLE}
+                                     "sample": SAMPLE, "schema": None}
         assert [t["name"] for t in listed["data"]] == ["lead.qualified", "lead.lost",
                                                        "billing.paid"]
         sample = (await r.client.get("/v1/event-types/lead.qualified/sample")).json()

@@ -236,7 +236,8 @@ def test_example_documents_every_key_and_is_valid() -> None:
     for section, field in cfgmod.Config.model_fields.items():
         model = field.annotation
         model = getattr(model, "__args__", [model])[0]
-        for key in model.model_fields:
+        for name, info in model.model_fields.items():
+            key = info.alias or name
             assert re.search(rf"^(# )*#? ?{key} =", text, re.M), f"{section}.{key}"
     cfgmod.validate(tomllib.loads(text), {})  # as shipped
     # With every example block uncommented, it is still valid.
