@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 when a figure misses its target")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="delivery, ingest, backlog: alternate baseline and relay N "
-                        "times; medians (this VM's speed drifts between runs)")
+                        help="delivery, ingest, backlog, schema, filters: alternate baseline "
+                        "and relay N times (schema, filters: at least 3); medians (this VM's "
+                        "speed drifts between runs)")
     args = parser.parse_args(argv)
 
     unknown = [s for s in args.scenarios if s not in SCENARIOS]

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -294,20 +294,26 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted ("data.score", "$gte")
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
     raise TypeError(f"no TOML for {value!r}")
 
 
-def toml(sections: dict[str, dict[str, Any]], endpoints: list[dict[str, Any]]) -> str:
-    """A relay config: plain tables plus [[endpoints]] (only the value types we use)."""
+def toml(sections: dict[str, dict[str, Any]], endpoints: list[dict[str, Any]],
+         event_types: Sequence[dict[str, Any]] = ()) -> str:
+    """A relay config: plain tables plus [[event_types]] and [[endpoints]] (only the value
+    types we use)."""
     lines: list[str] = []
     for name, table in sections.items():
         lines.append(f"[{name}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
         lines.append("")
-    for ep in endpoints:
-        lines.append("[[endpoints]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in ep.items()]
-        lines.append("")
+    for array, items in (("event_types", event_types), ("endpoints", endpoints)):
+        for item in items:
+            lines.append(f"[[{array}]]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -318,7 +324,8 @@ class RelayServer:
     """
 
     def __init__(self, workdir: Path, delivery: dict[str, Any], endpoints: list[dict[str, Any]],
-                 log_path: Path | None, log_format: str = "text") -> None:
+                 log_path: Path | None, log_format: str = "text",
+                 event_types: list[dict[str, Any]] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
@@ -330,6 +337,7 @@ class RelayServer:
             "delivery": delivery,
         }
         self.endpoints = endpoints
+        self.event_types = event_types or []
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.http = Http(self.port, timeout=120.0)
@@ -337,7 +345,7 @@ class RelayServer:
     def write_config(self) -> None:
         """Write atomically (rename), so the file watcher never reads half a file."""
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(toml(self.sections, self.endpoints))
+        tmp.write_text(toml(self.sections, self.endpoints, self.event_types))
         tmp.replace(self.config_path)
 
     @property

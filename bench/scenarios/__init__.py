@@ -1,7 +1,7 @@
 """Importing this package registers every scenario (see bench.registry). ORDER is the issue's
 numbering, the order `python -m bench` runs them in (registration order follows imports)."""
 
-from bench.scenarios import backlog, delivery, fanout, ingest, latency, noisy
+from bench.scenarios import backlog, delivery, fanout, ingest, latency, noisy, rules
 
-__all__ = ["backlog", "delivery", "fanout", "ingest", "latency", "noisy"]
-ORDER = ("ingest", "delivery", "latency", "backlog", "fanout", "noisy")
+__all__ = ["backlog", "delivery", "fanout", "ingest", "latency", "noisy", "rules"]
+ORDER = ("ingest", "delivery", "latency", "backlog", "fanout", "noisy", "schema", "filters")

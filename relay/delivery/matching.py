@@ -28,8 +28,10 @@ Values compare as JSON does: a string never equals a number, `true` is not 1, 1 
 except under `$exists = false`. Matching never raises.
 
 `compile_filter` checks a filter once, at config or API load, and turns it into a
-function of the envelope: the paths are split and the operands sorted by kind ahead of
-time, so matching an event is a few dict look-ups and comparisons per path.
+function of the envelope: one closure per path that looks it up and tests the value, the
+paths split and list operands put in sets by kind ahead of time, so matching an event is
+a few dict look-ups and comparisons per path (no generators, no dispatch on operator
+names: each cost a measurable share of a filter's ~1.5 us).
 """
 
 from __future__ import annotations
@@ -85,14 +87,13 @@ def _always(envelope: Envelope) -> bool:
 
 
 def _table(spec: Mapping[str, Any], loc: Loc, problems: list[tuple[Loc, str]]) -> Filter:
-    checks: list[tuple[tuple[str, ...], _Test]] = []
-    groups: list[Filter] = []
+    checks: list[Filter] = []
     for key, condition in spec.items():
         here = (*loc, key)
         if key in COMBINATORS:
             group = _combination(key, condition, here, problems)
             if group is not None:
-                groups.append(group)
+                checks.append(group)
         elif key in OPERATORS:
             problems.append((here, f"{key} applies to a path: "
                              f'{{ "data.x" = {{ "{key}" = ... }} }}'))
@@ -104,23 +105,47 @@ def _table(spec: Mapping[str, Any], loc: Loc, problems: list[tuple[Loc, str]]) -
         else:
             test = _condition(condition, here, problems)
             if test is not None:
-                checks.append((parts, test))
-    if not checks and not groups:
+                checks.append(_at(parts, test))
+    return _all(checks)
+
+
+def _all(checks: list[Filter]) -> Filter:
+    if not checks:
         return _always
-    return _all(tuple(checks), tuple(groups))
+    if len(checks) == 1:
+        return checks[0]
+    members = tuple(checks)
 
-
-def _all(checks: tuple[tuple[tuple[str, ...], _Test], ...], groups: tuple[Filter, ...]) -> Filter:
     def match(envelope: Envelope) -> bool:
-        for parts, test in checks:
-            value: Any = envelope
-            for part in parts:
-                value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
-            if not test(value):
+        for check in members:  # noqa: SIM110 (all() of a generator: 0.3 us more a call)
+            if not check(envelope):
                 return False
-        return all(group(envelope) for group in groups)
+        return True
 
     return match
+
+
+def _at(parts: tuple[str, ...], test: _Test) -> Filter:
+    """Look the path up and test the value: one call per path (most are one or two deep)."""
+    if len(parts) == 1:
+        [key] = parts
+        return lambda envelope: test(envelope.get(key, _MISSING))
+    if len(parts) == 2:
+        first, second = parts
+
+        def check(envelope: Envelope) -> bool:
+            value = envelope.get(first, _MISSING)
+            return test(value.get(second, _MISSING) if type(value) is dict else _MISSING)
+
+        return check
+
+    def check_deep(envelope: Envelope) -> bool:
+        value: Any = envelope
+        for part in parts:
+            value = value.get(part, _MISSING) if type(value) is dict else _MISSING
+        return test(value)
+
+    return check_deep
 
 
 def _combination(key: str, tables: Any, loc: Loc,
@@ -136,12 +161,19 @@ def _combination(key: str, tables: Any, loc: Loc,
             problems.append(((*loc, i), "an empty filter table (it would match every event)"))
         else:
             compiled.append(_table(table, (*loc, i), problems))
-    members = tuple(compiled)
     if key == "$and":
-        return lambda envelope: all(f(envelope) for f in members)
+        return _all(compiled)
+    members = tuple(compiled)
+
+    def any_of(envelope: Envelope) -> bool:
+        for member in members:  # noqa: SIM110 (as in _all)
+            if member(envelope):
+                return True
+        return False
+
     if key == "$or":
-        return lambda envelope: any(f(envelope) for f in members)
-    return lambda envelope: not any(f(envelope) for f in members)
+        return any_of
+    return lambda envelope: not any_of(envelope)
 
 
 def _condition(condition: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> _Test | None:
@@ -183,7 +215,14 @@ def _condition(condition: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> _Te
     if len(tests) == 1:
         return tests[0]
     members = tuple(tests)
-    return lambda value: all(t(value) for t in members)
+
+    def every(value: Any) -> bool:
+        for test in members:  # noqa: SIM110 (as in _all)
+            if not test(value):
+                return False
+        return True
+
+    return every
 
 
 def _scalar(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> bool:
