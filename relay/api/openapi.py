@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 
 from relay import __version__
 from relay.api import ingest
-from relay.api import webhooks as wh
-from relay.api.webhooks import Page
+from relay.api import models as wh
+from relay.api.models import Page
 
 # --- the models only this document needs (answers built as plain dicts elsewhere) --------
 

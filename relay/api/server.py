@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.api import ingest, openapi, ops, webhooks
+from relay.api import deliveries, event_types, events, ingest, openapi, ops, webhooks
 from relay.app import Relay
 from relay.errors import RelayError
 from relay.logs import log
@@ -62,9 +62,9 @@ register_url_convertor("event_id", _EventId())
 ROUTES = [
     Route("/v1/events", ingest.post_event, methods=["POST"]),
     Route("/v1/events/batch", ingest.post_batch, methods=["POST"]),
-    Route("/v1/events", webhooks.list_events, methods=["GET"]),
-    Route("/v1/events/{id:event_id}", webhooks.get_event, methods=["GET"]),
-    Route("/v1/events/{id:event_id}/replay", webhooks.replay_event, methods=["POST"]),
+    Route("/v1/events", events.list_events, methods=["GET"]),
+    Route("/v1/events/{id:event_id}", events.get_event, methods=["GET"]),
+    Route("/v1/events/{id:event_id}/replay", events.replay_event, methods=["POST"]),
     Route("/v1/webhooks", webhooks.list_webhooks, methods=["GET"]),
     Route("/v1/webhooks", webhooks.create_webhook, methods=["POST"]),
     Route("/v1/webhooks/{id}", webhooks.get_webhook, methods=["GET"]),
@@ -73,11 +73,11 @@ ROUTES = [
     Route("/v1/webhooks/{id}/rotate-secret", webhooks.rotate_secret, methods=["POST"]),
     Route("/v1/webhooks/{id}/test", webhooks.send_test, methods=["POST"]),
     Route("/v1/webhooks/{id}/recover", webhooks.recover_webhook, methods=["POST"]),
-    Route("/v1/webhooks/{id}/deliveries", webhooks.list_deliveries, methods=["GET"]),
-    Route("/v1/deliveries/{id}", webhooks.get_delivery, methods=["GET"]),
-    Route("/v1/deliveries/{id}/retry", webhooks.retry_delivery, methods=["POST"]),
-    Route("/v1/event-types", webhooks.list_event_types, methods=["GET"]),
-    Route("/v1/event-types/{name}/sample", webhooks.event_type_sample, methods=["GET"]),
+    Route("/v1/webhooks/{id}/deliveries", deliveries.list_deliveries, methods=["GET"]),
+    Route("/v1/deliveries/{id}", deliveries.get_delivery, methods=["GET"]),
+    Route("/v1/deliveries/{id}/retry", deliveries.retry_delivery, methods=["POST"]),
+    Route("/v1/event-types", event_types.list_event_types, methods=["GET"]),
+    Route("/v1/event-types/{name}/sample", event_types.event_type_sample, methods=["GET"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),

@@ -1,0 +1,47 @@
+"""What every management route does first: who calls, in which tenant, with which body."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from relay.api.auth import authenticate, tenant_for
+from relay.api.ingest import invalid, parse, read_body
+from relay.app import Relay
+from relay.operations import Operations
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def operations(request: Request) -> Operations:
+    """The caller's operations: GET needs `webhooks:read`, the rest `webhooks:write`; the
+    key's tenant (403 when its webhooks are disabled)."""
+    relay: Relay = request.app.state.relay
+    scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
+    principal = authenticate(request, relay.loaded, scope)
+    return Operations(relay, tenant_for(principal, None, relay.config),
+                      can_write=bool({"webhooks:write", "admin"} & principal.scopes))
+
+
+async def body(request: Request, model: type[_M], *, optional: bool = False) -> _M:
+    """The JSON body; where every field is optional, no body at all means defaults."""
+    relay: Relay = request.app.state.relay
+    headers = request.headers
+    if (optional and "content-type" not in headers and "transfer-encoding" not in headers
+            and headers.get("content-length", "0") == "0"):
+        return model()
+    return parse(model, await read_body(request, relay.config.server.max_body_bytes))
+
+
+def query(request: Request, model: type[_M]) -> _M:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def answer(model: BaseModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)

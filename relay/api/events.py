@@ -1,0 +1,27 @@
+"""GET /v1/events, /v1/events/{id}, POST /v1/events/{id}/replay (SPEC §6); ingest is in
+relay.api.ingest."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from relay.api.common import answer, body, operations, query
+from relay.api.models import EventsQuery, ReplayIn
+
+
+async def list_events(request: Request) -> JSONResponse:
+    ops = operations(request)
+    return answer(await ops.events(query(request, EventsQuery)))
+
+
+async def get_event(request: Request) -> JSONResponse:
+    return answer(await operations(request).event(request.path_params["id"]))
+
+
+async def replay_event(request: Request) -> JSONResponse:
+    ops = operations(request)
+    event_id = request.path_params["id"]
+    await ops.own_event(event_id)  # 404 before the body's 422
+    given = await body(request, ReplayIn, optional=True)
+    return answer(await ops.replay(event_id, given.endpoints), 202)

@@ -1,0 +1,282 @@
+"""The management operations, scoped to one tenant: what the JSON API and the console do.
+
+Both front ends build an `Operations` for the caller (an API key's tenant, a console
+login, a portal session) and call the same methods, so each rule lives here once: which
+fields a config-defined endpoint may change, what re-enabling resets, which endpoints a
+replay may name, which event types a test may send. Another tenant's webhook, delivery or
+event is a NotFound, as if it did not exist. `can_write` false (a read-only portal
+session, a `webhooks:read` key) refuses every change with Forbidden.
+
+Inputs are the validated pydantic models of relay.api.models; answers are its answer
+models, so both front ends show the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from relay import config as cfgmod
+from relay.api.models import (
+    PATCH_SPEC_FIELDS,
+    DeliveriesQuery,
+    Delivery,
+    DeliveryDetail,
+    Envelope,
+    Event,
+    EventsQuery,
+    EventType,
+    Page,
+    PageQuery,
+    Recovered,
+    Replayed,
+    Rotated,
+    Sample,
+    SendTestResult,
+    Webhook,
+    WebhookCreated,
+    attempt_of,
+    delivery_of,
+    event_of,
+    time_of,
+    webhook_of,
+)
+from relay.app import Relay
+from relay.config import EndpointConfig, TenantConfig
+from relay.delivery.endpoints import from_config
+from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
+from relay.ids import delivery_ref
+from relay.storage.base import DeliveryRow, EndpointRow, EventRow
+
+PING: tuple[str, dict[str, Any]] = ("relay.ping", {})  # what a test send carries when no event type is named
+_T = TypeVar("_T")
+
+
+def page_of(rows: Sequence[_T], limit: int,
+            cursor: Callable[[_T], str]) -> tuple[list[_T], str | None]:
+    """Rows were read with limit + 1: the extra one only says a next page exists."""
+    page = list(rows[:limit])
+    return page, cursor(page[-1]) if len(rows) > limit else None
+
+
+def delivery_number(ref: str, path: str | None = None) -> int:
+    """`dlv_<n>` -> n. A malformed id is a 404 in a path, a 422 in a query."""
+    number = ref.removeprefix("dlv_")
+    if ref.startswith("dlv_") and number.isascii() and number.isdigit() and len(number) < 19:
+        return int(number)
+    if path is None:
+        raise NotFound(f"no delivery {ref!r}")
+    raise Unprocessable("the request has invalid fields",
+                        [{"path": path, "message": f"not a delivery id: {ref!r}"}])
+
+
+def _config_defined(row: EndpointRow, what: str) -> Conflict:
+    return Conflict(f"webhook {row.id!r} is defined in the config file: {what}")
+
+
+class Operations:
+    """Every management operation, in one tenant, for one caller."""
+
+    def __init__(self, relay: Relay, tenant: TenantConfig, *, can_write: bool) -> None:
+        self.relay = relay
+        self.tenant = tenant
+        self.can_write = can_write
+
+    def _writing(self) -> None:
+        if not self.can_write:
+            raise Forbidden("this session is read-only: it may look but not change anything")
+
+    # --- lookups -------------------------------------------------------------------------
+
+    async def own_webhook(self, webhook_id: str) -> EndpointRow:
+        row = await self.relay.store.get_endpoint(webhook_id)
+        if row is None or row.tenant != self.tenant.id:
+            raise NotFound(f"no webhook {webhook_id!r}")
+        return row
+
+    async def own_delivery(self, ref: str) -> DeliveryRow:
+        row = await self.relay.store.get_delivery(delivery_number(ref), self.tenant.id)
+        if row is None:
+            raise NotFound(f"no delivery {ref!r}")
+        return row
+
+    async def own_event(self, event_id: str) -> EventRow:
+        row = await self.relay.store.get_event(event_id, self.tenant.id)
+        if row is None:
+            raise NotFound(f"no event {event_id!r}")
+        return row
+
+    async def _answer(self, row: EndpointRow) -> Webhook:
+        pending = await self.relay.store.pending_counts([row.id])
+        return webhook_of(row, pending[row.id])
+
+    def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The stored spec of an endpoint with these settings, after the checks a config
+        file's endpoint gets (URL scheme, signature header); 422 naming each bad field."""
+        config = self.relay.config
+        endpoint = EndpointConfig.model_construct(
+            id=row_id, tenant=self.tenant.id, **{k: v for k, v in fields.items() if v is not None}
+        )
+        errors, _ = cfgmod.cross_check(
+            cfgmod.Config.model_construct(delivery=config.delivery, tenants=config.tenants,
+                                          endpoints=[endpoint]), {},
+        )
+        if errors:
+            details = []
+            for line in errors:
+                path, _, message = line.removeprefix("endpoints[0].").partition(": ")
+                details.append({"path": path, "message": message})
+            raise Unprocessable("the request has invalid fields", details)
+        return from_config(endpoint, None).spec
+
+    # --- webhooks ------------------------------------------------------------------------
+
+    async def webhooks(self, query: PageQuery) -> Page[Webhook]:
+        store = self.relay.store
+        rows = await store.list_endpoints(self.tenant.id, after=query.after,
+                                          limit=query.limit + 1)
+        page, cursor = page_of(rows, query.limit, lambda row: row.id)
+        pending = await store.pending_counts([row.id for row in page])
+        return Page[Webhook](data=[webhook_of(r, pending[r.id]) for r in page], next=cursor)
+
+    async def webhook(self, webhook_id: str) -> Webhook:
+        return await self._answer(await self.own_webhook(webhook_id))
+
+    async def create(self, name: str, fields: dict[str, Any]) -> WebhookCreated:
+        """A new API endpoint; its secret is in this answer only."""
+        self._writing()
+        spec = self._checked_spec("new", fields)
+        row = await self.relay.create_endpoint(self.tenant.id, name, spec,
+                                               self.tenant.max_webhooks)
+        return WebhookCreated(**webhook_of(row, 0).model_dump(), secret=row.secret)
+
+    async def change(self, webhook_id: str, given: dict[str, Any]) -> Webhook:
+        """Apply the fields given (a WebhookPatch's set fields). Config-defined webhooks
+        take only is_active/is_paused: the file stays the truth."""
+        self._writing()
+        row = await self.own_webhook(webhook_id)
+        if row.source == "config" and (fixed := sorted(set(given) - {"is_active", "is_paused"})):
+            raise _config_defined(
+                row, f"{', '.join(fixed)} cannot be changed through the API (only is_active "
+                "and is_paused); edit the config file instead")
+        changes: dict[str, Any] = {}
+        if "name" in given:
+            changes["name"] = given["name"]
+        if settings := {k: v for k, v in given.items() if k in PATCH_SPEC_FIELDS}:
+            changes["spec"] = self._checked_spec(row.id, {**row.spec, **settings})
+        if "is_paused" in given:
+            changes["is_paused"] = given["is_paused"]
+        if given.get("is_active") is True:
+            changes.update(is_active=True, disable_reason=None, failing_since=None,
+                           consecutive_failures=0)
+        elif given.get("is_active") is False and row.is_active:
+            changes.update(is_active=False, disable_reason="disabled through the API")
+        return await self._answer(await self.relay.change_endpoint(row.id, changes))
+
+    async def delete(self, webhook_id: str) -> None:
+        self._writing()
+        row = await self.own_webhook(webhook_id)
+        if row.source == "config":
+            raise _config_defined(row, "remove it from the config file instead")
+        await self.relay.delete_endpoint(row.id)
+
+    async def rotate(self, webhook_id: str, grace: float | None) -> Rotated:
+        """A new secret (shown in this answer only); the old one signs too for `grace`."""
+        self._writing()
+        row = await self.own_webhook(webhook_id)
+        if row.id in self.relay.loaded.endpoint_secrets:
+            raise _config_defined(
+                row, "its secret is set there (secret or secret_env); rotate it in the file")
+        row = await self.relay.rotate_secret(row.id, grace or 0.0)
+        return Rotated(secret=row.secret, previous_expires_at=time_of(row.prev_secret_until))
+
+    async def send_test(self, webhook_id: str, event_type: str | None) -> SendTestResult:
+        """Send the type's sample (default relay.ping) now and answer the attempt."""
+        self._writing()
+        row = await self.own_webhook(webhook_id)
+        name, data = PING
+        if event_type is not None:
+            declared = {t.name: t for t in self.relay.config.event_types}
+            if event_type not in declared:
+                raise NotFound(f"no event type {event_type!r}; declared: "
+                               + (", ".join(declared) or "none"))
+            name, data = event_type, declared[event_type].sample
+        envelope, outcome = await self.relay.test_send(row.id, name, data)
+        return SendTestResult(
+            success=outcome.ok, status=outcome.status, duration_ms=outcome.duration_ms,
+            response_body=outcome.body.decode("utf-8", errors="replace"), error=outcome.error,
+            event=Envelope(**envelope),
+        )
+
+    async def recover(self, webhook_id: str, since: float) -> Recovered:
+        self._writing()
+        row = await self.own_webhook(webhook_id)
+        return Recovered(requeued=await self.relay.recover(row.id, since))
+
+    # --- deliveries ----------------------------------------------------------------------
+
+    async def deliveries(self, webhook_id: str, query: DeliveriesQuery) -> Page[Delivery]:
+        row = await self.own_webhook(webhook_id)
+        before = None if query.after is None else delivery_number(query.after, "after")
+        rows = await self.relay.store.list_deliveries(row.id, state=query.status,
+                                                      before=before, limit=query.limit + 1)
+        page, cursor = page_of(rows, query.limit, lambda d: delivery_ref(d.id))
+        return Page[Delivery](data=[delivery_of(d) for d in page], next=cursor)
+
+    async def delivery(self, ref: str) -> DeliveryDetail:
+        row = await self.own_delivery(ref)
+        attempts = await self.relay.store.attempts_of(row.id)
+        return DeliveryDetail(**{**delivery_of(row).model_dump(),
+                                 "attempts": [attempt_of(a) for a in attempts]})
+
+    async def retry(self, ref: str) -> Delivery:
+        self._writing()
+        row = await self.own_delivery(ref)
+        return delivery_of(await self.relay.retry_delivery(row))
+
+    # --- events --------------------------------------------------------------------------
+
+    async def events(self, query: EventsQuery) -> Page[Event]:
+        rows = await self.relay.store.list_events(self.tenant.id, type=query.type,
+                                                  before=query.after, limit=query.limit + 1)
+        page, cursor = page_of(rows, query.limit, lambda e: e.id)
+        return Page[Event](data=[event_of(e) for e in page], next=cursor)
+
+    async def event(self, event_id: str) -> Event:
+        return event_of(await self.own_event(event_id))
+
+    async def event_deliveries(self, event_id: str) -> list[Delivery]:
+        """Every delivery of one of the tenant's events, replays included."""
+        event = await self.own_event(event_id)
+        return [delivery_of(d) for d in await self.relay.store.deliveries_of(event.id)]
+
+    async def replay(self, event_id: str, endpoints: list[str] | None) -> Replayed:
+        """New deliveries of the event: to the webhooks named (each once, in the order
+        given; every one must be this tenant's), else to every webhook matching it now."""
+        self._writing()
+        event = await self.own_event(event_id)
+        targets = None
+        if endpoints is not None:
+            targets = list(dict.fromkeys(endpoints))
+            unknown = [
+                {"path": f"endpoints[{i}]", "message": f"no webhook {eid!r} in this tenant"}
+                for i, eid in enumerate(endpoints)
+                if (ep := self.relay.endpoints.get(eid)) is None or ep.tenant != self.tenant.id
+            ]
+            if unknown:
+                raise Unprocessable("the request has invalid fields", unknown)
+        rows = await self.relay.replay(event, targets)
+        return Replayed(deliveries=[delivery_of(d) for d in rows])
+
+    # --- event types ---------------------------------------------------------------------
+
+    def event_types(self) -> list[EventType]:
+        return [EventType(name=t.name, description=t.description, sample=t.sample,
+                          schema=t.json_schema)
+                for t in self.relay.config.event_types]
+
+    def sample(self, name: str) -> Sample:
+        for event_type in self.relay.config.event_types:
+            if event_type.name == name:
+                return Sample(type=name, data=event_type.sample)
+        raise NotFound(f"no event type {name!r}")
