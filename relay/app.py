@@ -84,6 +84,7 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._refresh_lock = asyncio.Lock()
+        self._secret_keys: dict[str, bytes] = {}
 
     @property
     def config(self) -> cfgmod.Config:
@@ -293,6 +294,13 @@ class Relay:
             allow_private=endpoint.allow_private, allow_http=endpoint.allow_http,
         )
         return env, outcome
+
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """A key relay keeps for itself (Store.secret_key), read once per process."""
+        key = self._secret_keys.get(name)
+        if key is None:
+            key = self._secret_keys[name] = await self.store.secret_key(name, new)
+        return key
 
     def _endpoints_disabled(self, disabled: dict[str, str]) -> None:
         task = asyncio.create_task(self.refresh_endpoints())

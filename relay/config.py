@@ -158,6 +158,27 @@ class DeliveryConfig(_Section):
     allow_http: bool = Field(False, description="Allow plain http:// endpoint URLs.")
 
 
+_ORIGIN_RE = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$"
+
+
+class UiConfig(_Section):
+    title: str = Field("relay", min_length=1, max_length=80,
+                       description="Name shown in the console's and portal's header.")
+    logo_url: str | None = Field(
+        None, pattern=r"^(https://|/)\S+$",
+        description="Logo shown beside the title (an https:// URL or a path on this server).",
+        examples=["https://example.com/logo.svg"],
+    )
+    accent: str = Field("#2458d6", pattern=r"^#[0-9a-fA-F]{6}$",
+                        description="Accent colour of buttons and links, as #rrggbb.")
+    frame_ancestors: list[Annotated[str, Field(pattern=_ORIGIN_RE)]] = Field(
+        default_factory=list,
+        description="Origins allowed to embed the tenant portal in an iframe (CSP "
+        "frame-ancestors); none: it cannot be embedded. The operator console never can.",
+        examples=[["https://app.example.com"]],
+    )
+
+
 class TenantConfig(_Section):
     id: str = Field(pattern=ID_RE, description="Tenant id.", examples=["acme"])
     webhooks_enabled: bool = Field(
@@ -447,6 +468,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    ui: UiConfig = Field(default_factory=UiConfig)
     tenants: list[TenantConfig] = Field(default_factory=list)
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
     event_types: list[EventTypeConfig] = Field(default_factory=list)
@@ -727,6 +749,7 @@ SECTION_HELP = {
     "server": "The HTTP side: ingest endpoint and management API.",
     "storage": "The durable queue.",
     "delivery": "Defaults for every endpoint.",
+    "ui": "The web console at /ui/ and the tenant portal.",
     "tenants": "Tenants beyond `default` (which always exists).",
     "api_keys": "API keys. Without any, relay serves unauthenticated on loopback only.",
     "event_types": "Declared event types. When any are declared, ingest refuses others (422).",

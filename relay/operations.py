@@ -48,7 +48,8 @@ from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.ids import delivery_ref
 from relay.storage.base import DeliveryRow, EndpointRow, EventRow
 
-PING: tuple[str, dict[str, Any]] = ("relay.ping", {})  # what a test send carries when no event type is named
+# What a test send carries when no event type is named.
+PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
 _T = TypeVar("_T")
 
 

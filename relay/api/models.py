@@ -67,11 +67,11 @@ _NULLABLE = {"timeout", "retry_schedule", "rate_limit"}  # on PATCH, null: back 
 _API_TYPES: dict[str, Any] = {"timeout": Duration | None, "retry_schedule": list[Duration] | None}
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class _SpecBody(_Body):
+class _SpecBody(StrictBody):
     @field_validator("headers", check_fields=False)
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
@@ -112,23 +112,23 @@ WebhookPatch = create_model(
 )
 
 
-class RotateIn(_Body):
+class RotateIn(StrictBody):
     grace: Duration | None = Field(
         None, description="How long the old secret keeps signing too (default: not at all)."
     )
 
 
-class SendTestIn(_Body):
+class SendTestIn(StrictBody):
     type: TypeName | None = Field(
         None, description="A declared event type, whose sample is sent (default: relay.ping)."
     )
 
 
-class RecoverIn(_Body):
+class RecoverIn(StrictBody):
     since: AwareDatetime = Field(description="Failed deliveries last updated at or after this.")
 
 
-class ReplayIn(_Body):
+class ReplayIn(StrictBody):
     endpoints: Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="Webhook ids (default: every webhook matching the event now)."
     )

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay import __version__
-from relay.api import ingest
+from relay.api import ingest, portal
 from relay.api import models as wh
 from relay.api.models import Page
 
@@ -156,6 +156,10 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/event-types/{name}/sample", "An event type's sample data", {
         200: ("The sample.", wh.Sample),
     }, _R, tags=("event types",)),
+    Op("post", "/v1/portal-sessions", "A signed, expiring link to one tenant's portal", {
+        201: ("The link; anyone holding it acts in the tenant until it expires.",
+              portal.PortalSession),
+    }, "admin", portal.PortalSessionIn, tags=("portal",)),
     Op("get", "/healthz", "Liveness", {200: ("The process serves HTTP.", Health)},
        tags=("operations",)),
     Op("get", "/readyz", "Readiness", {

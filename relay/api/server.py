@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.api import deliveries, event_types, events, ingest, openapi, ops, webhooks
+from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
 from relay.app import Relay
 from relay.errors import RelayError
 from relay.logs import log
@@ -78,6 +78,7 @@ ROUTES = [
     Route("/v1/deliveries/{id}/retry", deliveries.retry_delivery, methods=["POST"]),
     Route("/v1/event-types", event_types.list_event_types, methods=["GET"]),
     Route("/v1/event-types/{name}/sample", event_types.event_type_sample, methods=["GET"]),
+    Route("/v1/portal-sessions", portal.create_portal_session, methods=["POST"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),

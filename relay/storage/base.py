@@ -162,6 +162,27 @@ class Recorded:
     disabled: dict[str, str] = field(default_factory=dict)  # endpoint id -> reason
 
 
+@dataclass(frozen=True, slots=True)
+class MinuteOutcomes:
+    """Attempts that started in one minute, by outcome (the console's chart)."""
+
+    minute: float  # unix seconds at the minute's start
+    succeeded: int  # answered 2xx
+    failed: int  # anything else: another status, a timeout, a refused connection
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A recent attempt that did not succeed (the console's "recent errors")."""
+
+    delivery_id: int
+    endpoint_id: str
+    tenant: str
+    started_at: float
+    status: int | None
+    error: str | None
+
+
 class Store(Protocol):
     """The narrow interface every backend implements (see tests/integration/test_store.py)."""
 
@@ -218,3 +239,6 @@ class Store(Protocol):
     async def add_deliveries(
         self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]: ...
+    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]: ...
+    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]: ...
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes: ...

@@ -30,6 +30,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -48,7 +49,9 @@ from relay.storage.base import (
     DeliveryRow,
     EndpointRow,
     EventRow,
+    FailedAttempt,
     Ingested,
+    MinuteOutcomes,
     NewEndpoint,
     NewEvent,
     Recorded,
@@ -658,6 +661,59 @@ class SQLiteStore:
             for r in rows
         ]
 
+    async def _first_attempt_since(self, since: float) -> int | None:
+        """The id of the first attempt started at or after `since`, by bisection over
+        attempt ids (they grow with time, give or take one timeout): about 20 indexed
+        reads instead of a scan of the history or an index on started_at, which every
+        recorded attempt would pay for."""
+        [(low, high)] = await self._read("SELECT MIN(id), MAX(id) FROM attempts")
+        if high is None:
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            [(started_at,)] = await self._read(
+                "SELECT started_at FROM attempts WHERE id >= ? ORDER BY id LIMIT 1", (middle,))
+            if started_at < since:
+                low = middle + 1
+            else:
+                high = middle
+        return int(low)
+
+    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
+        """Attempts started since `since`, counted per minute and outcome, oldest first;
+        minutes without attempts are left out."""
+        first = await self._first_attempt_since(since)
+        if first is None:
+            return []
+        rows = await self._read(
+            "SELECT CAST(started_at / 60 AS INTEGER) * 60 AS minute, "
+            "SUM(status BETWEEN 200 AND 299), SUM(status IS NULL OR status NOT BETWEEN 200 "
+            "AND 299) FROM attempts WHERE id >= ? AND started_at >= ? GROUP BY minute "
+            "ORDER BY minute",
+            (first, since),
+        )
+        return [MinuteOutcomes(float(m), int(ok), int(bad)) for m, ok, bad in rows]
+
+    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]:
+        """The latest attempts since `since` that did not succeed, newest first."""
+        first = await self._first_attempt_since(since)
+        if first is None:
+            return []
+        rows = await self._read(
+            "SELECT a.delivery_id, d.endpoint_id, e.tenant, a.started_at, a.status, a.error "
+            "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "JOIN events e ON e.id = d.event_id WHERE a.id >= ? AND a.started_at >= ? AND "
+            "(a.status IS NULL OR a.status NOT BETWEEN 200 AND 299) ORDER BY a.id DESC LIMIT ?",
+            (first, since, limit),
+        )
+        return [FailedAttempt(*row) for row in rows]
+
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """The key stored under `name`, made with `new()` and stored the first time;
+        when two processes race, the first stored wins and both get it."""
+        key: bytes = await self._submit(_secret_key, (name, new(), time.time()), durable=True)
+        return key
+
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._r is None:
             raise StorageError("the store is closed")
@@ -1130,3 +1186,13 @@ def backup(source: Path, dest: Path) -> int:
         partial.unlink(missing_ok=True)
         raise StorageError(f"backup of {source} failed: {exc}") from exc
     return int(events)
+
+
+def _secret_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for name, key, now in args:
+        db.execute("INSERT OR IGNORE INTO secret_keys (name, key, created_at) VALUES (?, ?, ?)",
+                   (name, key, now))
+        [(stored,)] = db.execute("SELECT key FROM secret_keys WHERE name = ?", (name,))
+        out.append(bytes(stored))
+    return out
