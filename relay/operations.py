@@ -14,7 +14,7 @@ models, so both front ends show the same thing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from relay import config as cfgmod
 from relay.api.models import (
@@ -69,6 +69,20 @@ def delivery_number(ref: str, path: str | None = None) -> int:
         raise NotFound(f"no delivery {ref!r}")
     raise Unprocessable("the request has invalid fields",
                         [{"path": path, "message": f"not a delivery id: {ref!r}"}])
+
+
+WebhookState = Literal["active", "failing", "paused", "disabled"]
+WEBHOOK_STATES: tuple[WebhookState, ...] = get_args(WebhookState)
+
+
+def webhook_state(webhook: Webhook) -> WebhookState:
+    """One word for the console: disabled (by relay or the file) beats paused beats
+    failing (consecutive failures since the last success) beats active."""
+    if not webhook.is_active:
+        return "disabled"
+    if webhook.is_paused:
+        return "paused"
+    return "failing" if webhook.consecutive_failures else "active"
 
 
 def _config_defined(row: EndpointRow, what: str) -> Conflict:
@@ -132,8 +146,22 @@ class Operations:
 
     # --- webhooks ------------------------------------------------------------------------
 
-    async def webhooks(self, query: PageQuery) -> Page[Webhook]:
+    async def webhooks(self, query: PageQuery, state: WebhookState | None = None
+                       ) -> Page[Webhook]:
+        """A page of the tenant's webhooks in creation order; with `state`, only those in
+        it (read whole and filtered: a tenant's endpoints are few and live in memory
+        anyway, while deliveries, the long lists, are paged in the database)."""
         store = self.relay.store
+        if state is not None:
+            every = await store.list_endpoints(self.tenant.id)
+            pending = await store.pending_counts([row.id for row in every])
+            webhooks = [webhook_of(row, pending[row.id]) for row in every]
+            ids = [w.id for w in webhooks]
+            start = 0 if query.after is None else (
+                ids.index(query.after) + 1 if query.after in ids else len(ids))
+            matching = [w for w in webhooks[start:] if webhook_state(w) == state]
+            data, cursor = page_of(matching, query.limit, lambda w: w.id)
+            return Page[Webhook](data=data, next=cursor)
         rows = await store.list_endpoints(self.tenant.id, after=query.after,
                                           limit=query.limit + 1)
         page, cursor = page_of(rows, query.limit, lambda row: row.id)

@@ -10,12 +10,13 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
 from relay.app import Relay
 from relay.errors import RelayError
 from relay.logs import log
+from relay.ui import app as ui
 
 _CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -59,7 +60,7 @@ class _EventId(Convertor[str]):
 
 register_url_convertor("event_id", _EventId())
 
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     Route("/v1/events", ingest.post_event, methods=["POST"]),
     Route("/v1/events/batch", ingest.post_batch, methods=["POST"]),
     Route("/v1/events", events.list_events, methods=["GET"]),
@@ -83,6 +84,7 @@ ROUTES = [
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.serve, methods=["GET"]),
+    Mount("/ui", routes=ui.ROUTES),
 ]
 
 

@@ -1,0 +1,743 @@
+"""The web console and the tenant portal at /ui/ (SPEC §9), on relay's own listener.
+
+Server-rendered pages (Jinja2, autoescaped) over relay.operations, the same tenant-scoped
+operations the JSON API calls: what a page may show or change is decided there, once.
+
+Who is looking is a signed session cookie (relay.sessions): an operator (signed in with
+an admin API key, or anyone on loopback when relay has no `[[api_keys]]`), a portal
+visitor (opened a `/v1/portal-sessions` link: one tenant, maybe read-only), or nobody yet
+(the cookie then only carries the nonce the login form's CSRF token is bound to). The
+cookie is HttpOnly, SameSite=Strict, Secure unless relay listens on loopback. Every POST
+carries the session's CSRF token; every page has a CSP without inline scripts.
+
+Pages that act in a tenant live under /ui/t/{tenant}/: an operator may open any tenant,
+a portal session only its own (another tenant's pages are a plain 404 that names
+nothing). The overview, which counts across tenants, is the operator's alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from relay.api.ingest import invalid
+from relay.api.models import (
+    PAGE_MAX,
+    DeliveriesQuery,
+    EventsQuery,
+    PageQuery,
+    RecoverIn,
+    RotateIn,
+    Webhook,
+    WebhookIn,
+    WebhookPatch,
+    webhook_of,
+)
+from relay.app import Relay, timestamp
+from relay.errors import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RelayError,
+    Unauthorized,
+    Unprocessable,
+)
+from relay.operations import WEBHOOK_STATES, Operations, webhook_state
+from relay.sessions import (
+    KEY_NAME,
+    Session,
+    csrf_ok,
+    csrf_token,
+    new_key,
+    new_session,
+    sign,
+    verify,
+)
+from relay.ui import chart
+
+COOKIE = "relay_session"
+OPERATOR_HOURS = 12  # an operator's sign-in lasts this long
+VISITOR_HOURS = 24  # a not-signed-in visitor's cookie (only a CSRF nonce)
+PAGE = 25  # rows per page on the console's lists
+RECENT = 10  # recent errors on the overview
+HTMX = "htmx-2.0.4.min.js"
+_HERE = Path(__file__).parent
+_TEMPLATES = Jinja2Templates(env=jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True,
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+))
+
+# What a finished change says on the page it leads to (?done=KEY; n= a count).
+_DONE = {
+    "created": "Endpoint created.",
+    "saved": "Changes saved.",
+    "paused": "Paused: new deliveries are held until you resume.",
+    "resumed": "Resumed: held deliveries are going out in order.",
+    "enabled": "Re-enabled: failures reset, held deliveries are going out.",
+    "deleted": "Endpoint deleted; its unfinished deliveries were cancelled.",
+    "retried": "The delivery is queued again.",
+    "recovered": "{n} failed deliveries queued again.",
+    "replayed": "{n} new deliveries queued.",
+}
+
+
+def _when(value: str | None) -> str:
+    """An API timestamp as people read it: 2026-04-14 16:29:48 UTC."""
+    return "never" if value is None else value.replace("T", " ").replace("Z", " UTC")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+_TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp)
+
+
+# --- who is looking ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    relay: Relay
+    key: bytes
+    session: Session
+    fresh: bool  # the cookie must be (re)set on the answer
+
+    @property
+    def operator(self) -> bool:
+        return self.session.kind == "o"
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.key, self.session)
+
+
+class _SignIn(Exception):
+    """Not signed in: GET pages send the visitor to the login form."""
+
+
+def _key_digest(token: str) -> str:
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def _operator_subject(relay: Relay, session: Session) -> bool:
+    """An operator session stays valid while its admin key is still configured (`-`:
+    relay still has no API keys at all)."""
+    keys = relay.loaded.api_keys
+    if session.subject == "-":
+        return not keys
+    return any(k.sha256[:16] == session.subject and "admin" in k.scopes for k in keys)
+
+
+async def _visit(request: Request) -> Visit:
+    relay: Relay = request.app.state.relay
+    key = await relay.secret_key(KEY_NAME, new_key)
+    now = relay.clock()
+    token = request.cookies.get(COOKIE)
+    session = verify(key, token, now) if token else None
+    if session is not None and session.kind == "o" and not _operator_subject(relay, session):
+        session = None
+    if session is not None and session.kind == "p" and relay.config.tenant(
+            session.subject) is None:
+        session = None
+    if session is not None:
+        return Visit(relay, key, session, fresh=False)
+    if not relay.loaded.api_keys:  # open, as the API is (relay refuses to listen beyond loopback)
+        return Visit(relay, key, new_session("o", "-", now + OPERATOR_HOURS * 3600, False), True)
+    return Visit(relay, key, new_session("a", "-", now + VISITOR_HOURS * 3600, False), True)
+
+
+def _switch(request: Request, visit: Visit, session: Session) -> Visit:
+    """This answer starts `session` (sign-in, sign-out, portal entry): its cookie is set."""
+    visit = Visit(visit.relay, visit.key, session, fresh=True)
+    request.state.visit = visit
+    return visit
+
+
+def _ops(visit: Visit, tenant_id: str) -> Operations:
+    """The operations of the tenant a page is in, for this visitor."""
+    session = visit.session
+    if session.kind == "a":
+        raise _SignIn()
+    if session.kind == "p" and tenant_id != session.subject:
+        raise NotFound("no such page")
+    tenant = visit.relay.config.tenant(tenant_id)
+    if tenant is None:
+        raise NotFound("no such page")
+    if not tenant.webhooks_enabled:
+        raise Forbidden(f"webhooks are disabled for tenant {tenant_id!r}")
+    return Operations(visit.relay, tenant, can_write=not session.read_only)
+
+
+def _home_tenant(visit: Visit) -> str:
+    return visit.session.tenant or "default"
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+def _csp(visit: Visit) -> str:
+    ui = visit.relay.config.ui
+    images = "'self' data:"
+    if ui.logo_url and ui.logo_url.startswith("https://"):
+        parts = urllib.parse.urlsplit(ui.logo_url)
+        images += f" https://{parts.netloc}"
+    ancestors = "'none'"
+    if visit.session.kind == "p" and ui.frame_ancestors:
+        ancestors = "'self' " + " ".join(ui.frame_ancestors)
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; "
+            f"img-src {images}; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+            f"frame-ancestors {ancestors}")
+
+
+def _finish(visit: Visit, response: Response) -> Response:
+    response.headers["content-security-policy"] = _csp(visit)
+    response.headers["x-content-type-options"] = "nosniff"
+    response.headers["referrer-policy"] = "no-referrer"  # portal links carry their token
+    response.headers["cache-control"] = "no-store"
+    if visit.fresh:
+        relay = visit.relay
+        response.set_cookie(
+            COOKIE, sign(visit.key, visit.session),
+            max_age=max(int(visit.session.expires_at - relay.clock()), 0), path="/ui/",
+            httponly=True, samesite="strict", secure=not relay.config.server.is_loopback,
+        )
+    return response
+
+
+def _render(request: Request, visit: Visit, template: str, status: int = 200,
+            **context: Any) -> Response:
+    relay = visit.relay
+    session = visit.session
+    done = _DONE.get(request.query_params.get("done", ""))
+    if done is not None:
+        count = request.query_params.get("n", "")
+        done = done.format(n=int(count) if count.isdigit() else "")
+    tenant = context.pop("tenant", None) or _home_tenant(visit)
+    base = {
+        "ui": relay.config.ui, "csrf": visit.csrf, "kind": session.kind,
+        "operator": visit.operator, "read_only": session.read_only,
+        "can_write": not session.read_only and session.kind != "a",
+        "signed_in": session.kind != "a", "open": not relay.loaded.api_keys,
+        "tenant": tenant, "tenants": _tenant_ids(relay) if visit.operator else [tenant],
+        "done": done, "htmx": HTMX, "path": request.url.path,
+    }
+    return _TEMPLATES.TemplateResponse(request, template, {**base, **context},
+                                       status_code=status)
+
+
+def _tenant_ids(relay: Relay) -> list[str]:
+    return ["default", *(t.id for t in relay.config.tenants if t.id != "default")]
+
+
+def _see_other(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+Handler = Callable[[Request, Visit], Awaitable[Response]]
+
+
+def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A console route: the visit, the CSRF check on POST, errors as an HTML page."""
+
+    async def run(request: Request) -> Response:
+        visit = await _visit(request)
+        try:
+            if request.method == "POST":
+                form = await _form(request, visit.relay.config.server.max_body_bytes)
+                given = form.get("csrf") or request.headers.get("x-csrf-token", "")
+                if not csrf_ok(visit.key, visit.session, given):
+                    raise Forbidden("the form's security token is missing or out of date: "
+                                    "reload the page and try again")
+                request.state.form = form
+            response = await handler(request, visit)
+        except _SignIn:
+            if request.method == "POST":
+                response = _error(request, visit, Unauthorized("sign in first"))
+            else:
+                response = _see_other("/ui/login?" + urllib.parse.urlencode(
+                    {"next": request.url.path}))
+        except RelayError as exc:
+            response = _error(request, visit, exc)
+        return _finish(getattr(request.state, "visit", visit), response)
+
+    return run
+
+
+def _error(request: Request, visit: Visit, exc: RelayError) -> Response:
+    status = exc.status if 400 <= exc.status < 600 else 500
+    return _render(request, visit, "error.html", status, error=exc)
+
+
+async def _form(request: Request, limit: int) -> dict[str, str]:
+    """A urlencoded form (the console's only kind), first value of each field."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the form is larger than {limit} bytes")
+    pairs = urllib.parse.parse_qsl(body.decode("utf-8", errors="replace"),
+                                   keep_blank_values=True)
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+def _fields(request: Request) -> dict[str, str]:
+    form: dict[str, str] = request.state.form
+    return form
+
+
+def _query(request: Request, model: type[BaseModel], **defaults: Any) -> Any:
+    params = {k: v for k, v in request.query_params.items() if v != "" and k in
+              model.model_fields}
+    try:
+        return model.model_validate({**defaults, **params})
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+# --- sign in, portal entry, theme -----------------------------------------------------------
+
+
+@page
+async def login(request: Request, visit: Visit) -> Response:
+    nxt = _next(request.query_params.get("next"))
+    if visit.operator:
+        return _see_other(nxt)
+    return _render(request, visit, "login.html", next=nxt, error=None)
+
+
+def _next(value: str | None) -> str:
+    """Only a path of the console: never another site."""
+    if value and value.startswith("/ui/") and not value.startswith("//"):
+        return value
+    return "/ui/"
+
+
+@page
+async def login_post(request: Request, visit: Visit) -> Response:
+    form = _fields(request)
+    nxt = _next(form.get("next"))
+    digest = _key_digest(form.get("key", ""))
+    relay = visit.relay
+    for key in relay.loaded.api_keys:
+        if key.sha256 == digest and "admin" in key.scopes:
+            session = new_session("o", digest[:16], relay.clock() + OPERATOR_HOURS * 3600, False)
+            _switch(request, visit, session)
+            return _see_other(nxt)
+    return _render(request, visit, "login.html", 401, next=nxt,
+                   error="That is not an admin API key of this relay.")
+
+
+@page
+async def logout(request: Request, visit: Visit) -> Response:
+    relay = visit.relay
+    session = new_session("a", "-", relay.clock() + VISITOR_HOURS * 3600, False)
+    _switch(request, visit, session)
+    return _see_other("/ui/login")
+
+
+@page
+async def portal(request: Request, visit: Visit) -> Response:
+    """The link of POST /v1/portal-sessions: its token becomes this browser's session.
+    The answer is a page that moves on by itself (meta refresh), not a redirect: a
+    SameSite=Strict cookie set while arriving from another site is only sent once the
+    browser navigates from relay's own page."""
+    relay = visit.relay
+    token = request.query_params.get("token", "")
+    session = verify(visit.key, token, relay.clock())
+    if session is None or session.kind != "p" or relay.config.tenant(session.subject) is None:
+        raise Unauthorized("this portal link is invalid or has expired: ask for a new one")
+    visit = _switch(request, visit, session.renewed())
+    return _render(request, visit, "portal.html", target=f"/ui/t/{session.subject}/endpoints")
+
+
+async def theme(request: Request) -> Response:
+    relay: Relay = request.app.state.relay
+    return Response(f":root {{ --accent: {relay.config.ui.accent}; }}\n",
+                    media_type="text/css", headers={"cache-control": "no-cache"})
+
+
+# --- overview ----------------------------------------------------------------------------
+
+
+@page
+async def overview(request: Request, visit: Visit) -> Response:
+    if visit.session.kind == "p":
+        return _see_other(f"/ui/t/{visit.session.subject}/endpoints")
+    if not visit.operator:
+        raise _SignIn()
+    relay = visit.relay
+    store = relay.store
+    now = relay.clock()
+    counts = await store.counts()
+    buckets = await store.outcomes_per_minute(now - 3600)
+    failures = await store.recent_failures(now - 3600, RECENT)
+    rows = await store.list_endpoints()
+    pending = await store.pending_counts([row.id for row in rows])
+    webhooks = [webhook_of(row, pending[row.id]) for row in rows]
+    trouble = [w for w in webhooks if webhook_state(w) in ("failing", "disabled")]
+    return _render(
+        request, visit, "overview.html",
+        counts={state: counts.get(state, 0) for state in (
+            "pending", "delivering", "held", "succeeded", "failed", "cancelled")},
+        chart=chart.svg(buckets, now), summary=chart.summarise(buckets),
+        failures=failures, trouble=trouble, endpoints=len(webhooks),
+    )
+
+
+@page
+async def endpoints_home(request: Request, visit: Visit) -> Response:
+    if visit.session.kind == "a":
+        raise _SignIn()
+    return _see_other(f"/ui/t/{_home_tenant(visit)}/endpoints")
+
+
+# --- endpoints ---------------------------------------------------------------------------
+
+
+@page
+async def endpoints(request: Request, visit: Visit) -> Response:
+    tenant = request.path_params["tenant"]
+    ops = _ops(visit, tenant)
+    picked = request.query_params.get("tenant")
+    if picked and picked != tenant:  # the operator's tenant picker (a GET form)
+        wanted = request.query_params.get("state", "")
+        return _see_other(f"/ui/t/{urllib.parse.quote(picked)}/endpoints"
+                          + (f"?state={urllib.parse.quote(wanted)}" if wanted else ""))
+    query = _query(request, PageQuery, limit=PAGE)
+    given = request.query_params.get("state") or None
+    state = next((s for s in WEBHOOK_STATES if s == given), None)
+    if given is not None and state is None:
+        raise invalid_field("state", f"one of {', '.join(WEBHOOK_STATES)}")
+    listed = await ops.webhooks(query, state)
+    return _render(request, visit, "endpoints.html", tenant=tenant, page=listed,
+                   state=state, states=WEBHOOK_STATES)
+
+
+def invalid_field(path: str, message: str) -> RelayError:
+    return Unprocessable("the request has invalid fields", [{"path": path, "message": message}])
+
+
+def _lines(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+def _spec_form(form: dict[str, str]) -> dict[str, Any]:
+    """The endpoint form's fields as the API's body would carry them."""
+    filter_text = form.get("filter", "").strip()
+    try:
+        filters = json.loads(filter_text) if filter_text else {}
+    except json.JSONDecodeError as exc:
+        raise invalid_field("filter", f"not valid JSON: {exc.msg}") from None
+    headers: dict[str, str] = {}
+    for n, line in enumerate(form.get("headers", "").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise invalid_field("headers", f"line {n}: write it as Name: value")
+        headers[name.strip()] = value.strip()
+    schedule = _lines(form.get("retry_schedule", ""))
+    return {
+        "url": form.get("url", "").strip(), "events": _lines(form.get("events", "")),
+        "filter": filters, "headers": headers,
+        "timeout": form.get("timeout", "").strip() or None,
+        "retry_schedule": schedule or None,
+        "rate_limit": form.get("rate_limit", "").strip() or None,
+    }
+
+
+def _form_errors(exc: RelayError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for detail in exc.details:
+        if isinstance(detail, dict):
+            path = str(detail.get("path", "")).split(".")[0].split("[")[0]
+            errors.setdefault(path, str(detail.get("message", "")))
+    return errors or {"": exc.message}
+
+
+_EMPTY_FORM = {"name": "", "url": "", "events": "*", "filter": "", "headers": "",
+               "timeout": "", "retry_schedule": "", "rate_limit": "",
+               "signature": "standard-webhooks"}
+
+
+def _form_of(webhook: Webhook) -> dict[str, str]:
+    return {
+        "name": webhook.name, "url": webhook.url, "events": ", ".join(webhook.events),
+        "filter": json.dumps(webhook.filter) if webhook.filter else "",
+        "headers": "\n".join(f"{k}: {v}" for k, v in webhook.headers.items()),
+        "timeout": webhook.timeout or "",
+        "retry_schedule": ", ".join(webhook.retry_schedule or []),
+        "rate_limit": "" if webhook.rate_limit is None else f"{webhook.rate_limit:g}",
+        "signature": webhook.signature,
+    }
+
+
+@page
+async def new_endpoint(request: Request, visit: Visit) -> Response:
+    tenant = request.path_params["tenant"]
+    ops = _ops(visit, tenant)
+    if not ops.can_write:
+        raise Forbidden("this session is read-only: it may look but not change anything")
+    return _render(request, visit, "endpoint_form.html", tenant=tenant, form=_EMPTY_FORM,
+                   errors={}, webhook=None)
+
+
+@page
+async def create_endpoint(request: Request, visit: Visit) -> Response:
+    tenant = request.path_params["tenant"]
+    ops = _ops(visit, tenant)
+    form = _fields(request)
+    try:
+        body = WebhookIn.model_validate({"name": form.get("name", "").strip(),
+                                         "signature": form.get("signature") or None,
+                                         **_spec_form(form)})
+    except ValidationError as exc:
+        return _invalid_form(request, visit, tenant, form, invalid(exc), None)
+    try:
+        fields = body.model_dump(exclude={"name"}, exclude_none=True)
+        created = await ops.create(body.name, fields)
+    except RelayError as exc:
+        if exc.status != 422:
+            raise
+        return _invalid_form(request, visit, tenant, form, exc, None)
+    return _render(request, visit, "secret.html", tenant=tenant, webhook=created,
+                   secret=created.secret, rotated=None)
+
+
+def _invalid_form(request: Request, visit: Visit, tenant: str, form: dict[str, str],
+                  exc: RelayError, webhook: Webhook | None) -> Response:
+    return _render(request, visit, "endpoint_form.html", 422, tenant=tenant,
+                   form={**_EMPTY_FORM, **form}, errors=_form_errors(exc), webhook=webhook)
+
+
+async def _endpoint_page(request: Request, visit: Visit, status: int = 200,
+                         **extra: Any) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    webhook = await ops.webhook(webhook_id)
+    query = _query(request, DeliveriesQuery, limit=PAGE)
+    deliveries = await ops.deliveries(webhook_id, query)
+    return _render(
+        request, visit, "endpoint.html", status, tenant=tenant, webhook=webhook,
+        deliveries=deliveries, status_filter=query.status, live=query.after is None,
+        secret_in_file=webhook.id in visit.relay.loaded.endpoint_secrets,
+        event_types=[t.name for t in ops.event_types()],
+        test=extra.pop("test", None), **extra,
+    )
+
+
+@page
+async def endpoint(request: Request, visit: Visit) -> Response:
+    return await _endpoint_page(request, visit)
+
+
+@page
+async def endpoint_deliveries(request: Request, visit: Visit) -> Response:
+    """The deliveries table alone: what the endpoint page polls (htmx) to stay current."""
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    query = _query(request, DeliveriesQuery, limit=PAGE)
+    deliveries = await ops.deliveries(webhook_id, query)
+    return _render(request, visit, "_deliveries.html", tenant=tenant,
+                   webhook_id=webhook_id, deliveries=deliveries, status_filter=query.status)
+
+
+@page
+async def edit_endpoint(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    webhook = await ops.webhook(webhook_id)
+    if not ops.can_write:
+        raise Forbidden("this session is read-only: it may look but not change anything")
+    return _render(request, visit, "endpoint_form.html", tenant=tenant,
+                   form=_form_of(webhook), errors={}, webhook=webhook)
+
+
+@page
+async def save_endpoint(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    webhook = await ops.webhook(webhook_id)
+    form = _fields(request)
+    try:
+        patch = WebhookPatch.model_validate({"name": form.get("name", "").strip(),
+                                             **_spec_form(form)})
+        await ops.change(webhook_id, patch.model_dump(exclude_unset=True))
+    except ValidationError as exc:
+        return _invalid_form(request, visit, tenant, form, invalid(exc), webhook)
+    except RelayError as exc:
+        if exc.status != 422:
+            raise
+        return _invalid_form(request, visit, tenant, form, exc, webhook)
+    return _see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done=saved")
+
+
+_STATE_CHANGES = {
+    "pause": ({"is_paused": True}, "paused"),
+    "resume": ({"is_paused": False}, "resumed"),
+    "enable": ({"is_active": True}, "enabled"),
+}
+
+
+@page
+async def change_state(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    wanted = _fields(request).get("change", "")
+    if wanted not in _STATE_CHANGES:
+        raise invalid_field("change", f"one of {', '.join(_STATE_CHANGES)}")
+    changes, done = _STATE_CHANGES[wanted]
+    await _ops(visit, tenant).change(webhook_id, changes)
+    return _see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done={done}")
+
+
+@page
+async def rotate(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    try:
+        body = RotateIn.model_validate({"grace": _fields(request).get("grace") or None})
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    rotated = await ops.rotate(webhook_id, body.grace)
+    webhook = await ops.webhook(webhook_id)
+    return _render(request, visit, "secret.html", tenant=tenant, webhook=webhook,
+                   secret=rotated.secret, rotated=rotated)
+
+
+@page
+async def send_test(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    result = await ops.send_test(webhook_id, _fields(request).get("type") or None)
+    if request.headers.get("hx-request"):
+        return _render(request, visit, "_test_result.html", tenant=tenant, test=result)
+    return await _endpoint_page(request, visit, test=result)
+
+
+@page
+async def recover(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    since = _fields(request).get("since", "").strip()
+    try:  # a datetime-local field: no zone, read as UTC (the console shows UTC throughout)
+        body = RecoverIn.model_validate({"since": since + ("Z" if since else "")})
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    recovered = await ops.recover(webhook_id, body.since.timestamp())
+    return _see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done=recovered"
+                      f"&n={recovered.requeued}")
+
+
+@page
+async def delete_endpoint(request: Request, visit: Visit) -> Response:
+    tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
+    await _ops(visit, tenant).delete(webhook_id)
+    return _see_other(f"/ui/t/{tenant}/endpoints?done=deleted")
+
+
+# --- deliveries and events -----------------------------------------------------------------
+
+
+@page
+async def delivery(request: Request, visit: Visit) -> Response:
+    tenant, ref = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    detail = await ops.delivery(ref)
+    return _render(request, visit, "delivery.html", tenant=tenant, delivery=detail)
+
+
+@page
+async def retry(request: Request, visit: Visit) -> Response:
+    tenant, ref = request.path_params["tenant"], request.path_params["id"]
+    await _ops(visit, tenant).retry(ref)
+    return _see_other(f"/ui/t/{tenant}/deliveries/{ref}?done=retried")
+
+
+@page
+async def events(request: Request, visit: Visit) -> Response:
+    tenant = request.path_params["tenant"]
+    ops = _ops(visit, tenant)
+    wanted = request.query_params.get("id", "").strip()
+    if wanted:
+        await ops.own_event(wanted)
+        return _see_other(f"/ui/t/{tenant}/events/{urllib.parse.quote(wanted)}")
+    query = _query(request, EventsQuery, limit=PAGE)
+    listed = await ops.events(query)
+    return _render(request, visit, "events.html", tenant=tenant, page=listed,
+                   type_filter=query.type or "",
+                   event_types=[t.name for t in ops.event_types()])
+
+
+@page
+async def event(request: Request, visit: Visit) -> Response:
+    tenant, event_id = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    found = await ops.event(event_id)
+    deliveries = await ops.event_deliveries(event_id)
+    webhooks = await ops.webhooks(PageQuery(limit=PAGE_MAX, after=None))
+    return _render(request, visit, "event.html", tenant=tenant, event=found,
+                   deliveries=deliveries, webhooks=webhooks.data)
+
+
+@page
+async def replay(request: Request, visit: Visit) -> Response:
+    tenant, event_id = request.path_params["tenant"], request.path_params["id"]
+    target = _fields(request).get("endpoint", "")
+    replayed = await _ops(visit, tenant).replay(event_id, [target] if target else None)
+    return _see_other(f"/ui/t/{tenant}/events/{event_id}?done=replayed"
+                      f"&n={len(replayed.deliveries)}")
+
+
+@page
+async def event_types(request: Request, visit: Visit) -> Response:
+    tenant = _home_tenant(visit)
+    ops = _ops(visit, tenant)
+    return _render(request, visit, "event_types.html", tenant=tenant, types=ops.event_types())
+
+
+_T = "/t/{tenant}"
+ROUTES: list[BaseRoute] = [
+    Route("/", overview, methods=["GET"]),
+    Route("/login", login, methods=["GET"]),
+    Route("/login", login_post, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/portal", portal, methods=["GET"]),
+    Route("/theme.css", theme, methods=["GET"]),
+    Route("/endpoints", endpoints_home, methods=["GET"]),
+    Route("/event-types", event_types, methods=["GET"]),
+    Route(f"{_T}/endpoints", endpoints, methods=["GET"]),
+    Route(f"{_T}/endpoints", create_endpoint, methods=["POST"]),
+    Route(f"{_T}/endpoints/new", new_endpoint, methods=["GET"]),
+    Route(f"{_T}/endpoints/{{id}}", endpoint, methods=["GET"]),
+    Route(f"{_T}/endpoints/{{id}}/deliveries", endpoint_deliveries, methods=["GET"]),
+    Route(f"{_T}/endpoints/{{id}}/edit", edit_endpoint, methods=["GET"]),
+    Route(f"{_T}/endpoints/{{id}}/edit", save_endpoint, methods=["POST"]),
+    Route(f"{_T}/endpoints/{{id}}/state", change_state, methods=["POST"]),
+    Route(f"{_T}/endpoints/{{id}}/rotate", rotate, methods=["POST"]),
+    Route(f"{_T}/endpoints/{{id}}/test", send_test, methods=["POST"]),
+    Route(f"{_T}/endpoints/{{id}}/recover", recover, methods=["POST"]),
+    Route(f"{_T}/endpoints/{{id}}/delete", delete_endpoint, methods=["POST"]),
+    Route(f"{_T}/deliveries/{{id}}", delivery, methods=["GET"]),
+    Route(f"{_T}/deliveries/{{id}}/retry", retry, methods=["POST"]),
+    Route(f"{_T}/events", events, methods=["GET"]),
+    Route(f"{_T}/events/{{id}}", event, methods=["GET"]),
+    Route(f"{_T}/events/{{id}}/replay", replay, methods=["POST"]),
+    Mount("/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
+]
