@@ -537,21 +537,24 @@ class SQLiteStore:
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint; one query per
-        state so each is answered from its partial index, not the endpoint's history."""
+        state so each is answered from its partial index, not the endpoint's history.
+        INDEXED BY: left to itself SQLite walks deliveries_endpoint, the whole history
+        (330 ms for an endpoint with 100,000 finished deliveries; 0.2 ms this way)."""
         counts = dict.fromkeys(endpoint_ids, 0)
         rows: list[Any] = []
         for chunk in _chunks(endpoint_ids, _CHUNK // 2):
             marks = _marks(len(chunk))
             rows += await self._read(
-                f"SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'pending' AND "
-                f"endpoint_id IN ({marks}) GROUP BY endpoint_id UNION ALL "
-                f"SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'held' AND "
-                f"endpoint_id IN ({marks}) GROUP BY endpoint_id",
+                f"SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY deliveries_due "
+                f"WHERE state = 'pending' AND endpoint_id IN ({marks}) GROUP BY endpoint_id "
+                f"UNION ALL SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY "
+                f"deliveries_held WHERE state = 'held' AND endpoint_id IN ({marks}) "
+                "GROUP BY endpoint_id",
                 (*chunk, *chunk),
             )
         rows += await self._read(  # few: at most `concurrency` are in flight
-            "SELECT endpoint_id, COUNT(*) FROM deliveries WHERE state = 'delivering' "
-            "GROUP BY endpoint_id"
+            "SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY deliveries_inflight "
+            "WHERE state = 'delivering' GROUP BY endpoint_id"
         )
         for endpoint_id, n in rows:
             if endpoint_id in counts:

@@ -1,0 +1,108 @@
+"""The console's HTTP contract without a browser: cookie flags, open mode, CSP and frame
+ancestors, and the store reads behind the overview."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from relay import config as cfgmod
+from tests.conftest import eventually, running
+from tests.integration.test_ingest import auth, sha
+from tests.receiver import Receiver
+
+ADMIN = "k-console-admin-0123456789"
+KEYS = [{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}]
+
+
+async def test_cookie_is_secure_off_loopback_and_strict_everywhere(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    for listen, secure in (("0.0.0.0:8080", True), ("127.0.0.1:8080", False)):
+        loaded = make_config(server={"listen": listen}, api_keys=KEYS)
+        async with running(loaded) as r:
+            response = await r.client.get("/ui/login")
+            assert response.status_code == 200
+            cookie = response.headers["set-cookie"].lower()
+            assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui/" in cookie
+            assert ("; secure" in cookie) is secure, (listen, cookie)
+            # Not signed in: pages send to the login form, POSTs are refused.
+            page = await r.client.get("/ui/t/default/endpoints", follow_redirects=False)
+            assert page.status_code == 303
+            assert page.headers["location"] == "/ui/login?next=%2Fui%2Ft%2Fdefault%2Fendpoints"
+
+
+async def test_open_on_loopback_without_api_keys(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    async with running(make_config()) as r:
+        overview = await r.client.get("/ui/")
+        assert overview.status_code == 200 and "Overview" in overview.text
+        assert "No endpoints yet" in overview.text
+        listed = await r.client.get("/ui/t/default/endpoints")
+        assert "add <code>[[endpoints]]</code> to relay.toml" in listed.text
+        assert (await r.client.get("/ui", follow_redirects=False)).status_code in (307, 308)
+
+
+async def test_csp_and_frame_ancestors_and_theme(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    loaded = make_config(api_keys=KEYS, tenants=[{"id": "acme"}],
+                         ui={"frame_ancestors": ["https://app.example.com"],
+                             "accent": "#0f766e", "title": "Acme Hooks",
+                             "logo_url": "https://cdn.example.com/logo.svg"})
+    async with running(loaded) as r:
+        login = await r.client.get("/ui/login")
+        csp = login.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "unsafe" not in csp
+        assert "frame-ancestors 'none'" in csp  # the operator console is never framed
+        assert "img-src 'self' data: https://cdn.example.com" in csp
+        assert "<title>Sign in · Acme Hooks</title>" in login.text
+        assert login.headers["referrer-policy"] == "no-referrer"
+        link = (await r.client.post("/v1/portal-sessions", headers=auth(ADMIN),
+                                    json={"tenant": "acme"})).json()["url"]
+        entry = await r.client.get(link)
+        assert entry.status_code == 200
+        assert 'content="0;url=/ui/t/acme/endpoints"' in entry.text
+        page = await r.client.get("/ui/t/acme/endpoints")
+        assert page.status_code == 200
+        assert page.headers["content-security-policy"].endswith(
+            "frame-ancestors 'self' https://app.example.com")
+        theme = await r.client.get("/ui/theme.css")
+        assert theme.headers["content-type"].startswith("text/css")
+        assert "--accent: #0f766e;" in theme.text
+        htmx = await r.client.get("/ui/static/htmx-2.0.4.min.js")
+        assert htmx.status_code == 200 and len(htmx.content) > 40_000
+
+
+async def test_overview_reads_count_attempts_per_minute_and_recent_failures(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    async with Receiver() as rx:
+        loaded = make_config(tenants=[{"id": "acme"}], endpoints=[
+            {"id": "ok", "url": f"{rx.url}/ok"},
+            {"id": "bad", "url": f"{rx.url}/status/500", "tenant": "acme"}])
+        async with running(loaded) as r:
+            since = time.time() - 60
+            assert await r.relay.store.outcomes_per_minute(since) == []
+            assert await r.relay.store.recent_failures(since, 10) == []
+            for _ in range(2):
+                assert (await r.send()).status_code == 202
+                assert (await r.send(tenant="acme")).status_code == 202
+            # two events to ok (1 attempt each), two to bad (3 attempts each: retries)
+
+            async def settled() -> bool:
+                counts = await r.relay.store.counts()
+                return counts.get("succeeded", 0) == 2 and counts.get("failed", 0) == 2
+
+            await eventually(settled, message="2 succeeded and 2 failed deliveries")
+            buckets = await r.relay.store.outcomes_per_minute(since)
+            assert sum(b.succeeded for b in buckets) == 2
+            assert sum(b.failed for b in buckets) == 6
+            assert all(b.minute % 60 == 0 for b in buckets)
+            failures = await r.relay.store.recent_failures(since, 4)
+            assert len(failures) == 4
+            assert {(f.endpoint_id, f.tenant, f.status) for f in failures} == {
+                ("bad", "acme", 500)}
+            assert [f.started_at for f in failures] == sorted(
+                (f.started_at for f in failures), reverse=True)
+            assert await r.relay.store.outcomes_per_minute(time.time() + 60) == []
+            overview = await r.client.get("/ui/")
+            assert "succeeded 2" in overview.text and "failed 6" in overview.text
+            assert 'href="/ui/t/acme/endpoints/bad"' in overview.text
