@@ -286,7 +286,7 @@ def webhook_of(row: EndpointRow, pending: int) -> Webhook:
         is_active=row.is_active and enabled, is_paused=row.is_paused,
         disable_reason=row.disable_reason or (
             None if enabled else "enabled = false in the config file"),
-        source=row.source,  # type: ignore[arg-type]
+        source=row.source,
         created_at=timestamp(row.created_at), last_delivery_at=time_of(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
@@ -296,7 +296,7 @@ def webhook_of(row: EndpointRow, pending: int) -> Webhook:
 def delivery_of(row: DeliveryRow) -> Delivery:
     return Delivery(
         id=delivery_ref(row.id), event_id=row.event_id, webhook_id=row.endpoint_id,
-        status=row.state,  # type: ignore[arg-type]
+        status=row.state,
         attempts=row.attempts,
         next_attempt_at=timestamp(row.next_at) if row.state in ("pending", "held") else None,
         created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at),

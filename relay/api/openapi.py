@@ -233,7 +233,8 @@ def _operation(op: Op, refs: Refs) -> dict[str, Any]:
         "security": [{"bearer": []}] if op.scope else [],
     }
     if op.scope is not None:
-        operation["description"] = f"Scope: `{op.scope}` (or `admin`)."
+        operation["description"] = f"Scope: `{op.scope}`" + (
+            "." if op.scope == "admin" else " (or `admin`).")
     if op.body is not None:
         operation["requestBody"] = {
             "required": op.body_required,

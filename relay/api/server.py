@@ -10,7 +10,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount, Route
 
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
 from relay.app import Relay
@@ -60,7 +60,7 @@ class _EventId(Convertor[str]):
 
 register_url_convertor("event_id", _EventId())
 
-ROUTES: list[BaseRoute] = [
+ROUTES = [
     Route("/v1/events", ingest.post_event, methods=["POST"]),
     Route("/v1/events/batch", ingest.post_batch, methods=["POST"]),
     Route("/v1/events", events.list_events, methods=["GET"]),
@@ -84,14 +84,14 @@ ROUTES: list[BaseRoute] = [
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.serve, methods=["GET"]),
-    Mount("/ui", routes=ui.ROUTES),
 ]
 
 
 def create_app(relay: Relay) -> Starlette:
-    """The HTTP side. The caller starts and stops `relay` (relay.cli, tests)."""
+    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/.
+    The caller starts and stops `relay` (relay.cli, tests)."""
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
         exception_handlers={
             RelayError: _relay_error,
             HTTPException: _http_error,

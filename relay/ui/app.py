@@ -511,8 +511,8 @@ async def create_endpoint(request: Request, visit: Visit) -> Response:
     except ValidationError as exc:
         return _invalid_form(request, visit, tenant, form, invalid(exc), None)
     try:
-        fields = body.model_dump(exclude={"name"}, exclude_none=True)
-        created = await ops.create(body.name, fields)
+        fields = body.model_dump(exclude_none=True)
+        created = await ops.create(fields.pop("name"), fields)
     except RelayError as exc:
         if exc.status != 422:
             raise
