@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,11 +100,16 @@ def _when(value: str | None) -> str:
     return "never" if value is None else value.replace("T", " ").replace("Z", " UTC")
 
 
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-_TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp)
+_TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp,
+                              clock=_clock)
 
 
 # --- who is looking ------------------------------------------------------------------------
@@ -397,7 +403,7 @@ async def overview(request: Request, visit: Visit) -> Response:
         counts={state: counts.get(state, 0) for state in (
             "pending", "delivering", "held", "succeeded", "failed", "cancelled")},
         chart=chart.svg(buckets, now), summary=chart.summarise(buckets),
-        failures=failures, trouble=trouble, endpoints=len(webhooks),
+        failures=failures, trouble=trouble, endpoints=len(webhooks), webhooks=webhooks,
     )
 
 

@@ -58,6 +58,11 @@ async def test_binary_serves_and_delivers_without_python(tmp_path: Path) -> None
             assert sent.status_code == 202
             [got] = await rx.wait_for(1, "/hook")
             assert got.headers["webhook-id"] == sent.json()["id"]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                page = await client.get("/ui/t/default/endpoints/rx")  # templates bundled
+                assert page.status_code == 200 and sent.json()["id"] in page.text
+                script = await client.get("/ui/static/htmx-2.0.4.min.js")  # static files
+                assert script.status_code == 200 and b"htmx" in script.content
         finally:
             proc.terminate()
             assert await asyncio.to_thread(proc.wait, 20) == 0

@@ -279,7 +279,14 @@ async def test_pages_fit_a_phone(make_config: Callable[..., cfgmod.Loaded], brow
         made = await api(r, "POST", "/v1/webhooks", json={
             "name": "a-rather-long-endpoint-name-for-a-phone",
             "url": f"{rx.url}/a/very/long/path/that/goes/on/and/on", "events": ["*"]})
+        await api(r, "POST", "/v1/webhooks", json={
+            "name": "failing", "url": f"{rx.url}/status/500", "events": ["*"]})
         await api(r, "POST", "/v1/events", json={"type": "lead.qualified", "data": SAMPLE})
+
+        async def failed() -> bool:  # so the overview lists recent errors too
+            return (await r.relay.store.counts()).get("failed", 0) == 1
+
+        await eventually(failed, message="the failing endpoint's delivery to fail")
         page = await browser.new_page(viewport={"width": width, "height": 740})
         await sign_in(page, r.url)
         for path in ("/ui/", "/ui/t/default/endpoints", f"/ui/t/default/endpoints/{made['id']}",
