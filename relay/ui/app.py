@@ -67,6 +67,7 @@ from relay.sessions import (
     sign,
     verify,
 )
+from relay.storage.base import MinuteOutcomes, Store
 from relay.ui import chart
 
 COOKIE = "relay_session"
@@ -382,6 +383,42 @@ async def theme(request: Request) -> Response:
 # --- overview ----------------------------------------------------------------------------
 
 
+class _LastHour:
+    """The chart's counts per minute. A minute that ended more than SETTLED seconds ago no
+    longer changes (an attempt is recorded within its timeout of starting, 10 s by
+    default), so each is read from the store once per process and kept; every overview
+    then counts only the last few minutes' attempts instead of the whole hour's (an
+    attempt recorded later than SETTLED after it started is left out of its minute)."""
+
+    SETTLED = 120.0
+
+    def __init__(self) -> None:
+        self._closed: dict[int, MinuteOutcomes] = {}
+        self._upto = 0  # minutes before this are in _closed
+
+    async def read(self, store: Store, now: float) -> list[MinuteOutcomes]:
+        first = (int(now) // 60 - chart.MINUTES + 1) * 60
+        settled = int(now - self.SETTLED) // 60 * 60
+        if self._upto < first:
+            self._closed.clear()
+            self._upto = first
+        fresh = await store.outcomes_per_minute(float(self._upto))
+        if self._upto < settled:
+            self._closed.update({int(b.minute): b for b in fresh if b.minute < settled})
+            self._upto = settled
+        for minute in [m for m in self._closed if m < first]:
+            del self._closed[minute]
+        recent = [b for b in fresh if b.minute >= self._upto]
+        return [*sorted(self._closed.values(), key=lambda b: b.minute), *recent]
+
+
+def _last_hour(request: Request) -> _LastHour:
+    cached: _LastHour | None = getattr(request.app.state, "console_last_hour", None)
+    if cached is None:
+        cached = request.app.state.console_last_hour = _LastHour()
+    return cached
+
+
 @page
 async def overview(request: Request, visit: Visit) -> Response:
     if visit.session.kind == "p":
@@ -392,7 +429,7 @@ async def overview(request: Request, visit: Visit) -> Response:
     store = relay.store
     now = relay.clock()
     counts = await store.counts()
-    buckets = await store.outcomes_per_minute(now - 3600)
+    buckets = await _last_hour(request).read(store, now)
     failures = await store.recent_failures(now - 3600, RECENT)
     rows = await store.list_endpoints()
     pending = await store.pending_counts([row.id for row in rows])

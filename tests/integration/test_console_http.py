@@ -3,10 +3,14 @@ ancestors, and the store reads behind the overview."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from relay import config as cfgmod
+from relay.storage.sqlite import SQLiteStore
+from relay.ui.app import _LastHour
 from tests.conftest import eventually, running
 from tests.integration.test_ingest import auth, sha
 from tests.receiver import Receiver
@@ -106,3 +110,32 @@ async def test_overview_reads_count_attempts_per_minute_and_recent_failures(
             overview = await r.client.get("/ui/")
             assert "succeeded 2" in overview.text and "failed 6" in overview.text
             assert 'href="/ui/t/acme/endpoints/bad"' in overview.text
+
+
+async def test_chart_reads_each_settled_minute_once(tmp_path: Path) -> None:
+    """Minutes that ended over two minutes ago are kept; only recent ones are re-read."""
+    store = SQLiteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        def attempt(at: float, status: int) -> None:
+            with sqlite3.connect(tmp_path / "relay.db") as db:
+                db.execute("INSERT INTO attempts (delivery_id, n, started_at, status) "
+                           "VALUES (1, 1, ?, ?)", (at, status))
+
+        now = 1_800_000_000.0 + 30  # half past a minute
+        attempt(now - 600, 200)
+        attempt(now - 600, 500)
+        attempt(now - 10, 200)
+        last_hour = _LastHour()
+        first = await last_hour.read(store, now)
+        assert [(b.minute, b.succeeded, b.failed) for b in first] == [
+            (now - 30 - 600, 1, 1), (now - 30, 1, 0)]
+        attempt(now - 600, 200)  # recorded late into a settled minute: not re-read
+        attempt(now - 5, 500)  # the current minute is read every time
+        again = await last_hour.read(store, now)
+        assert [(b.minute, b.succeeded, b.failed) for b in again] == [
+            (now - 30 - 600, 1, 1), (now - 30, 1, 1)]
+        later = await last_hour.read(store, now + 3600)  # the hour moved past all of them
+        assert later == []
+    finally:
+        await store.close()
