@@ -7,7 +7,7 @@ Who is looking is a signed session cookie (relay.sessions): an operator (signed 
 an admin API key, or anyone on loopback when relay has no `[[api_keys]]`), a portal
 visitor (opened a `/v1/portal-sessions` link: one tenant, maybe read-only), or nobody yet
 (the cookie then only carries the nonce the login form's CSRF token is bound to). The
-cookie is HttpOnly, SameSite=Strict, Secure unless relay listens on loopback. Every POST
+cookie is HttpOnly, SameSite=Strict, Secure unless relay is on loopback over http. Every POST
 carries the session's CSRF token; every page has a CSP without inline scripts.
 
 Pages that act in a tenant live under /ui/t/{tenant}/: an operator may open any tenant,
@@ -210,7 +210,7 @@ def _csp(visit: Visit) -> str:
             f"frame-ancestors {ancestors}")
 
 
-def _finish(visit: Visit, response: Response) -> Response:
+def _finish(request: Request, visit: Visit, response: Response) -> Response:
     response.headers["content-security-policy"] = _csp(visit)
     response.headers["x-content-type-options"] = "nosniff"
     response.headers["referrer-policy"] = "no-referrer"  # portal links carry their token
@@ -220,7 +220,8 @@ def _finish(visit: Visit, response: Response) -> Response:
         response.set_cookie(
             COOKIE, sign(visit.key, visit.session),
             max_age=max(int(visit.session.expires_at - relay.clock()), 0), path="/ui/",
-            httponly=True, samesite="strict", secure=not relay.config.server.is_loopback,
+            httponly=True, samesite="strict",
+            secure=not relay.config.server.is_loopback or request.url.scheme == "https",
         )
     return response
 
@@ -279,7 +280,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                     {"next": request.url.path}))
         except RelayError as exc:
             response = _error(request, visit, exc)
-        return _finish(getattr(request.state, "visit", visit), response)
+        return _finish(request, getattr(request.state, "visit", visit), response)
 
     return run
 
