@@ -97,7 +97,8 @@ class Operations:
         self.tenant = tenant
         self.can_write = can_write
 
-    def _writing(self) -> None:
+    def require_write(self) -> None:
+        """Forbidden for a read-only caller: every change checks this first."""
         if not self.can_write:
             raise Forbidden("this session is read-only: it may look but not change anything")
 
@@ -173,7 +174,7 @@ class Operations:
 
     async def create(self, name: str, fields: dict[str, Any]) -> WebhookCreated:
         """A new API endpoint; its secret is in this answer only."""
-        self._writing()
+        self.require_write()
         spec = self._checked_spec("new", fields)
         row = await self.relay.create_endpoint(self.tenant.id, name, spec,
                                                self.tenant.max_webhooks)
@@ -182,7 +183,7 @@ class Operations:
     async def change(self, webhook_id: str, given: dict[str, Any]) -> Webhook:
         """Apply the fields given (a WebhookPatch's set fields). Config-defined webhooks
         take only is_active/is_paused: the file stays the truth."""
-        self._writing()
+        self.require_write()
         row = await self.own_webhook(webhook_id)
         if row.source == "config" and (fixed := sorted(set(given) - {"is_active", "is_paused"})):
             raise _config_defined(
@@ -203,7 +204,7 @@ class Operations:
         return await self._answer(await self.relay.change_endpoint(row.id, changes))
 
     async def delete(self, webhook_id: str) -> None:
-        self._writing()
+        self.require_write()
         row = await self.own_webhook(webhook_id)
         if row.source == "config":
             raise _config_defined(row, "remove it from the config file instead")
@@ -211,7 +212,7 @@ class Operations:
 
     async def rotate(self, webhook_id: str, grace: float | None) -> Rotated:
         """A new secret (shown in this answer only); the old one signs too for `grace`."""
-        self._writing()
+        self.require_write()
         row = await self.own_webhook(webhook_id)
         if row.id in self.relay.loaded.endpoint_secrets:
             raise _config_defined(
@@ -221,7 +222,7 @@ class Operations:
 
     async def send_test(self, webhook_id: str, event_type: str | None) -> SendTestResult:
         """Send the type's sample (default relay.ping) now and answer the attempt."""
-        self._writing()
+        self.require_write()
         row = await self.own_webhook(webhook_id)
         name, data = PING
         if event_type is not None:
@@ -238,7 +239,7 @@ class Operations:
         )
 
     async def recover(self, webhook_id: str, since: float) -> Recovered:
-        self._writing()
+        self.require_write()
         row = await self.own_webhook(webhook_id)
         return Recovered(requeued=await self.relay.recover(row.id, since))
 
@@ -259,7 +260,7 @@ class Operations:
                                  "attempts": [attempt_of(a) for a in attempts]})
 
     async def retry(self, ref: str) -> Delivery:
-        self._writing()
+        self.require_write()
         row = await self.own_delivery(ref)
         return delivery_of(await self.relay.retry_delivery(row))
 
@@ -282,7 +283,7 @@ class Operations:
     async def replay(self, event_id: str, endpoints: list[str] | None) -> Replayed:
         """New deliveries of the event: to the webhooks named (each once, in the order
         given; every one must be this tenant's), else to every webhook matching it now."""
-        self._writing()
+        self.require_write()
         event = await self.own_event(event_id)
         targets = None
         if endpoints is not None:

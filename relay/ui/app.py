@@ -468,13 +468,13 @@ async def endpoints(request: Request, visit: Visit) -> Response:
     given = request.query_params.get("state") or None
     state = next((s for s in WEBHOOK_STATES if s == given), None)
     if given is not None and state is None:
-        raise invalid_field("state", f"one of {', '.join(WEBHOOK_STATES)}")
+        raise _invalid_field("state", f"one of {', '.join(WEBHOOK_STATES)}")
     listed = await ops.webhooks(query, state)
     return _render(request, visit, "endpoints.html", tenant=tenant, page=listed,
                    state=state, states=WEBHOOK_STATES)
 
 
-def invalid_field(path: str, message: str) -> RelayError:
+def _invalid_field(path: str, message: str) -> RelayError:
     return Unprocessable("the request has invalid fields", [{"path": path, "message": message}])
 
 
@@ -488,14 +488,14 @@ def _spec_form(form: dict[str, str]) -> dict[str, Any]:
     try:
         filters = json.loads(filter_text) if filter_text else {}
     except json.JSONDecodeError as exc:
-        raise invalid_field("filter", f"not valid JSON: {exc.msg}") from None
+        raise _invalid_field("filter", f"not valid JSON: {exc.msg}") from None
     headers: dict[str, str] = {}
     for n, line in enumerate(form.get("headers", "").splitlines(), 1):
         if not line.strip():
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
-            raise invalid_field("headers", f"line {n}: write it as Name: value")
+            raise _invalid_field("headers", f"line {n}: write it as Name: value")
         headers[name.strip()] = value.strip()
     schedule = _lines(form.get("retry_schedule", ""))
     return {
@@ -537,8 +537,7 @@ def _form_of(webhook: Webhook) -> dict[str, str]:
 async def new_endpoint(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
     ops = _ops(visit, tenant)
-    if not ops.can_write:
-        raise Forbidden("this session is read-only: it may look but not change anything")
+    ops.require_write()
     return _render(request, visit, "endpoint_form.html", tenant=tenant, form=_EMPTY_FORM,
                    errors={}, webhook=None)
 
@@ -608,8 +607,7 @@ async def edit_endpoint(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
     ops = _ops(visit, tenant)
     webhook = await ops.webhook(webhook_id)
-    if not ops.can_write:
-        raise Forbidden("this session is read-only: it may look but not change anything")
+    ops.require_write()
     return _render(request, visit, "endpoint_form.html", tenant=tenant,
                    form=_form_of(webhook), errors={}, webhook=webhook)
 
@@ -645,7 +643,7 @@ async def change_state(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
     wanted = _fields(request).get("change", "")
     if wanted not in _STATE_CHANGES:
-        raise invalid_field("change", f"one of {', '.join(_STATE_CHANGES)}")
+        raise _invalid_field("change", f"one of {', '.join(_STATE_CHANGES)}")
     changes, done = _STATE_CHANGES[wanted]
     await _ops(visit, tenant).change(webhook_id, changes)
     return _see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done={done}")
