@@ -31,7 +31,9 @@ def console_config(make_config: Callable[..., cfgmod.Loaded], url: str) -> cfgmo
         tenants=[{"id": "acme"}, {"id": "globex"}],
         api_keys=[{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}],
         event_types=[{"name": "lead.qualified", "description": "A lead crossed the "
-                      "qualification threshold.", "sample": SAMPLE},
+                      "qualification threshold.", "sample": SAMPLE,
+                      "schema": {"type": "object", "required": ["lead_id"],
+                                 "properties": {"lead_id": {"type": "string"}}}},
                      {"name": "lead.lost", "description": "A lead went cold."}],
         endpoints=[{"id": "crm", "url": f"{url}/crm", "events": ["lead.*"]}],
         ui={"title": "Acme Webhooks", "accent": "#0f766e"},
@@ -152,6 +154,7 @@ async def test_operator_creates_tests_pauses_retries_and_replays(
         await shoot(page, "events")
         await nav(page, "Event types").click()
         await page.get_by_role("heading", name="lead.qualified").wait_for()
+        await page.get_by_text('"required": [').wait_for()  # its schema
         await shoot(page, "event-types")
         await page.goto(f"{r.url}/ui/t/default/endpoints")
         await shoot(page, "endpoints")
