@@ -34,7 +34,7 @@ from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Ingested, New
 from relay.storage.sqlite import SQLiteStore
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
-_PURGE_BATCH = 500  # events per purge transaction: keeps the writer responsive
+_PURGE_BATCH = 100  # events per purge transaction (its own): bounds how long ingest waits
 SHUTDOWN_GRACE = 5.0  # seconds in-flight attempts may finish at shutdown
 
 
@@ -69,7 +69,8 @@ class Relay:
         self.clock = clock
         self._watch = watch
         self.metrics = Metrics()
-        self.store = SQLiteStore(loaded.config.storage.path)
+        self.store = SQLiteStore(loaded.config.storage.path, sync=loaded.config.storage.sync,
+                                 observer=self.metrics)
         self.sender = Sender(user_agent=USER_AGENT,
                              max_connections=loaded.config.delivery.concurrency)
         self.scheduler = Scheduler(

@@ -129,6 +129,16 @@ class StorageConfig(_Section):
         description="Events, deliveries and attempts older than this are purged in the "
         "background (deliveries still pending or held are kept).",
     )
+    sync: Literal["full", "normal"] = Field(
+        "full",
+        description='When ingest answers 202. "full": after the commit reached the disk '
+        "(an fsync per group commit): nothing acknowledged is lost, even by a power loss; "
+        "every request in a group waits for the disk's fsync. \"normal\": after the commit "
+        "reached the operating system: a crash or kill -9 of relay loses nothing, a power "
+        "loss or kernel crash may lose the last moments of acknowledged events (never "
+        "corrupts the database); the 202 no longer waits for the disk (SQLite "
+        "synchronous=NORMAL; PostgreSQL will map it to synchronous_commit).",
+    )
 
 
 class DeliveryConfig(_Section):

@@ -4,10 +4,17 @@ Group commit: every write is an operation queued to one writer. The writer takes
 queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE` transaction
 (consecutive operations of one kind together) and commits once; each caller's future
 resolves only after that commit. If the transaction fails, it is rolled back and each
-operation is re-run alone, so one bad operation cannot fail its neighbours. Commits that
-answer a caller's request (ingest, API changes) use `synchronous=FULL` (fsync:
-acknowledged means on disk); claims and outcomes use NORMAL, since losing one only
-repeats a delivery (at-least-once).
+operation is re-run alone, so one bad operation cannot fail its neighbours. With
+`[storage] sync = "full"`, commits that answer a caller's request (ingest, API changes)
+use `synchronous=FULL` (fsync: acknowledged means on disk); with "normal" they use NORMAL
+(acknowledged means handed to the OS). Claims and outcomes always use NORMAL, since losing
+one only repeats a delivery (at-least-once).
+
+Checkpoints: the writer never checkpoints (`wal_autocheckpoint=0`), so no commit waits for
+the copy of the WAL into the database file and its two fsyncs. A checkpointer thread with
+its own connection runs PASSIVE checkpoints (they never block the writer) once the WAL
+file passes `_WAL_CHECKPOINT_BYTES`, and a RESTART (the writer waits for its end) only if
+steady writes kept the WAL from starting over and it passed `_WAL_RESTART_BYTES`.
 
 Threads: the only writing connection lives on a thread of its own, which takes the queued
 operations itself and runs each transaction whole: no hop back to the event loop per
@@ -35,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import aiosqlite
 import orjson
@@ -62,8 +69,28 @@ _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 _MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 _CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
 _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
+# The WAL starts over (from its first byte) only after a checkpoint copied all of it, and
+# the first commit after that fsyncs the WAL header, even with synchronous=NORMAL; so
+# checkpointing only past a size keeps that fsync rare: once per 128 MB written, every
+# ~8 s at 500 events/s (a commit of one event writes about 32 KB of pages). Its
+# journal_size_limit trims the file back to this size when it starts over, so the file's
+# size says how much the WAL holds.
+_WAL_CHECKPOINT_BYTES = 128 << 20
+_WAL_RESTART_BYTES = 512 << 20  # past this, a RESTART: the writer waits, the WAL is bounded
+_CHECKPOINT_POLL = 0.1  # seconds between looks at the WAL's size
+
+Sync = Literal["full", "normal"]
 
 _Writer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+
+class Observer(Protocol):
+    """Where the store reports the time its disk work takes (relay.metrics.Metrics).
+    Called from the writer and checkpointer threads."""
+
+    def commit(self, kind: str, seconds: float) -> None: ...
+
+    def checkpoint(self, mode: str, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -73,6 +100,7 @@ class _Op:
     durable: bool
     future: asyncio.Future[Any]
     bare: bool = False  # run alone, outside a transaction
+    alone: bool = False  # its own transaction: long work that must not hold others' commits
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -176,9 +204,14 @@ def _endpoint(row: Sequence[Any]) -> EndpointRow:
 class SQLiteStore:
     """The Store contract (relay.storage.base) on one SQLite file."""
 
-    def __init__(self, path: str | Path, *, lock: bool = True) -> None:
+    def __init__(self, path: str | Path, *, lock: bool = True, sync: Sync = "full",
+                 observer: Observer | None = None) -> None:
         self.path = Path(path)
         self._lock = lock
+        self._durable_full = sync == "full"  # durable commits fsync ([storage] sync)
+        self._observer = observer
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoints_stop = threading.Event()
         self._lock_fd: int | None = None
         self._r: aiosqlite.Connection | None = None
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -205,6 +238,12 @@ class SQLiteStore:
         self._thread.start()
         try:
             await opened
+            self._checkpoints_stop.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="relay-sqlite-checkpointer", daemon=True,
+                args=(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),),
+            )
+            self._checkpointer.start()
             self._r = await aiosqlite.connect(self.path, isolation_level=None)
             await self._r.execute("PRAGMA query_only=1")
             await self._r.execute("PRAGMA busy_timeout=5000")
@@ -221,6 +260,8 @@ class SQLiteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's job
+            db.execute(f"PRAGMA journal_size_limit={_WAL_CHECKPOINT_BYTES}")
             self._migrate(db)
         except BaseException:
             db.close()
@@ -273,6 +314,10 @@ class SQLiteStore:
                 self._ops.put(None)
             await asyncio.shield(self._stopped)  # a cancelled close() can be repeated
             self._thread = None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            self._checkpoints_stop.set()
+            await asyncio.shield(asyncio.to_thread(checkpointer.join))
         reader, self._r = self._r, None  # taken first: a second close() skips it
         if reader is not None:
             await reader.close()
@@ -283,11 +328,11 @@ class SQLiteStore:
     # --- the writer ------------------------------------------------------------------
 
     async def _submit(self, fn: _Writer, arg: Any, *, durable: bool = False,
-                      bare: bool = False) -> Any:
+                      bare: bool = False, alone: bool = False) -> Any:
         if self._thread is None or self._closing or not self._thread.is_alive():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.put(_Op(fn, arg, durable, future, bare))
+        self._ops.put(_Op(fn, arg, durable, future, bare, alone))
         return await future
 
     async def pragma(self, statement: str) -> list[Any]:
@@ -323,12 +368,12 @@ class SQLiteStore:
                         loop.call_soon_threadsafe(self._settle_all, [_run_bare(db, op)], None)
                         continue
                     batch = [op]
-                    while len(batch) < _MAX_BATCH and not self._ops.empty():
+                    while not op.alone and len(batch) < _MAX_BATCH and not self._ops.empty():
                         nxt = self._ops.get_nowait()
                         if nxt is None:
                             stop = True
                             break
-                        if nxt.bare:
+                        if nxt.bare or nxt.alone:
                             pending = nxt
                             break
                         batch.append(nxt)
@@ -381,11 +426,13 @@ class SQLiteStore:
                 for op, result in zip(batch, results, strict=True)], True
 
     def _transaction(self, db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
-        """One transaction for the whole batch, rolled back on any error."""
+        """One transaction for the whole batch, rolled back on any error. The COMMIT's
+        time goes to the observer: with sync = "full" a durable one includes the fsync."""
         durable = any(op.durable for op in batch)
-        if durable != self._sync_full:
-            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._sync_full = durable
+        full = durable and self._durable_full
+        if full != self._sync_full:
+            db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._sync_full = full
         results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -396,13 +443,50 @@ class SQLiteStore:
                     end += 1
                 results.extend(batch[start].fn(db, [op.arg for op in batch[start:end]]))
                 start = end
+            began = time.perf_counter()
             db.execute("COMMIT")
+            if self._observer is not None:
+                self._observer.commit("durable" if durable else "other",
+                                      time.perf_counter() - began)
         except BaseException:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             raise
         return results
+
+    # --- the checkpointer -------------------------------------------------------------
+
+    def _checkpoint_loop(self, db: sqlite3.Connection) -> None:
+        """The checkpointer thread, on its own connection: copy the WAL into the database
+        file off the writer's commit path (see the module docstring). A failed checkpoint
+        is tried again at the next look; the WAL keeps every commit meanwhile."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")  # fsync the WAL, then the database file
+            # A RESTART waits this long for the writer's turn and for readers of the WAL, and
+            # holds new commits meanwhile; if it gives up, the next look tries again.
+            db.execute("PRAGMA busy_timeout=100")
+            page = int(db.execute("PRAGMA page_size").fetchone()[0])
+            while not self._checkpoints_stop.wait(_CHECKPOINT_POLL):
+                try:
+                    if wal.stat().st_size <= _WAL_CHECKPOINT_BYTES:
+                        continue
+                    _busy, frames, _copied = self._checkpoint(db, "PASSIVE")
+                    if frames * page > _WAL_RESTART_BYTES:
+                        self._checkpoint(db, "RESTART")
+                except (OSError, sqlite3.Error):
+                    continue
+        finally:
+            db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
+        """One checkpoint: (busy, frames in the WAL, frames copied), its time observed."""
+        began = time.perf_counter()
+        busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        if self._observer is not None:
+            self._observer.checkpoint(mode.lower(), time.perf_counter() - began)
+        return int(busy), int(frames), int(copied)
 
     # --- ingest ----------------------------------------------------------------------
 
@@ -565,8 +649,9 @@ class SQLiteStore:
 
     async def purge(self, before: float, limit: int) -> int:
         """Delete up to `limit` events older than `before` whose deliveries are all
-        finished, with their deliveries and attempts. Returns how many events."""
-        count: int = await self._submit(_purge, (before, limit))
+        finished, with their deliveries and attempts. Returns how many events. Its own
+        transaction: ingest commits never wait for a purge's work, only for its turn."""
+        count: int = await self._submit(_purge, (before, limit), alone=True)
         return count
 
     async def counts(self) -> dict[str, int]:
