@@ -10,11 +10,12 @@ use `synchronous=FULL` (fsync: acknowledged means on disk); with "normal" they u
 (acknowledged means handed to the OS). Claims and outcomes always use NORMAL, since losing
 one only repeats a delivery (at-least-once).
 
-Checkpoints: the writer never checkpoints (`wal_autocheckpoint=0`), so no commit waits for
-the copy of the WAL into the database file and its two fsyncs. A checkpointer thread with
-its own connection runs PASSIVE checkpoints (they never block the writer) once the WAL
-file passes `_WAL_CHECKPOINT_BYTES`, and a RESTART (the writer waits for its end) only if
-steady writes kept the WAL from starting over and it passed `_WAL_RESTART_BYTES`.
+Checkpoints: the writer does not checkpoint after its commits (`wal_autocheckpoint=0`), so
+no commit waits for the copy of the WAL into the database file and its two fsyncs. A
+checkpointer thread with its own connection runs PASSIVE checkpoints (they never block
+the writer) when the writer is idle or the WAL file passes `_WAL_CHECKPOINT_BYTES`; only
+if steady writes kept the WAL from starting over past `_WAL_RESTART_BYTES` does the
+writer run a RESTART between two transactions.
 
 Threads: the only writing connection lives on a thread of its own, which takes the queued
 operations itself and runs each transaction whole: no hop back to the event loop per
@@ -70,14 +71,19 @@ _MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growin
 _CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
 _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 # The WAL starts over (from its first byte) only after a checkpoint copied all of it, and
-# the first commit after that fsyncs the WAL header, even with synchronous=NORMAL; so
-# checkpointing only past a size keeps that fsync rare: once per 128 MB written, every
-# ~8 s at 500 events/s (a commit of one event writes about 32 KB of pages). Its
-# journal_size_limit trims the file back to this size when it starts over, so the file's
-# size says how much the WAL holds.
-_WAL_CHECKPOINT_BYTES = 128 << 20
-_WAL_RESTART_BYTES = 512 << 20  # past this, a RESTART: the writer waits, the WAL is bounded
-_CHECKPOINT_POLL = 0.1  # seconds between looks at the WAL's size
+# the first commit after that fsyncs the WAL header, even with synchronous=NORMAL: with
+# sync = "normal" the one fsync left on the commit path, holding every request that
+# arrives meanwhile. So checkpoints run when the writer is idle (the fsync then falls on
+# the first request after the pause), and under steady writes only once the WAL passes
+# _WAL_CHECKPOINT_BYTES: every ~16 s at a steady 500 single-event requests/s (each
+# commit writes about 32 KB of pages). The writer's journal_size_limit trims the file
+# back to that size when it starts over, so the file's size says how much the WAL holds.
+_WAL_CHECKPOINT_BYTES = 256 << 20
+_WAL_RESTART_BYTES = 1 << 30  # past this, a RESTART: commits wait, the WAL stays bounded
+_IDLE_SECONDS = 1.0  # no commit for this long: the writer is idle, checkpoint now
+_CHECKPOINT_POLL = 0.1  # seconds between looks
+_CATCH_UP_ROUNDS = 20  # PASSIVE checkpoints in a row, chasing the writer
+_RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
 
 Sync = Literal["full", "normal"]
 
@@ -212,6 +218,9 @@ class SQLiteStore:
         self._observer = observer
         self._checkpointer: threading.Thread | None = None
         self._checkpoints_stop = threading.Event()
+        self._restart_due = False  # set by the checkpointer, cleared by the writer
+        self._commits = 0  # commits so far, and the monotonic time of the last one: the
+        self._last_commit = 0.0  # checkpointer's view of the writer (plain reads, GIL)
         self._lock_fd: int | None = None
         self._r: aiosqlite.Connection | None = None
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -377,6 +386,9 @@ class SQLiteStore:
                             pending = nxt
                             break
                         batch.append(nxt)
+                    if self._restart_due:
+                        self._restart_due = False
+                        self._restart_wal(db)
                     try:
                         settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
                     except BaseException as exc:  # a bug: answer the batch, then stop
@@ -445,9 +457,11 @@ class SQLiteStore:
                 start = end
             began = time.perf_counter()
             db.execute("COMMIT")
+            ended = time.perf_counter()
+            self._commits += 1
+            self._last_commit = time.monotonic()
             if self._observer is not None:
-                self._observer.commit("durable" if durable else "other",
-                                      time.perf_counter() - began)
+                self._observer.commit("durable" if durable else "other", ended - began)
         except BaseException:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -459,26 +473,55 @@ class SQLiteStore:
 
     def _checkpoint_loop(self, db: sqlite3.Connection) -> None:
         """The checkpointer thread, on its own connection: copy the WAL into the database
-        file off the writer's commit path (see the module docstring). A failed checkpoint
-        is tried again at the next look; the WAL keeps every commit meanwhile."""
+        file off the writer's commit path, when the writer is idle or the WAL is large (see
+        `_WAL_CHECKPOINT_BYTES`). A failed checkpoint is tried again at the next look; the
+        WAL keeps every commit meanwhile."""
         wal = Path(f"{self.path}-wal")
+        copied_at = self._commits  # the commit count at the start of the last catch-up
         try:
             db.execute("PRAGMA synchronous=NORMAL")  # fsync the WAL, then the database file
-            # A RESTART waits this long for the writer's turn and for readers of the WAL, and
-            # holds new commits meanwhile; if it gives up, the next look tries again.
-            db.execute("PRAGMA busy_timeout=100")
             page = int(db.execute("PRAGMA page_size").fetchone()[0])
             while not self._checkpoints_stop.wait(_CHECKPOINT_POLL):
+                commits = self._commits
+                idle = time.monotonic() - self._last_commit >= _IDLE_SECONDS
                 try:
-                    if wal.stat().st_size <= _WAL_CHECKPOINT_BYTES:
-                        continue
-                    _busy, frames, _copied = self._checkpoint(db, "PASSIVE")
-                    if frames * page > _WAL_RESTART_BYTES:
-                        self._checkpoint(db, "RESTART")
+                    if (idle and commits != copied_at) or \
+                            wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
+                        copied_at = commits
+                        self._catch_up(db, page)
                 except (OSError, sqlite3.Error):
                     continue
         finally:
             db.close()
+
+    def _catch_up(self, db: sqlite3.Connection, page: int) -> None:
+        """PASSIVE checkpoints back to back, each copying what was committed during the
+        last one, until one copies everything with no commit meanwhile (the next commit
+        then writes the WAL from its start) or the WAL started over. Writes that never
+        pause that long keep the WAL growing: past `_WAL_RESTART_BYTES` the writer is asked
+        for a RESTART between two transactions."""
+        last = -1
+        for _ in range(_CATCH_UP_ROUNDS):
+            _busy, frames, copied = self._checkpoint(db, "PASSIVE")
+            if frames < last or frames == last == copied:
+                return
+            last = frames
+        if last * page > _WAL_RESTART_BYTES:
+            self._restart_due = True
+
+    def _restart_wal(self, db: sqlite3.Connection) -> None:
+        """On the writer, between transactions: a RESTART checkpoint (it copies what the
+        last PASSIVE left, little, and makes the next commit write the WAL from its
+        start). Commits wait for it: the price of a bounded WAL, paid once per
+        `_WAL_RESTART_BYTES` of writes that never paused. It waits for readers
+        `_RESTART_WAIT_MS` at most; if they stay, the checkpointer asks again."""
+        db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+        try:
+            self._checkpoint(db, "RESTART")
+        except sqlite3.Error:
+            pass  # the checkpointer asks again while the WAL stays large
+        finally:
+            db.execute("PRAGMA busy_timeout=5000")
 
     def _checkpoint(self, db: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
         """One checkpoint: (busy, frames in the WAL, frames copied), its time observed."""

@@ -77,7 +77,23 @@ async def test_ingest_commits_with_the_chosen_sync_level(
         await store.close()
 
 
-async def test_checkpointer_copies_a_large_wal_and_the_wal_starts_over(
+async def test_an_idle_writer_gets_its_wal_copied(tmp_path: Path) -> None:
+    seen = Seen()
+    store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
+    await store.open()
+    events = Ingester(store)
+    try:
+        for _ in range(20):
+            await events.one()
+        before = store.path.stat().st_size  # the new pages are in the WAL only
+        await eventually(lambda: "passive" in seen.checkpoints, 10, "a checkpoint when idle")
+        await eventually(lambda: store.path.stat().st_size > before, 5, "pages copied")
+        assert "restart" not in seen.checkpoints
+    finally:
+        await store.close()
+
+
+async def test_a_large_wal_is_copied_under_steady_writes_and_starts_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     limit = 256 << 10
@@ -88,7 +104,6 @@ async def test_checkpointer_copies_a_large_wal_and_the_wal_starts_over(
     events = Ingester(store)
     try:
         await events.until_wal_exceeds(limit)
-        assert seen.checkpoints == []  # the writer never checkpoints
         await eventually(lambda: "passive" in seen.checkpoints, 10, "a passive checkpoint")
         await eventually(lambda: events.wal_trimmed_to(limit), 10, "the WAL to start over")
         assert "restart" not in seen.checkpoints
@@ -102,8 +117,8 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A reader holding an old snapshot keeps PASSIVE checkpoints from copying the whole
-    WAL; past the restart size the checkpointer runs RESTART, which succeeds once the
-    reader is gone, and the WAL starts over."""
+    WAL; past the restart size the writer runs RESTART between two transactions, which
+    succeeds once the reader is gone, and the WAL starts over."""
     monkeypatch.setattr(sqlite_store, "_WAL_CHECKPOINT_BYTES", 64 << 10)
     monkeypatch.setattr(sqlite_store, "_WAL_RESTART_BYTES", 256 << 10)
     seen = Seen()
@@ -111,12 +126,17 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     await store.open()
     reader = sqlite3.connect(store.path, isolation_level=None)
     events = Ingester(store)
+
+    async def restarted() -> bool:
+        await events.one()  # the writer runs a RESTART it was asked for before a batch
+        return "restart" in seen.checkpoints
+
     try:
         await events.one()
         reader.execute("BEGIN")
         reader.execute("SELECT COUNT(*) FROM events").fetchone()  # holds this snapshot
         await events.until_wal_exceeds(512 << 10)
-        await eventually(lambda: "restart" in seen.checkpoints, 10, "a restart checkpoint")
+        await eventually(restarted, 10, "a restart checkpoint")
         assert not await events.wal_trimmed_to(64 << 10)  # the reader still holds it
         reader.execute("COMMIT")
         await eventually(lambda: events.wal_trimmed_to(64 << 10), 10, "the WAL to start over")
