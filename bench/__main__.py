@@ -77,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="delivery, ingest, backlog, schema, filters: alternate baseline "
                         "and relay N times (schema, filters: at least 3); medians (this VM's "
-                        "speed drifts between runs)")
+                        "speed drifts between runs); latency: N runs per sync mode")
+    parser.add_argument("--rate", type=float, metavar="N",
+                        help="latency: events per second (default 500)")
+    parser.add_argument("--sync", choices=("full", "normal", "both"), default="full",
+                        help="latency, ingest: relay's [storage] sync (both: latency "
+                        "alternates the two run by run; default full)")
+    parser.add_argument("--disk-writer", action="store_true",
+                        help="latency: dd writes 2 GB with O_DIRECT in a loop beside the runs")
     args = parser.parse_args(argv)
 
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -97,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             spec = SCENARIOS[name]
-            options: dict[str, Any] = {"logs": args.logs, "repeat": args.repeat}
+            options: dict[str, Any] = {"logs": args.logs, "repeat": args.repeat,
+                                       "rate": args.rate, "sync": args.sync,
+                                       "disk_writer": args.disk_writer}
             if args.profile:
                 options["profile"] = RESULTS / f"{stamp}-{name}-profile.txt"
             ctx = Context(quick=args.quick,

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -325,7 +326,8 @@ class RelayServer:
 
     def __init__(self, workdir: Path, delivery: dict[str, Any], endpoints: list[dict[str, Any]],
                  log_path: Path | None, log_format: str = "text",
-                 event_types: list[dict[str, Any]] | None = None) -> None:
+                 event_types: list[dict[str, Any]] | None = None,
+                 storage: dict[str, Any] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
@@ -333,7 +335,7 @@ class RelayServer:
         self.log_path = log_path
         self.sections: dict[str, dict[str, Any]] = {
             "server": {"listen": f"127.0.0.1:{self.port}", "log_format": log_format},
-            "storage": {"path": str(workdir / "relay.db")},
+            "storage": {"path": str(workdir / "relay.db"), **(storage or {})},
             "delivery": delivery,
         }
         self.endpoints = endpoints
@@ -462,6 +464,69 @@ def ingested(server: RelayServer) -> int:
     if match is None:
         raise RuntimeError("relay_events_ingested_total not in /metrics")
     return int(float(match.group(1)))
+
+
+# --- the disk ---------------------------------------------------------------------------
+
+
+class FsyncProbe:
+    """What the disk itself takes for a durable write, measured beside relay in the same
+    run: a thread appending 4 KiB and calling fdatasync (as SQLite does for a commit),
+    `rate` times a second, on the filesystem of `directory`. fdatasync gives the GIL up,
+    so the thread takes next to no CPU from this process."""
+
+    def __init__(self, directory: Path, rate: float = 50.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "fsync-probe"
+        self.every = 1.0 / rate
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
+
+    def _run(self) -> None:
+        block = b"\0" * 4096
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            i = 0
+            while not self._stop.wait(self.every):
+                os.pwrite(fd, block, (i % 16384) * 4096)  # a 64 MB file, like a large WAL
+                began = time.perf_counter()
+                os.fdatasync(fd)
+                self.samples.append((time.perf_counter() - began) * 1000.0)
+                i += 1
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> FsyncProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def percentiles(self) -> dict[str, float]:
+        return percentiles(self.samples)
+
+
+@contextmanager
+def disk_writer(directory: Path) -> Iterator[None]:
+    """A noisy neighbour on the disk: `dd` writing 2 GB with O_DIRECT, in a loop, until
+    the block ends (the file is removed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "dd-noise"
+    proc = subprocess.Popen(
+        ["sh", "-c", f"while :; do dd if=/dev/zero of={target} bs=1M count=2048 "
+         "oflag=direct status=none; done"], start_new_session=True,
+    )
+    try:
+        time.sleep(1.0)  # let it reach its steady pace before the measurement starts
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        target.unlink(missing_ok=True)
 
 
 # --- the machine ----------------------------------------------------------------------

@@ -73,7 +73,9 @@ def _relay(ctx: Context, seconds: float, i: int) -> Row:
                 "secret": SECRET, "enabled": False}
     delivery = {"allow_http": True, "allow_private_networks": True}
     workdir = ctx.workdir / f"relay-{i}"
-    with relay_server(workdir, delivery, [endpoint], workdir / "relay.log") as srv:
+    sync = ctx.options.get("sync") if ctx.options.get("sync") in ("full", "normal") else "full"
+    with relay_server(workdir, delivery, [endpoint], workdir / "relay.log",
+                      storage={"sync": sync}) as srv:
         return _row("relay (1 held endpoint)", measure(srv.pid, srv.port, seconds))
 
 
