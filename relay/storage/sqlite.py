@@ -248,6 +248,7 @@ class SQLiteStore:
         try:
             await opened
             self._checkpoints_stop.clear()
+            self._restart_due = False
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="relay-sqlite-checkpointer", daemon=True,
                 args=(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),),
