@@ -466,6 +466,34 @@ def ingested(server: RelayServer) -> int:
     return int(float(match.group(1)))
 
 
+# --- the machine's load ---------------------------------------------------------------
+
+
+class CpuPressure:
+    """How much of a stretch of time some runnable task waited for a CPU (Linux PSI,
+    /proc/pressure/cpu "some"), in percent: says whether neighbours on a shared machine
+    disturbed a run. None where the kernel does not report it."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+        self._began = time.monotonic()
+
+    @staticmethod
+    def _read() -> int | None:
+        try:
+            line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+        return int(line.rsplit("total=", 1)[1])
+
+    def percent(self) -> float | None:
+        end = self._read()
+        if end is None or self._start is None:
+            return None
+        elapsed_us = (time.monotonic() - self._began) * 1e6
+        return round(100 * (end - self._start) / elapsed_us, 1) if elapsed_us else None
+
+
 # --- the disk ---------------------------------------------------------------------------
 
 

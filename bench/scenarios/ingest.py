@@ -19,6 +19,7 @@ from typing import Any
 from bench.harness import (
     SECRET,
     Context,
+    CpuPressure,
     Row,
     cpu_seconds,
     free_port,
@@ -40,8 +41,10 @@ def measure(pid: int, port: int, seconds: float) -> dict[str, Any]:
     """A warm-up wrk run, then the measured one, with the server's CPU over the latter."""
     run_wrk(port, WARMUP_S, CONNECTIONS)
     cpu0 = cpu_seconds(pid)
+    pressure = CpuPressure()
     report = run_wrk(port, seconds, CONNECTIONS)
     report["server_cpu_pct"] = round(100 * (cpu_seconds(pid) - cpu0) / seconds)
+    report["cpu_pressure_pct"] = pressure.percent()
     bad = sum(report["errors"].values())
     if bad > report["requests"] // 1000:
         raise RuntimeError(f"wrk saw {report['errors']} errors in {report['requests']} requests")
@@ -53,8 +56,9 @@ def _row(label: str, report: dict[str, Any]) -> Row:
     return Row(NAME, label, report["rate"], unit="events/s", extra={
         "p50_ms": lat["p50"], "p90_ms": lat["p90"], "p99_ms": lat["p99"], "max_ms": lat["max"],
         "requests": report["requests"], "wrk_errors": report["errors"],
-        "server_cpu_pct": report["server_cpu_pct"],
-        "notes": f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, cpu {report['server_cpu_pct']}%"})
+        "server_cpu_pct": report["server_cpu_pct"], "cpu_pressure_pct": report["cpu_pressure_pct"],
+        "notes": f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, cpu {report['server_cpu_pct']}%, "
+        f"cpu pressure {report['cpu_pressure_pct']}%"})
 
 
 def _baseline(seconds: float) -> Row:

@@ -31,6 +31,7 @@ from typing import Any
 from bench.harness import (
     SECRET,
     Context,
+    CpuPressure,
     FsyncProbe,
     Receiver,
     Row,
@@ -90,8 +91,10 @@ def _relay_run(ctx: Context, rec: Receiver, n: int, rate: float, sync: str,
                       storage={"sync": sync}) as srv:
         progress(f"{NAME}: relay (sync = {sync}), {n} events at {rate:g}/s, ingest to arrival")
         url = f"http://127.0.0.1:{srv.port}/v1/events"
+        pressure = CpuPressure()
         with FsyncProbe(workdir) as probe:
             lat, load, extra = paced(rec, url, "/lat/relay", n, srv.pid, rate)
+        extra["cpu_pressure_pct"] = pressure.percent()
         commits = slow_commits(srv.http.text("/metrics"))
     fsync = probe.percentiles()
     ingest = load["answer_ms"]
@@ -124,7 +127,8 @@ def _row(rate: float, dd: bool, result: dict[str, Any], i: int) -> Row:
                    "notes": f"e2e p50 {e2e['p50']} max {e2e['max']}; ingest p50 "
                    f"{ingest['p50']} p99 {ingest['p99']}; fsync p50 {fsync['p50']} p99 "
                    f"{fsync['p99']} max {fsync['max']} (n {fsync['n']}); commits "
-                   f"{result['durable_commits']}; cpu {result.get('server_cpu_pct')}%"})
+                   f"{result['durable_commits']}; cpu {result.get('server_cpu_pct')}%; cpu "
+                   f"pressure {result.get('cpu_pressure_pct')}%"})
 
 
 @scenario(NAME, help="ingest-to-arrival latency at a steady rate (--rate, default 500/s; "
