@@ -75,8 +75,8 @@ _INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 # sync = "normal" the one fsync left on the commit path, holding every request that
 # arrives meanwhile. So checkpoints run when the writer is idle (the fsync then falls on
 # the first request after the pause), and under steady writes only once the WAL passes
-# _WAL_CHECKPOINT_BYTES: every ~16 s at a steady 500 single-event requests/s (each
-# commit writes about 32 KB of pages). The writer's journal_size_limit trims the file
+# _WAL_CHECKPOINT_BYTES: every 10-20 s at a steady 500 single-event requests/s (each
+# commit writes whole pages, tens of KB). The writer's journal_size_limit trims the file
 # back to that size when it starts over, so the file's size says how much the WAL holds.
 _WAL_CHECKPOINT_BYTES = 256 << 20
 _WAL_RESTART_BYTES = 1 << 30  # past this, a RESTART: commits wait, the WAL stays bounded
