@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.acceptance.test_cli import relay
+from tests.helpers import relay
 
 CONFIG = """
 [[event_types]]

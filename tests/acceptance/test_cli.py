@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -15,13 +12,8 @@ from click.testing import CliRunner
 from relay import cli
 from relay import config as cfgmod
 from tests.conftest import ServeProcess, free_port, serve_toml
+from tests.helpers import relay
 from tests.receiver import Receiver
-
-
-def relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
-          ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relay", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
 
 
 def test_init_then_check(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.test_cli import relay
 from tests.conftest import ServeProcess, eventually, free_port, serve_toml
+from tests.helpers import relay
 from tests.receiver import Receiver
 
 KEY = "ops-test-key-0123456789"

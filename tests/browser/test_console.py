@@ -16,7 +16,7 @@ from relay import config as cfgmod
 from relay import sessions
 from tests.browser.conftest import shoot
 from tests.conftest import Running, eventually, running
-from tests.integration.test_ingest import auth, sha
+from tests.helpers import auth, sha
 from tests.receiver import Receiver
 
 if TYPE_CHECKING:

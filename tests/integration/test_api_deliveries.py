@@ -10,16 +10,18 @@ from typing import Any
 from relay import config as cfgmod
 from relay.app import timestamp
 from tests.conftest import Running, eventually, running
-from tests.integration.test_api_webhooks import (
+from tests.helpers import (
     ACME,
     ADMIN,
     SAMPLE,
+    admin_api,
     api_config,
     as_admin,
+    assert_error,
+    auth,
     create,
     send,
 )
-from tests.integration.test_ingest import assert_error, auth
 from tests.receiver import Receiver
 
 
@@ -38,8 +40,7 @@ async def settled(r: Running, hook_id: str, n: int, status: str) -> bool:
 
 
 async def test_deliveries_list_and_detail(make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         rx.respond("/flaky", (500, {}, b"busy"))
         hook = await create(r, f"{rx.url}/flaky")
         ids = [await send(r, n=i) for i in range(3)]
@@ -84,8 +85,7 @@ async def test_deliveries_list_and_detail(make_config: Callable[..., cfgmod.Load
 async def test_retry_sends_again_with_the_same_webhook_id(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/r")
         event_id = await send(r)
         await eventually(lambda: settled(r, hook["id"], 1, "succeeded"), message="succeeded")
@@ -116,8 +116,7 @@ async def test_retry_sends_again_with_the_same_webhook_id(
 async def test_recover_resends_failed_deliveries_in_order(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         rx.respond("/rec", 500, 500, 500)
         hook = await create(r, f"{rx.url}/rec", retry_schedule=[])
         before = timestamp(time.time() - 1)
@@ -138,8 +137,7 @@ async def test_recover_resends_failed_deliveries_in_order(
 
 
 async def test_events_list_get_and_replay(make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         other = await create(r, f"{rx.url}/other", events=["billing.*"])
         ids = [await send(r, n=i) for i in range(3)]
         paid = await send(r, "billing.paid", amount=5)

@@ -12,7 +12,7 @@ import pytest
 from relay.errors import Conflict, NotFound, TooManyRequests
 from relay.storage.base import NewEndpoint, NewEvent
 from relay.storage.sqlite import SQLiteStore
-from tests.integration.test_store import NOW, event, result
+from tests.helpers import NOW, event, result
 
 
 @pytest.fixture

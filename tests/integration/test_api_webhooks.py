@@ -14,63 +14,23 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from relay import config as cfgmod
 from tests.conftest import Running, eventually, running
-from tests.integration.test_ingest import assert_error, auth, sha
+from tests.helpers import (
+    ACME,
+    ADMIN,
+    EVENTS,
+    FROZEN,
+    LIMITED,
+    READER,
+    SAMPLE,
+    admin_api,
+    api_config,
+    as_admin,
+    assert_error,
+    auth,
+    create,
+    send,
+)
 from tests.receiver import Received, Receiver
-
-ADMIN = "k-admin-0123456789"  # tenant default, admin: the client's default key
-READER = "k-reader-0123456789"  # default, webhooks:read
-EVENTS = "k-events-0123456789"  # default, events:write
-ACME = "k-acme-0123456789"  # acme, webhooks:read + webhooks:write + events:write
-FROZEN = "k-frozen-0123456789"  # frozen (webhooks disabled), admin
-LIMITED = "k-limited-0123456789"  # limited (max_webhooks = 2), admin
-CONFIG_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-SAMPLE = {"lead_id": "lead_4c88e100", "score": 0.87}
-
-
-def api_config(make_config: Callable[..., cfgmod.Loaded], url: str,
-               **sections: Any) -> cfgmod.Loaded:
-    """Four tenants, a key per role, two event types, two config endpoints at `url`."""
-    keys = [("admin", ADMIN, ["admin"], "default"),
-            ("reader", READER, ["webhooks:read"], "default"),
-            ("events", EVENTS, ["events:write"], "default"),
-            ("acme", ACME, ["webhooks:read", "webhooks:write", "events:write"], "acme"),
-            ("frozen", FROZEN, ["admin"], "frozen"),
-            ("limited", LIMITED, ["admin"], "limited")]
-    return make_config(**{
-        "tenants": [{"id": "acme"}, {"id": "frozen", "webhooks_enabled": False},
-                    {"id": "limited", "max_webhooks": 2}],
-        "api_keys": [{"name": n, "key_sha256": sha(k), "scopes": s, "tenant": t}
-                     for n, k, s, t in keys],
-        "event_types": [{"name": "lead.qualified", "description": "A lead qualified.",
-                         "sample": SAMPLE},
-                        {"name": "lead.lost"}, {"name": "billing.paid"}],
-        "endpoints": [{"id": "crm", "url": f"{url}/crm", "events": ["lead.*"]},
-                      {"id": "fixed", "url": f"{url}/fixed", "secret": CONFIG_SECRET,
-                       "events": ["billing.*"]}],
-        **sections,
-    })
-
-
-def as_admin(r: Running) -> Running:
-    r.client.headers.update(auth(ADMIN))
-    return r
-
-
-async def create(r: Running, url: str, key: str = ADMIN, **fields: Any) -> dict[str, Any]:
-    body = {"name": "hook", "url": url, "events": ["lead.*"], **fields}
-    response = await r.client.post("/v1/webhooks", json=body, headers=auth(key))
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def send(r: Running, type_: str = "lead.qualified", key: str = ADMIN,
-               **data: Any) -> str:
-    response = await r.client.post("/v1/events", json={"type": type_, "data": data},
-                                   headers=auth(key))
-    assert response.status_code == 202, response.text
-    event_id: str = response.json()["id"]
-    return event_id
 
 
 def verifies(secret: str, got: Received) -> bool:
@@ -82,8 +42,7 @@ def verifies(secret: str, got: Received) -> bool:
 
 
 async def test_create_read_list_and_deliver(make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/new", filter={"data.tier": ["gold"]},
                             headers={"X-Team": "sales"}, timeout="5s",
                             retry_schedule=["1s", "1m"], rate_limit=20)
@@ -178,8 +137,7 @@ async def test_create_refuses_bad_bodies(make_config: Callable[..., cfgmod.Loade
 
 
 async def test_patch_changes_settings(make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/old", timeout="5s", rate_limit=5)
         response = await r.client.patch(f"/v1/webhooks/{hook['id']}", json={
             "name": "renamed", "url": f"{rx.url}/new", "events": ["billing.*"],
@@ -216,8 +174,7 @@ async def test_patch_changes_settings(make_config: Callable[..., cfgmod.Loaded])
 async def test_config_webhooks_change_only_in_the_file(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         error = assert_error(
             await r.client.patch("/v1/webhooks/crm", json={"url": f"{rx.url}/x", "name": "n",
                                                            "is_paused": True}),
@@ -246,8 +203,7 @@ async def test_config_webhooks_change_only_in_the_file(
 async def test_pause_holds_and_resume_releases_in_order(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/p")
         paused = await r.client.patch(f"/v1/webhooks/{hook['id']}", json={"is_paused": True})
         assert paused.json()["is_paused"] is True and paused.json()["is_active"] is True
@@ -272,8 +228,7 @@ async def _pending(r: Running, hook_id: str, n: int) -> bool:
 async def test_410_disables_and_patch_is_active_releases(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         rx.respond("/gone", 410)
         hook = await create(r, f"{rx.url}/gone")
         first = await send(r)
@@ -303,8 +258,7 @@ async def test_410_disables_and_patch_is_active_releases(
 async def test_rotation_signs_with_both_during_the_grace_then_the_new_only(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/rot")
         old = hook["secret"]
         rotated = await r.client.post(f"/v1/webhooks/{hook['id']}/rotate-secret",
@@ -337,8 +291,7 @@ async def test_rotation_signs_with_both_during_the_grace_then_the_new_only(
 async def test_delete_cancels_unfinished_deliveries(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         held = await create(r, f"{rx.url}/held")
         failing = await create(r, f"{rx.url}/status/500", retry_schedule=["1h"])
         await r.client.patch(f"/v1/webhooks/{held['id']}", json={"is_paused": True})
@@ -366,8 +319,7 @@ async def _attempted(r: Running, hook_id: str, n: int) -> bool:
 async def test_send_test_answers_the_receivers_reply(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/t")
         await r.client.patch(f"/v1/webhooks/{hook['id']}", json={"is_paused": True})
         rx.respond("/t", (418, {"content-type": "text/plain"}, b"short and stout" * 400))

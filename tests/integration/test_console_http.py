@@ -12,7 +12,7 @@ from relay import config as cfgmod
 from relay.storage.sqlite import SQLiteStore
 from relay.ui.app import _LastHour
 from tests.conftest import eventually, running
-from tests.integration.test_ingest import auth, sha
+from tests.helpers import auth, sha
 from tests.receiver import Receiver
 
 ADMIN = "k-console-admin-0123456789"

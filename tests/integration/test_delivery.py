@@ -16,14 +16,11 @@ from standardwebhooks.webhooks import Webhook
 from relay import config as cfgmod
 from relay import logs
 from tests.conftest import eventually, running
+from tests.helpers import endpoint
 from tests.receiver import Receiver
 
 HMAC_SECRET = "athena-secret-0123456789"
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def endpoint(id_: str, url: str, **extra: Any) -> dict[str, Any]:
-    return {"id": id_, "url": url, **extra}
 
 
 async def delivery_states(r: Any, event_id: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from relay import config as cfgmod
 from tests.conftest import eventually, running
-from tests.integration.test_ingest import assert_error
+from tests.helpers import assert_error
 from tests.receiver import Receiver
 
 LEAD = {

@@ -10,8 +10,7 @@ import pytest
 
 from relay import config as cfgmod
 from tests.conftest import running
-from tests.integration.test_api_webhooks import api_config, as_admin, create
-from tests.integration.test_ingest import assert_error
+from tests.helpers import admin_api, api_config, as_admin, assert_error, create
 from tests.receiver import Receiver
 
 HOT = {"data.qualification.score": {"$gte": 0.8}, "data.campaign_id": {"$in": ["a", "b"]},
@@ -54,8 +53,7 @@ async def test_config_filters_choose_the_receivers(
 
 
 async def test_api_webhook_filters(make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with Receiver() as rx, running(api_config(make_config, rx.url)) as r:
-        as_admin(r)
+    async with admin_api(make_config) as (r, rx):
         hook = await create(r, f"{rx.url}/hot", filter=HOT)
         assert hook["filter"] == HOT
         assert (await r.client.get(f"/v1/webhooks/{hook['id']}")).json()["filter"] == HOT

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from relay import config as cfgmod
 from tests.conftest import running
+from tests.helpers import assert_error, auth, sha
 
 KEY = "k-events-0123456789"
 ACME_KEY = "k-acme-0123456789"
 READ_KEY = "k-read-0123456789"
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]
 
 
 @pytest.fixture
@@ -47,10 +32,6 @@ def secured(make_config: Callable[..., cfgmod.Loaded]) -> cfgmod.Loaded:
         endpoints=[{"id": "crm", "url": "http://127.0.0.1:9/", "events": ["lead.*"]},
                    {"id": "acme-crm", "url": "http://127.0.0.1:9/", "tenant": "acme"}],
     )
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 async def test_accepted_event_is_stored_with_its_deliveries(secured: cfgmod.Loaded) -> None:

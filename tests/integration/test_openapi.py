@@ -28,8 +28,7 @@ from relay import config as cfgmod
 from relay.api.openapi import document
 from relay.api.server import ROUTES
 from tests.conftest import config_data, running
-from tests.integration.test_api_webhooks import ADMIN, api_config
-from tests.integration.test_ingest import auth
+from tests.helpers import ADMIN, api_config, auth
 from tests.receiver import Receiver
 
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from relay import config as cfgmod
 from relay import sessions
 from tests.conftest import running
-from tests.integration.test_api_webhooks import ACME, ADMIN, READER, api_config
-from tests.integration.test_ingest import assert_error, auth
+from tests.helpers import ACME, ADMIN, READER, api_config, assert_error, auth
 
 
 def token_of(url: str) -> str:

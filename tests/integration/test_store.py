@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, StorageError
-from relay.storage.base import AttemptResult, ConfigEndpoint, NewEndpoint, NewEvent
+from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent
 from relay.storage.sqlite import SQLiteStore
-
-NOW = 1_700_000_000.0
+from tests.helpers import NOW, event, result
 
 
 @pytest.fixture
@@ -27,26 +26,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     )
     yield s
     await s.close()
-
-
-def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,
-          digest: str = "d", state: str = "pending", at: float = NOW) -> NewEvent:
-    return NewEvent(
-        id=f"evt_{n:04d}", tenant="default", type="t.x", idem_key=key, digest=digest,
-        created_at=at, payload=b'{"n":%d}' % n,
-        deliveries=tuple((e, state) for e in endpoints),
-    )
-
-
-def result(delivery_id: int, endpoint: str, attempt: int, state: str, *, ok: bool = False,
-           status: int | None = 500, next_at: float | None = None,
-           gone: bool = False) -> AttemptResult:
-    return AttemptResult(
-        delivery_id=delivery_id, endpoint_id=endpoint, attempt=attempt, started_at=NOW,
-        duration_ms=1.5, request_headers={"webhook-id": "x"}, status=status,
-        response_headers={"a": "b"}, response_body=b"body", error=None if ok else "boom",
-        state=state, next_at=next_at, success=ok, gone=gone,
-    )
 
 
 async def test_config_endpoints_keep_generated_secrets(store: SQLiteStore) -> None:

@@ -1,0 +1,149 @@
+"""Helpers shared by test modules (fixtures live in conftest.py). Test modules import
+from here, never from each other."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from relay import config as cfgmod
+from relay.storage.base import AttemptResult, NewEvent, State
+from tests.conftest import Running, running
+from tests.receiver import Receiver
+
+# --- the store --------------------------------------------------------------------
+
+NOW = 1_700_000_000.0  # the store tests' clock
+
+
+def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,
+          digest: str = "d", state: State = "pending", at: float = NOW) -> NewEvent:
+    """Event number `n` for the store, with a delivery per endpoint in `state`."""
+    return NewEvent(
+        id=f"evt_{n:04d}", tenant="default", type="t.x", idem_key=key, digest=digest,
+        created_at=at, payload=b'{"n":%d}' % n,
+        deliveries=tuple((e, state) for e in endpoints),
+    )
+
+
+def result(delivery_id: int, endpoint: str, attempt: int, state: State, *, ok: bool = False,
+           status: int | None = 500, next_at: float | None = None, gone: bool = False,
+           started_at: float = NOW) -> AttemptResult:
+    """A finished attempt as the scheduler hands it to the store."""
+    return AttemptResult(
+        delivery_id=delivery_id, endpoint_id=endpoint, attempt=attempt,
+        started_at=started_at, duration_ms=1.5, request_headers={"webhook-id": "x"},
+        status=status, response_headers={"a": "b"}, response_body=b"body",
+        error=None if ok else "boom", state=state, next_at=next_at, success=ok, gone=gone,
+    )
+
+
+# --- configs ----------------------------------------------------------------------
+
+def endpoint(id_: str, url: str, **extra: Any) -> dict[str, Any]:
+    """An `[[endpoints]]` entry as `make_config` takes it."""
+    return {"id": id_, "url": url, **extra}
+
+
+# --- the HTTP API ---------------------------------------------------------------
+
+def sha(value: str) -> str:
+    """The hex digest a config's `key_sha256` holds."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The answer is the error shape with this status and code; returns its error."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+ADMIN = "k-admin-0123456789"  # tenant default, admin: the client's default key
+READER = "k-reader-0123456789"  # default, webhooks:read
+EVENTS = "k-events-0123456789"  # default, events:write
+ACME = "k-acme-0123456789"  # acme, webhooks:read + webhooks:write + events:write
+FROZEN = "k-frozen-0123456789"  # frozen (webhooks disabled), admin
+LIMITED = "k-limited-0123456789"  # limited (max_webhooks = 2), admin
+CONFIG_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SAMPLE = {"lead_id": "lead_4c88e100", "score": 0.87}
+
+
+def api_config(make_config: Callable[..., cfgmod.Loaded], url: str,
+               **sections: Any) -> cfgmod.Loaded:
+    """Four tenants, a key per role, two event types, two config endpoints at `url`."""
+    keys = [("admin", ADMIN, ["admin"], "default"),
+            ("reader", READER, ["webhooks:read"], "default"),
+            ("events", EVENTS, ["events:write"], "default"),
+            ("acme", ACME, ["webhooks:read", "webhooks:write", "events:write"], "acme"),
+            ("frozen", FROZEN, ["admin"], "frozen"),
+            ("limited", LIMITED, ["admin"], "limited")]
+    return make_config(**{
+        "tenants": [{"id": "acme"}, {"id": "frozen", "webhooks_enabled": False},
+                    {"id": "limited", "max_webhooks": 2}],
+        "api_keys": [{"name": n, "key_sha256": sha(k), "scopes": s, "tenant": t}
+                     for n, k, s, t in keys],
+        "event_types": [{"name": "lead.qualified", "description": "A lead qualified.",
+                         "sample": SAMPLE},
+                        {"name": "lead.lost"}, {"name": "billing.paid"}],
+        "endpoints": [{"id": "crm", "url": f"{url}/crm", "events": ["lead.*"]},
+                      {"id": "fixed", "url": f"{url}/fixed", "secret": CONFIG_SECRET,
+                       "events": ["billing.*"]}],
+        **sections,
+    })
+
+
+def as_admin(r: Running) -> Running:
+    r.client.headers.update(auth(ADMIN))
+    return r
+
+
+@asynccontextmanager
+async def admin_api(make_config: Callable[..., cfgmod.Loaded],
+                    **sections: Any) -> AsyncIterator[tuple[Running, Receiver]]:
+    """relay on `api_config` with a receiver for the deliveries; the client is ADMIN."""
+    async with Receiver() as rx, running(api_config(make_config, rx.url, **sections)) as r:
+        yield as_admin(r), rx
+
+
+async def create(r: Running, url: str, key: str = ADMIN, **fields: Any) -> dict[str, Any]:
+    body = {"name": "hook", "url": url, "events": ["lead.*"], **fields}
+    response = await r.client.post("/v1/webhooks", json=body, headers=auth(key))
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def send(r: Running, type_: str = "lead.qualified", key: str = ADMIN,
+               **data: Any) -> str:
+    response = await r.client.post("/v1/events", json={"type": type_, "data": data},
+                                   headers=auth(key))
+    assert response.status_code == 202, response.text
+    event_id: str = response.json()["id"]
+    return event_id
+
+
+# --- the command line ------------------------------------------------------------
+
+def relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[str]:
+    """`relay ARGS` as a user runs it, in `cwd`."""
+    return subprocess.run([sys.executable, "-m", "relay", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
