@@ -43,6 +43,7 @@ from relay.api.models import (
 )
 from relay.app import Relay
 from relay.config import EndpointConfig, TenantConfig
+from relay.delivery import health
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.ids import delivery_ref
@@ -196,11 +197,8 @@ class Operations:
             changes["spec"] = self._checked_spec(row.id, {**row.spec, **settings})
         if "is_paused" in given:
             changes["is_paused"] = given["is_paused"]
-        if given.get("is_active") is True:
-            changes.update(is_active=True, disable_reason=None, failing_since=None,
-                           consecutive_failures=0)
-        elif given.get("is_active") is False and row.is_active:
-            changes.update(is_active=False, disable_reason="disabled through the API")
+        if "is_active" in given:
+            changes.update(health.set_active(given["is_active"], was_active=row.is_active))
         return await self._answer(await self.relay.change_endpoint(row.id, changes))
 
     async def delete(self, webhook_id: str) -> None:

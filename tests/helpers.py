@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,21 @@ def result(delivery_id: int, endpoint: str, attempt: int, state: State, *, ok: b
     )
 
 
-# --- configs ----------------------------------------------------------------------
+# --- the scheduler ----------------------------------------------------------------
 
 def endpoint(id_: str, url: str, **extra: Any) -> dict[str, Any]:
     """An `[[endpoints]]` entry as `make_config` takes it."""
     return {"id": id_, "url": url, **extra}
+
+
+@dataclass
+class FakeClock:
+    """A clock that moves only when the test sets `now` (`Scheduler(clock=...)`)."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
 
 
 # --- the HTTP API ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.config import DeliveryConfig, EndpointConfig, Loaded
+from relay.delivery import health
 from relay.delivery.matching import Filter, compile_filter
 from relay.storage.base import ConfigEndpoint, EndpointRow, State
 
@@ -33,7 +34,7 @@ class Endpoint:
     @property
     def new_state(self) -> State:
         """The state a delivery to this endpoint starts in (new, retried, replayed)."""
-        return "pending" if self.accepting else "held"
+        return health.waiting_state(self.accepting)
 
 
 def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
@@ -59,7 +60,7 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         allow_http=defaults.allow_http,
         allow_private=defaults.allow_private_networks,
         secrets=tuple(secrets),
-        accepting=row.is_active and not row.is_paused and spec.get("enabled", True),
+        accepting=health.accepting(row),
         row=row,
     )
 

@@ -10,7 +10,13 @@ A crash leaves rows `delivering`; the next start returns them to `pending`.
 Hints, not polling: ingest, retries and releases lower an endpoint's hint (`notify`);
 a claim that exhausts an endpoint's due work sets the hint to its next due time from the
 database. The loop sleeps until the earliest hint or a wake-up (new work, a freed slot).
-Memory is bounded by the caps: at most `concurrency` deliveries are ever loaded.
+Memory is bounded by the caps (`budget.py`): at most 2 x `concurrency` deliveries are
+ever loaded.
+
+The policies are pure functions applied here: the claim budget (`budget.py`), the rate
+limit's token bucket (`ratelimit.py`), the retry decision (`retry.py`). Time comes only
+from `clock`, so tests drive the scheduler with a clock they advance by hand (`wake`
+after moving it, `wait_idle` to learn when it next has work).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay import __version__
+from relay.delivery import budget, ratelimit
 from relay.delivery.endpoints import Endpoint
 from relay.delivery.retry import decide
 from relay.delivery.sender import Outcome, Sender
@@ -35,7 +42,6 @@ from relay.logs import log, log_lines
 from relay.metrics import Metrics
 from relay.storage.base import AttemptResult, Claimed, Recorded, Store
 
-_MAX_CLAIM = 256  # deliveries claimed per endpoint per round
 _LEASE_MARGIN = 30.0  # seconds beyond the timeout before a lease counts as expired
 USER_AGENT = f"relay/{__version__}"
 
@@ -58,6 +64,10 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
         **sign(endpoint.signature, secrets, event_id, int(now), body, endpoint.signature_header),
     }
     return body, headers
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -84,8 +94,7 @@ class _Lane:
     due: float | None = 0.0  # earliest known due time; 0 = unknown, look; None = nothing
     notified: float | None = None  # lowest hint received while a claim was running
     inflight: int = 0
-    tokens: float = 0.0
-    refilled: float = 0.0
+    bucket: ratelimit.Bucket = field(default_factory=ratelimit.Bucket)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     ready: deque[Claimed] = field(default_factory=deque)  # claimed, waiting for a slot
 
@@ -115,6 +124,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle_waiters = 0  # idleness is checked only while someone waits for it
+        self._asleep = False  # the loop waits: nothing it can do before `_asleep_until`
+        self._asleep_until: float | None = None
         self._stopping = False
         self._claiming = False
         self._rotation = itertools.count()
@@ -143,7 +154,7 @@ class Scheduler:
         for endpoint_id in set(self._lanes) - set(endpoints):
             if not self._lanes[endpoint_id].inflight:
                 del self._lanes[endpoint_id]
-        self._wake.set()
+        self.wake()
 
     def notify(self, endpoint_id: str, due: float) -> None:
         """An endpoint has a delivery due at `due` (new, retried or released)."""
@@ -154,12 +165,16 @@ class Scheduler:
             lane.due = due
         if self._claiming:
             lane.notified = due if lane.notified is None else min(lane.notified, due)
-        self._wake.set()
+        self.wake()
 
     def rescan(self) -> None:
         """Forget the hints and look at every endpoint again (a safety net)."""
         for lane in self._lanes.values():
             lane.due = 0.0
+        self.wake()
+
+    def wake(self) -> None:
+        """Look again now: the clock moved (an injected one, in tests) or work changed."""
         self._wake.set()
 
     def start(self) -> None:
@@ -198,54 +213,59 @@ class Scheduler:
         """Both loops alive (a crash is a bug; /readyz reports it)."""
         return all(t is not None and not t.done() for t in (self._task, self._recorder))
 
-    async def wait_idle(self, timeout: float) -> None:
-        """Until nothing is in flight and no endpoint has due work (tests, drains)."""
+    async def wait_idle(self, timeout: float) -> float | None:
+        """Until the scheduler has nothing to do before its clock moves on: nothing in
+        flight or waiting to be recorded, and nothing it may start now (work may be due
+        but waiting for a rate limit's token). Returns when it next has work (None: only
+        when told). For tests and drains, while it runs."""
         self._idle_waiters += 1
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     self._idle.clear()
                     if self._is_idle():
-                        return
+                        return self._asleep_until
                     await self._idle.wait()
         finally:
             self._idle_waiters -= 1
 
     def _is_idle(self) -> bool:
-        now = self._clock()
-        return self._inflight == 0 and not self._outcomes and not self._recording and not any(
-            (lane.ready or (lane.due is not None and lane.due <= now)) and self._accepting(eid)
-            for eid, lane in self._lanes.items()
-        )
-
-    def _accepting(self, endpoint_id: str) -> bool:
-        endpoint = self._endpoints.get(endpoint_id)
-        return endpoint is not None and endpoint.accepting
+        """The loop's last round found nothing to start, and nothing has happened since
+        (whatever could give it work wakes it: a freed slot, a recorded outcome, a hint)."""
+        return self._asleep and not self._wake.is_set() and self._inflight == 0 \
+            and not self._outcomes and not self._recording
 
     # --- the loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            idle = True
             try:
                 soonest = await self._round()
             except RelayError as exc:
                 log("claim_failed", logging.ERROR, error=exc.message)
-                soonest = self._clock() + 1.0
-            if self._idle_waiters and self._is_idle():
-                self._idle.set()
-            if self._wake.is_set() or self._stopping:
-                continue
-            timeout = None if soonest is None else max(0.0, soonest - self._clock())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+                soonest, idle = self._clock() + 1.0, False  # due work was not claimed
+            if not self._wake.is_set() and not self._stopping:
+                await self._sleep(soonest, idle=idle)
+
+    async def _sleep(self, until: float | None, *, idle: bool) -> None:
+        """Wait for a wake-up, or until `until` by the clock (None: only a wake-up)."""
+        self._asleep, self._asleep_until = idle, until
+        if self._idle_waiters and self._is_idle():
+            self._idle.set()
+        timeout = None if until is None else max(0.0, until - self._clock())
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._asleep = False
 
     async def _round(self) -> float | None:
-        """Start buffered deliveries, claim what is due within the caps; return the next
-        due time.
+        """Start buffered deliveries, claim what is due within the budget (`budget.py`);
+        return the next due time (None: nothing known).
 
         Claims run ahead of sending: each endpoint may hold up to its concurrency again in
         claimed-but-unsent deliveries (`_Lane.ready`), so a freed slot starts the next
@@ -253,17 +273,17 @@ class Scheduler:
         the wait: at most one attempt's timeout, as at most `concurrency` go ahead of them.
         """
         now = self._clock()
-        buffered = sum(len(lane.ready) for lane in self._lanes.values())
-        budget = 2 * self.concurrency - self._inflight - buffered
-        if len(self._outcomes) + self._recording >= self.concurrency:
-            budget = 0  # backpressure: the database is behind on recording outcomes
+        left = budget.total(
+            concurrency=self.concurrency, inflight=self._inflight,
+            ready=sum(len(lane.ready) for lane in self._lanes.values()),
+            unrecorded=len(self._outcomes) + self._recording,
+        )
         wanted: dict[str, int] = {}
         soonest: float | None = None
         ids = list(self._lanes)
         if ids:
             start = next(self._rotation) % len(ids)
             ids = ids[start:] + ids[:start]  # fairness across endpoints
-        lane: _Lane | None  # a lane may go while claiming: later loops .get() it
         for endpoint_id in ids:
             lane = self._lanes[endpoint_id]
             endpoint = self._endpoints.get(endpoint_id)
@@ -273,24 +293,24 @@ class Scheduler:
             if lane.due is None:
                 continue
             if lane.due > now:
-                soonest = lane.due if soonest is None else min(soonest, lane.due)
+                soonest = _earliest(soonest, lane.due)
                 continue
-            cap = endpoint.concurrency
-            if endpoint.rate_limit:  # no run-ahead: tokens are spent when claimed
-                free = min(cap - lane.inflight - len(lane.ready), budget, _MAX_CLAIM)
-                free = min(free, self._take_tokens(lane, endpoint.rate_limit, now))
-                if free <= 0 and lane.inflight < cap:
-                    when = now + (1 - lane.tokens) / endpoint.rate_limit
-                    soonest = when if soonest is None else min(soonest, when)
-            else:
-                free = min(2 * cap - lane.inflight - len(lane.ready), budget, _MAX_CLAIM)
-                if lane.ready and free < cap // 2:
-                    continue  # claim in batches of at least half the slots
+            taken = None
+            if endpoint.rate_limit:
+                taken = ratelimit.take(lane.bucket, now, endpoint.rate_limit)
+                lane.bucket = taken.bucket
+            free = budget.endpoint(
+                concurrency=endpoint.concurrency, inflight=lane.inflight,
+                ready=len(lane.ready), budget=left,
+                tokens=None if taken is None else taken.allowed,
+            )
             if free <= 0:
+                if taken is not None and lane.inflight < endpoint.concurrency:
+                    soonest = _earliest(soonest, taken.next_at)  # a free slot, no token
                 continue
             wanted[endpoint_id] = free
-            budget -= free
-            if budget <= 0:
+            left -= free
+            if left <= 0:
                 break
         if not wanted:
             return soonest
@@ -304,23 +324,25 @@ class Scheduler:
         finally:
             self._claiming = False
         for endpoint_id in wanted:
-            lane = self._lanes.get(endpoint_id)
-            if lane is None:
+            wanting = self._lanes.get(endpoint_id)
+            if wanting is None:
                 continue
             if endpoint_id in next_due:
                 due = next_due[endpoint_id]
-                if lane.notified is not None:
-                    due = lane.notified if due is None else min(due, lane.notified)
-                lane.due = due
+                if wanting.notified is not None:
+                    due = wanting.notified if due is None else min(due, wanting.notified)
+                wanting.due = due
+                if due is not None:
+                    soonest = _earliest(soonest, due)
             else:
-                lane.due = now  # the claim was full: more may be due
+                wanting.due = now  # the claim was full: more may be due
         lost: list[int] = []
         for item in claimed:
-            lane = self._lanes.get(item.endpoint_id)
-            if lane is None:  # removed while claiming
+            owner = self._lanes.get(item.endpoint_id)
+            if owner is None:  # removed while claiming
                 lost.append(item.id)
             else:
-                lane.ready.append(item)
+                owner.ready.append(item)
         await self._unclaim(lost)
         if claimed:
             self._wake.set()  # look again: start them, and other work may be due
@@ -330,15 +352,6 @@ class Scheduler:
         """Time for one attempt, plus one more it may wait in `ready`, plus a margin."""
         timeouts = [self._endpoints[e].timeout for e in wanted if e in self._endpoints]
         return 2 * max(timeouts, default=0.0) + _LEASE_MARGIN
-
-    @staticmethod
-    def _take_tokens(lane: _Lane, rate: float, now: float) -> int:
-        """Token bucket (burst of one second's worth): how many sends may start now."""
-        lane.tokens = min(rate, lane.tokens + (now - lane.refilled) * rate)
-        lane.refilled = now
-        allowed = int(lane.tokens)
-        lane.tokens -= allowed
-        return allowed
 
     def _start_ready(self, lane: _Lane, endpoint: Endpoint) -> None:
         """Start a worker per claimed delivery while the endpoint's and the global caps
@@ -449,8 +462,6 @@ class Scheduler:
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
                         reason=reason)
                 self._on_disabled(recorded.disabled)
-            if self._idle_waiters and self._is_idle():
-                self._idle.set()
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
 
     def _recorded(self, finished: _Finished) -> tuple[int, dict[str, Any]]:

@@ -48,6 +48,7 @@ from typing import Any, Literal, Protocol
 import aiosqlite
 import orjson
 
+from relay.delivery import health
 from relay.errors import Conflict, NotFound, RelayError, StorageError, TooManyRequests
 from relay.storage.base import (
     AttemptResult,
@@ -984,49 +985,39 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
         [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
     )
-    # Endpoint health, folded per endpoint in attempt order.
-    health: dict[str, list[Any]] = {}  # id -> [reset, failures, first_failure, last_at, status]
+    # Endpoint health: decided by health.after_attempts, applied here.
+    attempted: dict[str, list[AttemptResult]] = {}
     for r in results:
-        h = health.setdefault(r.endpoint_id, [False, 0, None, 0.0, None])
-        if r.success:
-            h[0], h[1], h[2] = True, 0, None
-        else:
-            h[1] += 1
-            h[2] = h[2] if h[2] is not None else r.started_at
-        h[3], h[4] = r.started_at, r.status
-    db.executemany(
-        "UPDATE endpoints SET last_delivery_at = ?, last_delivery_status = ?, "
-        "consecutive_failures = CASE WHEN ? THEN ? ELSE consecutive_failures + ? END, "
-        "failing_since = CASE WHEN ? THEN ? ELSE COALESCE(failing_since, ?) END WHERE id = ?",
-        [(h[3], h[4], h[0], h[1], h[1], h[0], h[2], h[2], eid) for eid, h in health.items()],
-    )
+        attempted.setdefault(r.endpoint_id, []).append(r)
+    updates: list[tuple[Any, ...]] = []
     disabled: dict[str, str] = {}
-    for r in results:
-        if r.gone:
-            disabled[r.endpoint_id] = "the endpoint answered 410 Gone"
-    failing = [eid for eid, h in health.items() if h[1] and eid not in disabled]
-    for chunk in _chunks(failing):
+    for chunk in _chunks(list(attempted)):
         cur = db.execute(
-            f"SELECT id, failing_since FROM endpoints WHERE id IN ({_marks(len(chunk))}) "
-            "AND is_active = 1 AND failing_since <= ?",
-            [*chunk, now - disable_after],
+            "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
+            f"last_delivery_at, last_delivery_status FROM endpoints WHERE id IN "
+            f"({_marks(len(chunk))})",
+            chunk,
         )
-        for eid, since in cur.fetchall():
-            disabled[eid] = (
-                f"failing without a success for {round((now - since) / 3600, 1)}h "
-                "(delivery.disable_after)"
+        for row in cur.fetchall():
+            before = health.Health(
+                is_active=bool(row[1]), disable_reason=row[2], consecutive_failures=row[3],
+                failing_since=row[4], last_delivery_at=row[5], last_delivery_status=row[6],
             )
-    for eid, reason in disabled.items():
-        db.execute(
-            "UPDATE endpoints SET is_active = 0, disable_reason = ?, updated_at = ? "
-            "WHERE id = ? AND is_active = 1",
-            (reason, now, eid),
-        )
-        db.execute(
-            "UPDATE deliveries SET state = 'held', updated_at = ? "
-            "WHERE endpoint_id = ? AND state = 'pending'",
-            (now, eid),
-        )
+            change = health.after_attempts(before, attempted[row[0]], now, disable_after)
+            after = change.health
+            updates.append((after.is_active, after.disable_reason, after.consecutive_failures,
+                            after.failing_since, after.last_delivery_at,
+                            after.last_delivery_status, row[0]))
+            if change.disabled is not None:
+                disabled[row[0]] = change.disabled
+    db.executemany(
+        "UPDATE endpoints SET is_active = ?, disable_reason = ?, consecutive_failures = ?, "
+        "failing_since = ?, last_delivery_at = ?, last_delivery_status = ? WHERE id = ?",
+        updates,
+    )
+    for eid in disabled:
+        db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
+    _set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
     return [Recorded(disabled) for _ in args]
 
 
@@ -1281,15 +1272,21 @@ def _unclaim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     for delivery_ids, now in args:
         count = 0
         for chunk in _chunks(delivery_ids):
+            marks = _marks(len(chunk))
             cur = db.execute(
-                "UPDATE deliveries SET state = CASE WHEN (SELECT is_active = 1 AND "
-                "is_paused = 0 AND COALESCE(json_extract(spec, '$.enabled'), 1) FROM endpoints "
-                "WHERE endpoints.id = deliveries.endpoint_id) THEN 'pending' ELSE 'held' END, "
-                "attempts = attempts - 1, lease_until = NULL, updated_at = ? "
-                f"WHERE state = 'delivering' AND id IN ({_marks(len(chunk))})",
-                [now, *chunk],
+                "SELECT DISTINCT endpoint_id FROM deliveries WHERE state = 'delivering' "
+                f"AND id IN ({marks})",
+                chunk,
             )
-            count += cur.rowcount
+            for (endpoint_id,) in cur.fetchall():
+                row = _select_endpoint(db, endpoint_id)
+                state = health.waiting_state(row is not None and health.accepting(row))
+                count += db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = attempts - 1, "
+                    "lease_until = NULL, updated_at = ? WHERE state = 'delivering' "
+                    f"AND endpoint_id = ? AND id IN ({marks})",
+                    [state, now, endpoint_id, *chunk],
+                ).rowcount
         out.append(count)
     return out
 
