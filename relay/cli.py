@@ -211,21 +211,22 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
     from relay.delivery.endpoints import config_endpoints
     from relay.delivery.signing import generate_secret
     from relay.errors import StorageError
-    from relay.storage.sqlite import SQLiteStore
+    from relay.storage import create_store
 
     loaded = _load(config_path)
     if endpoint_id not in {ep.id for ep in loaded.config.endpoints}:
         raise click.ClickException(f"no endpoint {endpoint_id!r} in the config")
 
     async def read() -> str | None:
-        store = SQLiteStore(loaded.config.storage.path)
+        store = create_store(loaded.config.storage)
         try:
             await store.open()  # not running: sync, so a generated secret exists
             await store.sync_config_endpoints(
                 config_endpoints(loaded), time.time(), generate_secret
             )
         except StorageError:
-            store = SQLiteStore(loaded.config.storage.path, lock=False)  # relay serve runs
+            await store.close()
+            store = create_store(loaded.config.storage, exclusive=False)  # relay serve runs
             await store.open()
         try:
             rows = {row.id: row for row in await store.list_endpoints()}
@@ -248,13 +249,13 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
 @config_option
 def backup_command(path: str, force: bool, config_path: str | None) -> None:
     """Copy the database to PATH, safely while relay serve runs (SQLite online backup)."""
-    from relay.storage.sqlite import backup
+    from relay.storage import backup
 
     loaded = _load(config_path)
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    events = backup(Path(loaded.config.storage.path), target)
+    events = backup(loaded.config.storage, target)
     click.echo(f"backed up {loaded.config.storage.path} to {target} "
                f"({events} events, {target.stat().st_size} bytes)")
 

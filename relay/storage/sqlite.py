@@ -51,11 +51,14 @@ from relay.storage.base import (
     EventRow,
     FailedAttempt,
     Ingested,
+    Limits,
     MinuteOutcomes,
     NewEndpoint,
     NewEvent,
+    NodeRow,
     Recorded,
     State,
+    Watcher,
 )
 
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
@@ -417,11 +420,13 @@ class SQLiteStore:
     # --- delivery --------------------------------------------------------------------
 
     async def claim(
-        self, wanted: dict[str, int], now: float, lease_until: float
+        self, wanted: dict[str, int], now: float, lease_until: float,
+        limits: Limits | None = None,
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries per endpoint `delivering`, oldest
         first, counting the attempt now. Returns them and, for each endpoint that ran out of
-        due work, when its next delivery is due (None: nothing pending)."""
+        due work, when its next delivery is due (None: nothing pending). `limits` is for
+        backends shared by several processes: here the one scheduler holds them itself."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
             _claim, (wanted, now, lease_until)
         )
@@ -434,6 +439,18 @@ class SQLiteStore:
         disable endpoints that answered 410 or failed for `disable_after`."""
         recorded: Recorded = await self._submit(_record, (results, now, disable_after))
         return recorded
+
+    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
+        """Extend the leases of deliveries still being sent (a slow receiver)."""
+        count: int = await self._submit(_renew, (delivery_ids, lease_until))
+        return count
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Nothing to watch: this process is the database's only user (the lock)."""
+
+    async def nodes(self, now: float) -> list[NodeRow]:
+        """One process only, so no list of them."""
+        return []
 
     async def recover_inflight(self, now: float) -> int:
         """At start: every `delivering` row belongs to a dead process (we hold the lock)."""
@@ -899,6 +916,21 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             (now, eid),
         )
     return [Recorded(disabled) for _ in args]
+
+
+def _renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for delivery_ids, lease_until in args:
+        count = 0
+        for chunk in _chunks(delivery_ids):
+            cur = db.execute(
+                f"UPDATE deliveries SET lease_until = ? WHERE id IN ({_marks(len(chunk))}) "
+                "AND state = 'delivering' AND lease_until < ?",
+                [lease_until, *chunk, lease_until],
+            )
+            count += cur.rowcount
+        out.append(count)
+    return out
 
 
 def _recover(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
