@@ -199,6 +199,7 @@ _CLAIM = (
     "FOR UPDATE SKIP LOCKED) c, events e WHERE d.id = c.id AND e.id = d.event_id "
     "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
 )
+BUSY_RETRY = 0.05  # seconds before claiming again for an endpoint at its cluster-wide cap
 _NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
 
 
@@ -213,30 +214,36 @@ class ClaimArgs:
 async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
     """Up to `wanted` due deliveries per endpoint, oldest first, marked `delivering` under
     a lease. With a limit for an endpoint, its live leases in the whole cluster stay within
-    its concurrency and its shared bucket within its rate."""
+    its concurrency and its shared bucket within its rate; an endpoint held back by them
+    is due again when a slot may be free (`BUSY_RETRY`) or a token will be."""
     out: list[Any] = []
     for a in args:
         claimed: list[Claimed] = []
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in sorted(a.wanted.items()):  # lock order: no deadlock
-            want = limit
+            want, retry_at = limit, None
             cap = a.limits.get(endpoint_id)
             if cap is not None:
                 await con.execute(_CLAIM_LOCK, endpoint_id)
-                live = await con.fetchval(_LIVE_LEASES, endpoint_id, a.now)
-                want = min(want, cap[0] - int(live))
+                live = int(await con.fetchval(_LIVE_LEASES, endpoint_id, a.now))
+                if cap[0] - live < want:
+                    want, retry_at = cap[0] - live, a.now + BUSY_RETRY
                 rate = cap[1]
                 if rate and want > 0:
-                    tokens = await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now)
-                    want = min(want, int(tokens))
+                    tokens = float(await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now))
+                    if int(tokens) < want:
+                        want, retry_at = int(tokens), a.now + (1 - tokens % 1) / rate
             rows = [] if want <= 0 else await con.fetch(
                 _CLAIM, a.lease_until, a.now, endpoint_id, want)
             if cap is not None and cap[1] and rows:
                 await con.execute(_SPEND_TOKENS, endpoint_id, len(rows))
             claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
-            if len(rows) < want:
+            if len(rows) < want or retry_at is not None:
                 value = await con.fetchval(_NEXT_DUE, endpoint_id)
-                next_due[endpoint_id] = None if value is None else float(value)
+                due = None if value is None else float(value)
+                if due is not None and retry_at is not None:
+                    due = max(due, retry_at)
+                next_due[endpoint_id] = due
         claimed.sort(key=lambda c: c.id)
         out.append((claimed, next_due))
     return out
