@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from relay.storage.base import (
 )
 from relay.storage.postgres import ops
 from relay.storage.postgres.connection import (
+    CONNECT_TIMEOUT,
     DRIVER_ERRORS,
     MAX_QUEUE,
     Connection,
@@ -93,8 +95,9 @@ class PostgresStore:
         self._listener: Connection | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: Watcher | None = None
+        self._listening = asyncio.Lock()
         self._endpoints_version: int | None = None
-        self._node = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+        self._node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._started = time.time()
         self.healthy = True
 
@@ -134,20 +137,24 @@ class PostgresStore:
         await self._listen()
 
     async def _listen(self) -> None:
-        if self._watcher is None:
-            return
-        await close_quietly(self._listener)
-        self._listener = None
-        try:
-            listener = await asyncpg.connect(self.url, timeout=5)
-            await listener.add_listener(ops.DUE_CHANNEL, self._on_due)
-            await listener.add_listener(ops.ENDPOINTS_CHANNEL, self._on_endpoints)
-        except DRIVER_ERRORS as exc:
-            _log.warning("cannot listen for wake-ups (%s); polling until it can", exc)
-            return
-        self._listener = listener
-        self._watcher.rescan()  # what was missed while not listening
-        self._watcher.endpoints()
+        """(Re)open the LISTEN connection unless it is up; then ask for a rescan and an
+        endpoint refresh, for what was missed while not listening."""
+        async with self._listening:
+            if self._watcher is None or (
+                    self._listener is not None and not self._listener.is_closed()):
+                return
+            await close_quietly(self._listener)
+            self._listener = None
+            try:
+                listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                await listener.add_listener(ops.DUE_CHANNEL, self._on_due)
+                await listener.add_listener(ops.ENDPOINTS_CHANNEL, self._on_endpoints)
+            except DRIVER_ERRORS as exc:
+                _log.warning("cannot listen for wake-ups (%s); polling until it can", exc)
+                return
+            self._listener = listener
+            self._watcher.rescan()
+            self._watcher.endpoints()
 
     def _on_due(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
         endpoint_id, _, due = str(payload).partition(" ")
@@ -188,8 +195,7 @@ class PostgresStore:
                               __version__, digest, self._started, now)
             version = int(await con.fetchval("SELECT version FROM endpoint_changes"))
         if self._watcher is not None:
-            if self._listener is None or self._listener.is_closed():
-                await self._listen()
+            await self._listen()
             if self._endpoints_version is not None and version != self._endpoints_version:
                 self._watcher.endpoints()
         self._endpoints_version = version
