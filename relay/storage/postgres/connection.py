@@ -37,10 +37,15 @@ _MIGRATION_LOCK = 0x72656C6179  # advisory lock key ("relay"): one process migra
 
 # Errors of the connection rather than of one operation's input.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+    TimeoutError,
 )
 
 # Strings: asyncpg's classes are generic only in its stubs.
+# Errors of a race with another process's transaction, worth one more try.
+_RACES = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError,
+          asyncpg.SerializationError)
+
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]")
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
@@ -179,8 +184,11 @@ class Writer:
             if self._closing:
                 return
 
-    async def _batch(self, batch: list[_Op], *, retry_singly: bool
+    async def _batch(self, batch: list[_Op], *, retry_singly: bool, again: bool = True
                      ) -> list[tuple[_Op, Any, BaseException | None]]:
+        """Run a batch; a failed one again one operation at a time. An operation alone
+        that lost a race with another process (a unique index, a deadlock) runs once more:
+        now it sees the winner's committed row (an idempotency key's first event)."""
         try:
             results = await self._transaction(batch)
         except Exception as exc:
@@ -189,6 +197,8 @@ class Writer:
                 for op in batch:
                     settled += await self._batch([op], retry_singly=False)
                 return settled
+            if again and isinstance(exc, _RACES):
+                return await self._batch(batch, retry_singly=False, again=False)
             if isinstance(exc, DRIVER_ERRORS):
                 self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
                 error: Exception = driver_error("database write", exc)

@@ -199,7 +199,6 @@ _CLAIM = (
     "FOR UPDATE SKIP LOCKED) c, events e WHERE d.id = c.id AND e.id = d.event_id "
     "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
 )
-BUSY_RETRY = 0.05  # seconds before claiming again for an endpoint at its cluster-wide cap
 _NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
 
 
@@ -214,8 +213,8 @@ class ClaimArgs:
 async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
     """Up to `wanted` due deliveries per endpoint, oldest first, marked `delivering` under
     a lease. With a limit for an endpoint, its live leases in the whole cluster stay within
-    its concurrency and its shared bucket within its rate; an endpoint held back by them
-    is due again when a slot may be free (`BUSY_RETRY`) or a token will be."""
+    its concurrency and its shared bucket within its rate (held back by the bucket, an
+    endpoint is due again when its next token is)."""
     out: list[Any] = []
     for a in args:
         claimed: list[Claimed] = []
@@ -226,8 +225,8 @@ async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
             if cap is not None:
                 await con.execute(_CLAIM_LOCK, endpoint_id)
                 live = int(await con.fetchval(_LIVE_LEASES, endpoint_id, a.now))
-                if cap[0] - live < want:
-                    want, retry_at = cap[0] - live, a.now + BUSY_RETRY
+                want = min(want, cap[0] - live)  # at the cap: "full", claimed again on a
+                # wake-up (this process's own outcome recorded, a NOTIFY, the rescan poll)
                 rate = cap[1]
                 if rate and want > 0:
                     tokens = float(await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now))
@@ -461,12 +460,17 @@ async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int
     return int(status.split()[-1])
 
 
+# Processes starting together sync their config endpoints one after another.
+_SYNC_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.sync_config', 0))"
+
+
 async def sync_config(
     con: Connection, args: list[tuple[list[ConfigEndpoint], float, Callable[[], str]]]
 ) -> list[Any]:
     """Make the config endpoints match the file. Several processes share the table, so a
     process whose file lacks an endpoint removes it: the files must agree (docs/scaling.md)."""
     out = []
+    await con.execute(_SYNC_LOCK)
     for endpoints, now, new_secret in args:
         rows = await con.fetch(
             "SELECT id, secret, source, spec, tenant, deleted_at FROM endpoints "

@@ -29,6 +29,7 @@ import asyncpg
 
 from relay import __version__
 from relay.errors import StorageError, TooManyRequests
+from relay.logs import log
 from relay.storage.base import (
     AttemptResult,
     AttemptRow,
@@ -74,7 +75,6 @@ _UPSERT_NODE = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET seen_at = $7, "
     "config_digest = $5"
 )
-_log = logging.getLogger("relay")
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
@@ -150,7 +150,8 @@ class PostgresStore:
                 await listener.add_listener(ops.DUE_CHANNEL, self._on_due)
                 await listener.add_listener(ops.ENDPOINTS_CHANNEL, self._on_endpoints)
             except DRIVER_ERRORS as exc:
-                _log.warning("cannot listen for wake-ups (%s); polling until it can", exc)
+                log("listen_failed", logging.WARNING, error=str(exc) or type(exc).__name__,
+                    note="polling until it can listen")
                 return
             self._listener = listener
             self._watcher.rescan()
@@ -172,14 +173,17 @@ class PostgresStore:
                 await self._beat_once()
             except DRIVER_ERRORS as exc:
                 if self.healthy:
-                    _log.error("PostgreSQL does not answer: %s", exc)
+                    log("database_unreachable", logging.ERROR, database=self.path,
+                        error=str(exc) or type(exc).__name__)
                 self.healthy = False
             except StorageError as exc:
+                if self.healthy:
+                    log("database_unreachable", logging.ERROR, database=self.path,
+                        error=exc.message)
                 self.healthy = False
-                _log.error("%s", exc.message)
             else:
                 if not self.healthy:
-                    _log.warning("PostgreSQL answers again")
+                    log("database_back", logging.WARNING, database=self.path)
                 self.healthy = True
             if self._watcher is not None and time.monotonic() - polled > POLL_EVERY:
                 polled = time.monotonic()
