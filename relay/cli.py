@@ -260,6 +260,32 @@ def backup_command(path: str, force: bool, config_path: str | None) -> None:
                f"({events} events, {target.stat().st_size} bytes)")
 
 
+@main.command(name="migrate-storage")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="PostgreSQL database to copy into (empty): postgresql://user@host/db; "
+              "the password from PGPASSWORD.")
+@click.option("--from", "source", type=click.Path(dir_okay=False), metavar="PATH",
+              help="SQLite database to copy (default: the config's [storage] path).")
+@config_option
+def migrate_storage(target: str, source: str | None, config_path: str | None) -> None:
+    """Copy the SQLite database (endpoints with secrets, events, deliveries, attempts)
+    into an empty PostgreSQL database. Stop relay serve first."""
+    from relay.storage.migrate import copy_to_postgres, count_rows
+
+    path = Path(source or _load(config_path).config.storage.path)
+    try:
+        totals = count_rows(path)
+        with click.progressbar(length=sum(totals.values()), label="copying",
+                               file=sys.stderr) as bar:
+            copied = asyncio.run(copy_to_postgres(path, target, lambda _t, n: bar.update(n)))
+    except RelayError as exc:
+        raise _fail(exc) from None
+    click.echo(f"copied {path} into PostgreSQL: " + ", ".join(
+        f"{n} {table}" for table, n in copied.items()))
+    click.echo('now set [storage] url (or url_env) in the config, remove path, and start '
+               "relay serve")
+
+
 # --- clients of a running relay --------------------------------------------------------
 
 
