@@ -273,13 +273,10 @@ def migrate_storage(target: str, source: str | None, config_path: str | None) ->
     from relay.storage.migrate import copy_to_postgres, count_rows
 
     path = Path(source or _load(config_path).config.storage.path)
-    try:
-        totals = count_rows(path)
-        with click.progressbar(length=sum(totals.values()), label="copying",
-                               file=sys.stderr) as bar:
-            copied = asyncio.run(copy_to_postgres(path, target, lambda _t, n: bar.update(n)))
-    except RelayError as exc:
-        raise _fail(exc) from None
+    totals = count_rows(path)
+    with click.progressbar(length=sum(totals.values()), label="copying",
+                           file=sys.stderr) as bar:
+        copied = asyncio.run(copy_to_postgres(path, target, lambda _t, n: bar.update(n)))
     click.echo(f"copied {path} into PostgreSQL: " + ", ".join(
         f"{n} {table}" for table, n in copied.items()))
     click.echo('now set [storage] url (or url_env) in the config, remove path, and start '

@@ -159,18 +159,15 @@ class StorageConfig(_Section):
         "background (deliveries still pending or held are kept).",
     )
 
-    @model_validator(mode="after")
-    def _one_database(self) -> StorageConfig:
+    def database_url(self, env: Mapping[str, str]) -> str | None:
+        """The PostgreSQL URL (None: SQLite at `path`); ConfigError when more than one of
+        them is given, or url_env names an unset variable."""
         given = [k for k in ("path", "url", "url_env")
                  if k in self.model_fields_set and getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(
-                f"set one of path (SQLite), url or url_env (PostgreSQL), not {' and '.join(given)}"
-            )
-        return self
-
-    def database_url(self, env: Mapping[str, str]) -> str | None:
-        """The PostgreSQL URL (None: SQLite at `path`); ConfigError when url_env is unset."""
+            raise ConfigError("invalid configuration", [
+                "storage: set one of path (SQLite), url or url_env (PostgreSQL), "
+                f"not {' and '.join(given)}"])
         if self.url_env is None:
             return self.url
         value = env.get(self.url_env)

@@ -44,6 +44,7 @@ from relay.storage.base import (
     NewEvent,
     NodeRow,
     Recorded,
+    State,
     Watcher,
 )
 from relay.storage.postgres import ops
@@ -391,7 +392,7 @@ class PostgresStore:
         return [ops.delivery(row) for row in rows]
 
     async def list_deliveries(
-        self, endpoint_id: str, *, state: str | None = None, before: int | None = None,
+        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
         limit: int = 50,
     ) -> list[DeliveryRow]:
         where, params = _where(
@@ -413,13 +414,13 @@ class PostgresStore:
         )
         return ops.delivery(rows[0]) if rows else None
 
-    async def retry_delivery(self, delivery_id: int, state: str, now: float) -> DeliveryRow:
+    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
         row: DeliveryRow = await self._submit(
             ops.retry_delivery, (delivery_id, state, now), durable=True
         )
         return row
 
-    async def recover_failed(self, endpoint_id: str, since: float, state: str,
+    async def recover_failed(self, endpoint_id: str, since: float, state: State,
                              now: float) -> int:
         count: int = await self._submit(
             ops.recover_failed, (endpoint_id, since, state, now), durable=True
@@ -447,7 +448,7 @@ class PostgresStore:
         return EventRow(*rows[0]) if rows else None
 
     async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, str]], now: float
+        self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]:
         rows: list[DeliveryRow] = await self._submit(
             ops.add_deliveries, (event_id, deliveries, now), durable=True
