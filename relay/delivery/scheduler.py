@@ -5,7 +5,8 @@ delivery is due (`_Lane.due`). It claims only for endpoints that are due and bel
 concurrency cap, inside the global cap, in one store transaction that marks the rows
 `delivering` with a lease and counts the attempt. Each claimed delivery is sent by its
 own task, whose outcome is recorded (attempt row + next state) before its slot is freed.
-A crash leaves rows `delivering`; the next start returns them to `pending`.
+A crash leaves rows `delivering`; the next start returns them to `pending` (SQLite), or
+another process does once their lease, renewed while held, runs out (PostgreSQL).
 
 Hints, not polling: ingest, retries and releases lower an endpoint's hint (`notify`);
 a claim that exhausts an endpoint's due work sets the hint to its next due time from the

@@ -1,8 +1,8 @@
 """The storage contract: what the scheduler and the API need from a durable queue.
 
-The Store speaks the domain, not SQL: SQLite (this release) and PostgreSQL (next) claim
-work differently. Methods take `now` (unix seconds) from the caller, return frozen
-dataclasses and raise only `relay.errors` types.
+The Store speaks the domain, not SQL: SQLite (one process) and PostgreSQL (several
+processes sharing one database) claim work differently. Methods take `now` (unix
+seconds) from the caller, return frozen dataclasses and raise only `relay.errors` types.
 
 Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
 held -> pending when its endpoint accepts again; failed/succeeded/cancelled -> pending
