@@ -68,7 +68,7 @@ async def copy_to_postgres(source: Path, url: str, progress: Progress) -> dict[s
     holder = SQLiteStore(source)  # takes the lock and brings the schema up to date
     await holder.open()
     try:
-        pool = await open_pool(url)
+        pool = await open_pool(url, "relay migrate-storage")
         try:
             async with pool.acquire() as con:
                 found = await con.fetchval(

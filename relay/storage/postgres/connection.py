@@ -79,12 +79,14 @@ def migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = migrations()[-1][0]
 
 
-async def open_pool(url: str) -> Pool:
-    """A pool on `url`, migrated. Raises StorageError saying what to do."""
+async def open_pool(url: str, name: str) -> Pool:
+    """A pool on `url`, migrated, its sessions named `name` (pg_stat_activity shows it;
+    wake-ups carry it, so a process can ignore its own). Raises StorageError saying what
+    to do."""
     try:
         pool = await asyncpg.create_pool(
             url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT,
-            command_timeout=60, server_settings={"application_name": "relay"},
+            command_timeout=60, server_settings={"application_name": name[:63]},
         )
     except DRIVER_ERRORS as exc:
         raise StorageError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc

@@ -5,7 +5,8 @@ call) and returns one result per argument, inside the writer's transaction (a Re
 result refuses that call alone). Rows go in and out as arrays (`unnest`), one statement
 per kind, not one per row.
 
-Wake-ups: operations that make work due send `NOTIFY relay_due` ("<endpoint> <due>"),
+Wake-ups: operations that make work due send `NOTIFY relay_due` ("<sender> <endpoint>
+<due>", the sender being the session's application_name, so a process skips its own),
 which PostgreSQL delivers to every listening process at commit; endpoint changes bump
 `endpoint_changes.version` and send `NOTIFY relay_endpoints`.
 """
@@ -67,7 +68,8 @@ def delivery(row: Row) -> DeliveryRow:
 
 
 _NOTIFY_DUE = (
-    f"SELECT pg_notify('{DUE_CHANNEL}', e || ' ' || t::text) "
+    f"SELECT pg_notify('{DUE_CHANNEL}', "
+    "current_setting('application_name') || ' ' || e || ' ' || t::text) "
     "FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
 )
 _BUMP_ENDPOINTS = (

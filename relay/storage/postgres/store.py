@@ -98,7 +98,7 @@ class PostgresStore:
         self._watcher: Watcher | None = None
         self._listening = asyncio.Lock()
         self._endpoints_version: int | None = None
-        self._node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._node = f"relay:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._started = time.time()
         self.healthy = True
 
@@ -106,7 +106,7 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Connect, migrate, start the writer and the heartbeat."""
-        self._pool = await open_pool(self.url)
+        self._pool = await open_pool(self.url, self._node)
         self._writer = Writer(self._pool, self._set_health)
         self._heartbeat = asyncio.create_task(self._beat(), name="relay-postgres-heartbeat")
 
@@ -159,8 +159,8 @@ class PostgresStore:
             self._watcher.endpoints()
 
     def _on_due(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
-        endpoint_id, _, due = str(payload).partition(" ")
-        if self._watcher is not None:
+        sender, endpoint_id, due = str(payload).rsplit(" ", 2)
+        if self._watcher is not None and sender != self._node:  # ours: already woken
             self._watcher.due(endpoint_id, float(due))
 
     def _on_endpoints(self, _con: object, _pid: int, _channel: str, _payload: object) -> None:
@@ -204,8 +204,9 @@ class PostgresStore:
             if self._endpoints_version is not None and version != self._endpoints_version:
                 self._watcher.endpoints()
         self._endpoints_version = version
-        if self._writer is not None:
-            await self.reclaim_expired(now)
+        if self._writer is not None and await self.reclaim_expired(now) \
+                and self._watcher is not None:
+            self._watcher.rescan()  # the others were woken by NOTIFY, this one skips its own
 
     async def nodes(self, now: float) -> list[NodeRow]:
         """The processes sharing this database, most recently seen first."""

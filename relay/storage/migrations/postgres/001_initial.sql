@@ -87,7 +87,7 @@ CREATE TABLE rate_buckets (
 
 -- Every relay serve process sharing the database, seen by its heartbeat (relay status).
 CREATE TABLE nodes (
-    id            TEXT PRIMARY KEY,             -- host:pid:random
+    id            TEXT PRIMARY KEY,             -- relay:host:pid:random
     host          TEXT NOT NULL,
     pid           INTEGER NOT NULL,
     version       TEXT NOT NULL,
