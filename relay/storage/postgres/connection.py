@@ -33,6 +33,7 @@ MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable database fails requests, not hangs them
 POOL_SIZE = 8  # the writer's connection and concurrent reads
+STALL_TIMEOUT_MS = "5000"  # see open_pool
 _MIGRATION_LOCK = 0x72656C6179  # advisory lock key ("relay"): one process migrates at once
 
 # Errors of the connection rather than of one operation's input.
@@ -44,7 +45,7 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 # Strings: asyncpg's classes are generic only in its stubs.
 # Errors of a race with another process's transaction, worth one more try.
 _RACES = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError,
-          asyncpg.SerializationError)
+          asyncpg.SerializationError, asyncpg.LockNotAvailableError)
 
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]")
@@ -86,7 +87,14 @@ async def open_pool(url: str, name: str) -> Pool:
     try:
         pool = await asyncpg.create_pool(
             url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT,
-            command_timeout=60, server_settings={"application_name": name[:63]},
+            command_timeout=60, server_settings={
+                "application_name": name[:63],
+                # A process that stalls inside a transaction (a frozen VM, SIGSTOP, a
+                # network partition) must not hold the others' locks for long: the
+                # server ends its session, and lock waits give up rather than hang.
+                "idle_in_transaction_session_timeout": STALL_TIMEOUT_MS,
+                "lock_timeout": STALL_TIMEOUT_MS,
+            },
         )
     except DRIVER_ERRORS as exc:
         raise StorageError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc

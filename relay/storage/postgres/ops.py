@@ -367,11 +367,9 @@ async def record(con: Connection,
         await con.execute(_HOLD_PENDING, eid, now)
     if disabled:
         await _endpoints_changed(con)
-    due: dict[str, float] = {}
-    for r in results:
-        if r.state == "pending" and r.next_at is not None:
-            _earliest(due, r.endpoint_id, r.next_at)
-    await notify_due(con, due)
+    # Slots freed (their leases end with this commit): the other processes may claim
+    # for these endpoints now; a retry's own due time is found by that claim.
+    await notify_due(con, {r.endpoint_id: now for r in results})
     return [Recorded(disabled) for _ in args]
 
 
