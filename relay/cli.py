@@ -14,6 +14,7 @@ import sys
 import time
 import tomllib
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,14 +387,52 @@ def status(url: str | None, key: str | None, config_path: str | None) -> None:
     click.echo("deliveries: " + ", ".join(f"{state} {depth.get(state, 0)}" for state in STATES))
     if not hooks:
         click.echo("no endpoints")
+    else:
+        click.echo("")
+        _table(("ENDPOINT", "SOURCE", "STATE", "LAST DELIVERY", "FAILURES", "PENDING"), [
+            (h["id"], h["source"], _health(h),
+             f"{h['last_delivery_at']} {h['last_delivery_status']}" if h.get("last_delivery_at")
+             else "never",
+             h["consecutive_failures"], h["pending"])
+            for h in hooks
+        ])
+    _show_nodes(config_path)
+
+
+def _show_nodes(config_path: str | None) -> None:
+    """With a shared PostgreSQL database: every relay process on it, and whether its
+    config-file endpoints differ from the others' (the files must agree). Only [storage]
+    is read from the config, as for --url."""
+    from relay.storage import create_store
+
+    path = cfgmod.find_config(config_path)
+    if path is None:
         return
+    try:
+        storage = cfgmod.StorageConfig.model_validate(
+            tomllib.loads(path.read_text(encoding="utf-8")).get("storage", {}))
+    except (OSError, tomllib.TOMLDecodeError, ValueError):
+        return  # relay check says what is wrong with it
+    if storage.database_url(os.environ) is None:
+        return
+
+    async def read() -> list[Any]:
+        store = create_store(storage)
+        await store.open()
+        try:
+            return list(await store.nodes(time.time()))
+        finally:
+            await store.close()
+
+    # Serving processes only (a CLI session like this one has no config digest).
+    nodes = [n for n in asyncio.run(read()) if n.alive and n.config_digest]
+    common = Counter(n.config_digest for n in nodes).most_common(1)
     click.echo("")
-    _table(("ENDPOINT", "SOURCE", "STATE", "LAST DELIVERY", "FAILURES", "PENDING"), [
-        (h["id"], h["source"], _health(h),
-         f"{h['last_delivery_at']} {h['last_delivery_status']}" if h.get("last_delivery_at")
-         else "never",
-         h["consecutive_failures"], h["pending"])
-        for h in hooks
+    _table(("PROCESS", "HOST", "PID", "VERSION", "UP SINCE", "CONFIG ENDPOINTS"), [
+        (n.id, n.host, n.pid, n.version,
+         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(n.started_at)),
+         n.config_digest + ("" if n.config_digest == common[0][0] else " DIFFERS"))
+        for n in nodes
     ])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -263,5 +264,15 @@ async def test_an_api_endpoint_created_on_one_is_used_by_the_other_within_a_seco
             assert time.monotonic() - made < 1.5
         got = await receiver.wait_for(1, "/api", timeout=10)
         assert {json.loads(r.body)["type"] for r in got} == {"api.ping"}
+        # relay status lists both processes; their config files agree.
+        status = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relay", "status", "--config", str(relays[0].config_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out = (await status.communicate())[0].decode()
+        assert status.returncode == 0, out
+        pids = {str(r.proc.pid) for r in relays if r.proc is not None}
+        rows = [line.split() for line in out.splitlines() if line.startswith("relay:")]
+        assert {row[2] for row in rows} == pids, out
+        assert "DIFFERS" not in out
     finally:
         await stop_all(relays)
