@@ -412,6 +412,7 @@ class Scheduler:
             while True:
                 endpoint = self._endpoints.get(endpoint_id)
                 if endpoint is None:  # removed: its deliveries were cancelled
+                    self._leased.pop(item.id, None)
                     return
                 await self._deliver(item, endpoint)
                 endpoint = self._endpoints.get(endpoint_id)
