@@ -1,7 +1,8 @@
 """`relay migrate-storage`: copy a SQLite database into an empty PostgreSQL database.
 
 Everything is copied as it is, ids included (deliveries keep their dlv_ references):
-endpoints with their secrets and health, events, deliveries in every state, attempts.
+endpoints with their secrets and health, events, deliveries in every state, attempts,
+the keys relay made for itself (the console's session key).
 The copy runs in one PostgreSQL transaction, so a failure leaves the target empty. The
 SQLite file is locked like `relay serve` locks it (stop relay first). Deliveries caught
 `delivering` keep their lease: once it has passed, a relay on PostgreSQL sends them again
@@ -34,6 +35,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
                    "lease_until", "created_at", "updated_at", "last_status", "last_error"),
     "attempts": ("id", "delivery_id", "n", "started_at", "duration_ms", "request_headers",
                  "status", "response_headers", "response_body", "error"),
+    "secret_keys": ("name", "key", "created_at"),  # the console's session signing key
 }
 _FLAGS = {"is_active", "is_paused"}
 _SEQUENCES = {"events": "seq", "deliveries": "id", "attempts": "id"}

@@ -309,3 +309,18 @@ async def test_two_closes_at_once_both_finish(tmp_path: Path) -> None:
     reopened = SQLiteStore(tmp_path / "relay.db")  # the lock was released
     await reopened.open()
     await reopened.close()
+
+
+async def test_console_reads_and_stored_keys(store: Store) -> None:
+    await store.ingest([event(1, endpoints=("a",)), event(2, endpoints=("a",))])
+    claimed, _ = await store.claim({"a": 2}, NOW, NOW + 30)
+    await store.record([result(claimed[0].id, "a", 1, "succeeded", ok=True, status=200),
+                        result(claimed[1].id, "a", 1, "failed", status=500)], NOW, 3600)
+    [minute] = await store.outcomes_per_minute(NOW - 60)
+    assert (minute.minute, minute.succeeded, minute.failed) == (NOW // 60 * 60, 1, 1)
+    [failure] = await store.recent_failures(NOW - 60, 10)
+    assert (failure.delivery_id, failure.endpoint_id, failure.tenant, failure.status) == (
+        claimed[1].id, "a", "default", 500)
+    assert await store.outcomes_per_minute(NOW + 60) == []
+    assert await store.secret_key("session", lambda: b"k1") == b"k1"
+    assert await store.secret_key("session", lambda: b"k2") == b"k1"  # kept, not replaced

@@ -673,3 +673,14 @@ async def purge(con: Connection, args: list[tuple[float, int]]) -> list[Any]:
         status = await con.execute(_PURGE, before, limit)
         out.append(int(status.split()[-1]))
     return out
+
+
+async def secret_key(con: Connection, args: list[tuple[str, bytes, float]]) -> list[Any]:
+    out = []
+    for name, key, now in args:
+        await con.execute(
+            "INSERT INTO secret_keys (name, key, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO NOTHING", name, key, now)
+        out.append(bytes(await con.fetchval(
+            "SELECT key FROM secret_keys WHERE name = $1", name)))
+    return out

@@ -38,8 +38,10 @@ from relay.storage.base import (
     DeliveryRow,
     EndpointRow,
     EventRow,
+    FailedAttempt,
     Ingested,
     Limits,
+    MinuteOutcomes,
     NewEndpoint,
     NewEvent,
     NodeRow,
@@ -455,6 +457,37 @@ class PostgresStore:
             ops.add_deliveries, (event_id, deliveries, now), durable=True
         )
         return rows
+
+    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
+        """Attempts started since `since`, counted per minute and outcome, oldest first;
+        minutes without attempts are left out."""
+        rows = await self._read(
+            "SELECT floor(started_at / 60) * 60 AS minute, "
+            "count(*) FILTER (WHERE status BETWEEN 200 AND 299), "
+            "count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299) "
+            "FROM attempts WHERE started_at >= $1 GROUP BY minute ORDER BY minute",
+            since,
+        )
+        return [MinuteOutcomes(float(m), int(ok), int(bad)) for m, ok, bad in rows]
+
+    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]:
+        """The latest attempts since `since` that did not succeed, newest first."""
+        rows = await self._read(
+            "SELECT a.delivery_id, d.endpoint_id, e.tenant, a.started_at, a.status, a.error "
+            "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "JOIN events e ON e.id = d.event_id WHERE a.started_at >= $1 AND "
+            "(a.status IS NULL OR a.status NOT BETWEEN 200 AND 299) "
+            f"ORDER BY a.id DESC LIMIT {int(limit)}",
+            since,
+        )
+        return [FailedAttempt(*row) for row in rows]
+
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """The key stored under `name`, made with `new()` and stored the first time;
+        when processes race, the first stored wins and all get it."""
+        key: bytes = await self._submit(ops.secret_key, (name, new(), time.time()),
+                                        durable=True)
+        return key
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
