@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Context, Row, machine_info, progress
+from bench.harness import STORAGE, Context, Row, machine_info, progress
 from bench.registry import SCENARIOS
 from bench.scenarios import ORDER  # importing the package registers the scenarios
 
@@ -85,7 +85,14 @@ def main(argv: list[str] | None = None) -> int:
                         "alternates the two run by run; default full)")
     parser.add_argument("--disk-writer", action="store_true",
                         help="latency: dd writes 2 GB with O_DIRECT in a loop beside the runs")
+    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite",
+                        help="relay's backend in every scenario (postgres: a scratch "
+                        "database per relay on --postgres)")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                        metavar="URL", help="PostgreSQL server for --storage postgres and "
+                        "the cluster scenario (scratch databases are created and dropped)")
     args = parser.parse_args(argv)
+    STORAGE.update(kind=args.storage, postgres=args.postgres)
 
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     machine = machine_info()
+    machine["storage"] = args.storage
     progress(f"{machine['nproc']} cpus, {machine['cpu']}, python {machine['python']}; "
              f"scratch {scratch}")
     rows: list[Row] = []

@@ -318,8 +318,42 @@ def toml(sections: dict[str, dict[str, Any]], endpoints: list[dict[str, Any]],
     return "\n".join(lines)
 
 
+# `python -m bench --storage postgres`: every relay serve gets a scratch database on the
+# server at STORAGE["postgres"] (created at start, dropped at stop) instead of a SQLite file.
+STORAGE: dict[str, str] = {"kind": "sqlite", "postgres": ""}
+
+
+def _admin_sql(statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        con = await asyncpg.connect(STORAGE["postgres"])
+        try:
+            await con.execute(statement)
+        finally:
+            await con.close()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new PostgreSQL database's URL on the bench server; dropped afterwards."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"relay_bench_{os.urandom(4).hex()}"
+    _admin_sql(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(STORAGE["postgres"])._replace(path="/" + name))
+    finally:
+        _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 class RelayServer:
-    """`relay serve` in its own process, on a fresh database in `workdir`.
+    """`relay serve` in its own process, on a fresh database in `workdir` (or, with
+    `--storage postgres`, a scratch PostgreSQL database; `database_url` shares one).
 
     Its stderr (one log line per attempt) goes to `log_path`, or /dev/null when None.
     """
@@ -327,15 +361,22 @@ class RelayServer:
     def __init__(self, workdir: Path, delivery: dict[str, Any], endpoints: list[dict[str, Any]],
                  log_path: Path | None, log_format: str = "text",
                  event_types: list[dict[str, Any]] | None = None,
-                 storage: dict[str, Any] | None = None) -> None:
+                 storage: dict[str, Any] | None = None,
+                 database_url: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
         self.config_path = workdir / "relay.toml"
         self.log_path = log_path
+        self._scratch: Any = None
+        if database_url is None and STORAGE["kind"] == "postgres":
+            self._scratch = scratch_postgres()
+            database_url = self._scratch.__enter__()
+        base_storage = {"path": str(workdir / "relay.db")} if database_url is None \
+            else {"url": database_url}
         self.sections: dict[str, dict[str, Any]] = {
             "server": {"listen": f"127.0.0.1:{self.port}", "log_format": log_format},
-            "storage": {"path": str(workdir / "relay.db"), **(storage or {})},
+            "storage": {**base_storage, **(storage or {})},
             "delivery": delivery,
         }
         self.endpoints = endpoints
@@ -383,6 +424,9 @@ class RelayServer:
         code = stop(self.proc) if self.proc is not None else 0
         if self._log is not None:
             self._log.close()
+        if self._scratch is not None:
+            self._scratch.__exit__(None, None, None)
+            self._scratch = None
         return code
 
 
@@ -569,7 +613,8 @@ def machine_info() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for dist in ("aiohttp", "httpx", "uvicorn", "uvloop", "httptools", "starlette", "relay"):
+    for dist in ("aiohttp", "httpx", "uvicorn", "uvloop", "httptools", "starlette", "asyncpg",
+                 "relay"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

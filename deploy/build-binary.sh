@@ -14,5 +14,6 @@ python3 -m venv .venv
     --hidden-import uvicorn.loops.uvloop \
     --hidden-import uvicorn.protocols.http.httptools_impl \
     --hidden-import uvicorn.lifespan.off \
+    --collect-submodules asyncpg \
     deploy/relay_main.py
 ls -l dist/relay

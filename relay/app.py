@@ -30,8 +30,16 @@ from relay.errors import ConfigError, Conflict, NotFound, RelayError, Unavailabl
 from relay.ids import event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
-from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Ingested, NewEndpoint, NewEvent
-from relay.storage.sqlite import SQLiteStore
+from relay.storage import create_store
+from relay.storage.base import (
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    Ingested,
+    NewEndpoint,
+    NewEvent,
+    Watcher,
+)
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
 _PURGE_BATCH = 100  # events per purge transaction (its own): bounds how long ingest waits
@@ -69,8 +77,7 @@ class Relay:
         self.clock = clock
         self._watch = watch
         self.metrics = Metrics()
-        self.store = SQLiteStore(loaded.config.storage.path, sync=loaded.config.storage.sync,
-                                 observer=self.metrics)
+        self.store = create_store(loaded.config.storage, observer=self.metrics)
         self.sender = Sender(user_agent=USER_AGENT,
                              max_connections=loaded.config.delivery.concurrency)
         self.scheduler = Scheduler(
@@ -104,6 +111,10 @@ class Relay:
             await self.store.close()
             raise
         self.scheduler.start()
+        await self.store.watch(Watcher(  # other processes' changes (a shared PostgreSQL)
+            self.scheduler.notify, self.scheduler.rescan, lambda: self._endpoints_disabled({}),
+            config_digest=self._config_digest(),
+        ))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
         self._tasks.append(asyncio.create_task(self._flush_logs(), name="relay-log-flush"))
         if self._watch and self.loaded.source is not None:
@@ -111,6 +122,12 @@ class Relay:
         self.started = True
         log("started", listen=self.config.server.listen, database=str(self.store.path),
             endpoints=len(self.endpoints), recovered=recovered or None)
+
+    def _config_digest(self) -> str:
+        """The config file's endpoints, secrets left out: processes sharing a database
+        should agree on them (relay status compares)."""
+        stored = [(e.id, e.tenant, e.spec) for e in config_endpoints(self.loaded)]
+        return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new events, let in-flight attempts finish (up to `grace`), close."""

@@ -14,6 +14,7 @@ import sys
 import time
 import tomllib
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,21 +212,22 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
     from relay.delivery.endpoints import config_endpoints
     from relay.delivery.signing import generate_secret
     from relay.errors import StorageError
-    from relay.storage.sqlite import SQLiteStore
+    from relay.storage import create_store
 
     loaded = _load(config_path)
     if endpoint_id not in {ep.id for ep in loaded.config.endpoints}:
         raise click.ClickException(f"no endpoint {endpoint_id!r} in the config")
 
     async def read() -> str | None:
-        store = SQLiteStore(loaded.config.storage.path)
+        store = create_store(loaded.config.storage)
         try:
             await store.open()  # not running: sync, so a generated secret exists
             await store.sync_config_endpoints(
                 config_endpoints(loaded), time.time(), generate_secret
             )
         except StorageError:
-            store = SQLiteStore(loaded.config.storage.path, lock=False)  # relay serve runs
+            await store.close()
+            store = create_store(loaded.config.storage, exclusive=False)  # relay serve runs
             await store.open()
         try:
             rows = {row.id: row for row in await store.list_endpoints()}
@@ -248,15 +250,38 @@ def secret(endpoint_id: str, config_path: str | None) -> None:
 @config_option
 def backup_command(path: str, force: bool, config_path: str | None) -> None:
     """Copy the database to PATH, safely while relay serve runs (SQLite online backup)."""
-    from relay.storage.sqlite import backup
+    from relay.storage import backup
 
     loaded = _load(config_path)
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    events = backup(Path(loaded.config.storage.path), target)
+    events = backup(loaded.config.storage, target)
     click.echo(f"backed up {loaded.config.storage.path} to {target} "
                f"({events} events, {target.stat().st_size} bytes)")
+
+
+@main.command(name="migrate-storage")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="PostgreSQL database to copy into (empty): postgresql://user@host/db; "
+              "the password from PGPASSWORD.")
+@click.option("--from", "source", type=click.Path(dir_okay=False), metavar="PATH",
+              help="SQLite database to copy (default: the config's [storage] path).")
+@config_option
+def migrate_storage(target: str, source: str | None, config_path: str | None) -> None:
+    """Copy the SQLite database (endpoints with secrets, events, deliveries, attempts)
+    into an empty PostgreSQL database. Stop relay serve first."""
+    from relay.storage.migrate import copy_to_postgres, count_rows
+
+    path = Path(source or _load(config_path).config.storage.path)
+    totals = count_rows(path)
+    with click.progressbar(length=sum(totals.values()), label="copying",
+                           file=sys.stderr) as bar:
+        copied = asyncio.run(copy_to_postgres(path, target, lambda _t, n: bar.update(n)))
+    click.echo(f"copied {path} into PostgreSQL: " + ", ".join(
+        f"{n} {table}" for table, n in copied.items()))
+    click.echo('now set [storage] url (or url_env) in the config, remove path, and start '
+               "relay serve")
 
 
 # --- clients of a running relay --------------------------------------------------------
@@ -362,14 +387,52 @@ def status(url: str | None, key: str | None, config_path: str | None) -> None:
     click.echo("deliveries: " + ", ".join(f"{state} {depth.get(state, 0)}" for state in STATES))
     if not hooks:
         click.echo("no endpoints")
+    else:
+        click.echo("")
+        _table(("ENDPOINT", "SOURCE", "STATE", "LAST DELIVERY", "FAILURES", "PENDING"), [
+            (h["id"], h["source"], _health(h),
+             f"{h['last_delivery_at']} {h['last_delivery_status']}" if h.get("last_delivery_at")
+             else "never",
+             h["consecutive_failures"], h["pending"])
+            for h in hooks
+        ])
+    _show_nodes(config_path)
+
+
+def _show_nodes(config_path: str | None) -> None:
+    """With a shared PostgreSQL database: every relay process on it, and whether its
+    config-file endpoints differ from the others' (the files must agree). Only [storage]
+    is read from the config, as for --url."""
+    from relay.storage import create_store
+
+    path = cfgmod.find_config(config_path)
+    if path is None:
         return
+    try:
+        storage = cfgmod.StorageConfig.model_validate(
+            tomllib.loads(path.read_text(encoding="utf-8")).get("storage", {}))
+    except (OSError, tomllib.TOMLDecodeError, ValueError):
+        return  # relay check says what is wrong with it
+    if storage.database_url(os.environ) is None:
+        return
+
+    async def read() -> list[Any]:
+        store = create_store(storage)
+        await store.open()
+        try:
+            return list(await store.nodes(time.time()))
+        finally:
+            await store.close()
+
+    # Serving processes only (a CLI session like this one has no config digest).
+    nodes = [n for n in asyncio.run(read()) if n.alive and n.config_digest]
+    common = Counter(n.config_digest for n in nodes).most_common(1)
     click.echo("")
-    _table(("ENDPOINT", "SOURCE", "STATE", "LAST DELIVERY", "FAILURES", "PENDING"), [
-        (h["id"], h["source"], _health(h),
-         f"{h['last_delivery_at']} {h['last_delivery_status']}" if h.get("last_delivery_at")
-         else "never",
-         h["consecutive_failures"], h["pending"])
-        for h in hooks
+    _table(("PROCESS", "HOST", "PID", "VERSION", "UP SINCE", "CONFIG ENDPOINTS"), [
+        (n.id, n.host, n.pid, n.version,
+         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(n.started_at)),
+         n.config_digest + ("" if n.config_digest == common[0][0] else " DIFFERS"))
+        for n in nodes
     ])
 
 

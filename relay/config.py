@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
 import jsonschema_rs
 from pydantic import (
@@ -119,9 +120,37 @@ class ServerConfig(_Section):
             return False
 
 
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _check_database_url(value: str | None) -> str | None:
+    """A PostgreSQL URL without a password (it belongs in url_env or PGPASSWORD)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in _POSTGRES_SCHEMES or not parts.path.strip("/"):
+        raise ValueError(f"{value!r} must be postgresql://user@host:5432/database")
+    if parts.password is not None:
+        raise ValueError(
+            "a password must not be written in the config file; put the whole URL in an "
+            "environment variable named by url_env, or the password in PGPASSWORD"
+        )
+    return value
+
+
 class StorageConfig(_Section):
     path: str = Field(
         "relay.db", description="SQLite database file (relative to the working directory)."
+    )
+    url: Annotated[str | None, BeforeValidator(_check_database_url)] = Field(
+        None,
+        description="PostgreSQL instead of SQLite: postgresql://user@host:5432/db, shared "
+        "by every relay serve pointed at it (docs/scaling.md). No password here: use "
+        "url_env or PGPASSWORD.",
+    )
+    url_env: str | None = Field(
+        None, description="Name of an environment variable holding the PostgreSQL URL "
+        "(which may carry the password); instead of url."
     )
     retention: Duration = Field(
         "7d",
@@ -139,6 +168,35 @@ class StorageConfig(_Section):
         "corrupts the database); the 202 no longer waits for the disk (SQLite "
         "synchronous=NORMAL; PostgreSQL will map it to synchronous_commit).",
     )
+
+    def database_url(self, env: Mapping[str, str]) -> str | None:
+        """The PostgreSQL URL (None: SQLite at `path`); ConfigError when more than one of
+        them is given, or url_env names an unset variable."""
+        given = [k for k in ("path", "url", "url_env")
+                 if k in self.model_fields_set and getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ConfigError("invalid configuration", [
+                "storage: set one of path (SQLite), url or url_env (PostgreSQL), "
+                f"not {' and '.join(given)}"])
+        if self.url_env is None:
+            return self.url
+        value = env.get(self.url_env)
+        if not value:
+            raise ConfigError("invalid configuration", [
+                f"storage.url_env: environment variable {self.url_env} is not set"])
+        parts = urlsplit(value)
+        if parts.scheme not in _POSTGRES_SCHEMES or not parts.path.strip("/"):
+            raise ConfigError("invalid configuration", [
+                f"storage.url_env: {self.url_env} must hold "
+                "postgresql://user[:password]@host:5432/database"])
+        return value
+
+    @property
+    def where(self) -> str:
+        """The database as `relay check` and logs name it (never a password)."""
+        if self.url_env is not None:
+            return f"PostgreSQL from ${self.url_env}"
+        return self.url or self.path
 
 
 class DeliveryConfig(_Section):
@@ -597,6 +655,10 @@ def cross_check(cfg: Config, env: dict[str, str],
         return bad.get(where, frozenset()).isdisjoint(keys)
 
     errors: list[str] = []
+    try:
+        cfg.storage.database_url(env)
+    except ConfigError as exc:
+        errors += exc.details
     seen: set[str] = set()
     for i, tenant in enumerate(cfg.tenants):
         if ok(f"tenants[{i}]", "id"):
@@ -844,7 +906,7 @@ def describe(loaded: Loaded) -> list[str]:
     """What a valid config defines, for `relay check`."""
     cfg = loaded.config
     lines = [
-        f"listen {cfg.server.listen}, database {cfg.storage.path}, "
+        f"listen {cfg.server.listen}, database {cfg.storage.where}, "
         f"retention {format_duration(cfg.storage.retention)}",
         "tenants: " + ", ".join(sorted({DEFAULT_TENANT} | {t.id for t in cfg.tenants})),
         f"api keys: {len(cfg.api_keys)}"

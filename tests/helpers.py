@@ -16,13 +16,16 @@ from typing import Any
 import httpx
 
 from relay import config as cfgmod
-from relay.storage.base import AttemptResult, NewEvent, State
+from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State
 from tests.conftest import Running, running
 from tests.receiver import Receiver
 
 # --- the store --------------------------------------------------------------------
 
 NOW = 1_700_000_000.0  # the store tests' clock
+# The config endpoints every store test starts with: one generated secret, one given.
+ENDPOINTS = [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
+             ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")]
 
 
 def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,

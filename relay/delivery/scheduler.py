@@ -5,7 +5,8 @@ delivery is due (`_Lane.due`). It claims only for endpoints that are due and bel
 concurrency cap, inside the global cap, in one store transaction that marks the rows
 `delivering` with a lease and counts the attempt. Each claimed delivery is sent by its
 own task, whose outcome is recorded (attempt row + next state) before its slot is freed.
-A crash leaves rows `delivering`; the next start returns them to `pending`.
+A crash leaves rows `delivering`; the next start returns them to `pending` (SQLite), or
+another process does once their lease, renewed while held, runs out (PostgreSQL).
 
 Hints, not polling: ingest, retries and releases lower an endpoint's hint (`notify`);
 a claim that exhausts an endpoint's due work sets the hint to its next due time from the
@@ -22,6 +23,7 @@ after moving it, `wait_idle` to learn when it next has work).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -42,7 +44,8 @@ from relay.logs import log, log_lines
 from relay.metrics import Metrics
 from relay.storage.base import AttemptResult, Claimed, Recorded, Store
 
-_LEASE_MARGIN = 30.0  # seconds beyond the timeout before a lease counts as expired
+_LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
+_RENEW_EVERY = 2.0  # seconds between renewals of the leases this process holds
 USER_AGENT = f"relay/{__version__}"
 
 
@@ -137,6 +140,9 @@ class Scheduler:
         self._recorder: asyncio.Task[None] | None = None
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        # Claimed here and not yet recorded: delivery id -> lease length, renewed meanwhile.
+        self._leased: dict[int, float] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
     # --- control ------------------------------------------------------------------
 
@@ -180,7 +186,8 @@ class Scheduler:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay-scheduler")
         self._recorder = asyncio.create_task(self._record_loop(), name="relay-recorder")
-        for task in (self._task, self._recorder):
+        self._renewer = asyncio.create_task(self._renew_loop(), name="relay-lease-renewer")
+        for task in (self._task, self._recorder, self._renewer):
             task.add_done_callback(_report_crash)
 
     async def stop(self, grace: float) -> None:
@@ -203,6 +210,10 @@ class Scheduler:
             self._closing = True  # no attempt is running now: nothing more will arrive
             self._outcome_ready.set()  # the recorder writes what is left, then ends
             await self._recorder
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
 
     @property
     def inflight(self) -> int:
@@ -317,12 +328,14 @@ class Scheduler:
         for endpoint_id in wanted:
             self._lanes[endpoint_id].notified = None
         self._claiming = True
+        lease = self._lease_for(wanted)
         try:
             claimed, next_due = await self._store.claim(
-                wanted, now, now + self._lease_for(wanted)
+                wanted, now, now + lease, self._limits(wanted)
             )
         finally:
             self._claiming = False
+        self._leased.update((item.id, lease) for item in claimed)
         for endpoint_id in wanted:
             wanting = self._lanes.get(endpoint_id)
             if wanting is None:
@@ -349,9 +362,31 @@ class Scheduler:
         return soonest
 
     def _lease_for(self, wanted: dict[str, int]) -> float:
-        """Time for one attempt, plus one more it may wait in `ready`, plus a margin."""
+        """Time for one attempt plus a margin; renewed every `_RENEW_EVERY` while the
+        delivery waits in `ready` or is being sent, so a slow receiver never has its
+        delivery taken over by another process."""
         timeouts = [self._endpoints[e].timeout for e in wanted if e in self._endpoints]
-        return 2 * max(timeouts, default=0.0) + _LEASE_MARGIN
+        return max(timeouts, default=0.0) + _LEASE_MARGIN
+
+    def _limits(self, wanted: dict[str, int]) -> dict[str, tuple[int, float | None]]:
+        """Each endpoint's caps, for a store shared by several processes to hold across
+        all of them (this scheduler holds them only for itself)."""
+        return {e: (self._endpoints[e].concurrency, self._endpoints[e].rate_limit)
+                for e in wanted if e in self._endpoints}
+
+    async def _renew_loop(self) -> None:
+        """Extend the leases of what this process has claimed and not yet recorded."""
+        while True:
+            await asyncio.sleep(_RENEW_EVERY)
+            by_lease: dict[float, list[int]] = {}
+            for delivery_id, lease in self._leased.items():
+                by_lease.setdefault(lease, []).append(delivery_id)
+            now = self._clock()
+            for lease, ids in by_lease.items():
+                try:
+                    await self._store.renew(ids, now + lease)
+                except RelayError as exc:  # tried again in _RENEW_EVERY
+                    log("renew_failed", logging.ERROR, deliveries=len(ids), error=exc.message)
 
     def _start_ready(self, lane: _Lane, endpoint: Endpoint) -> None:
         """Start a worker per claimed delivery while the endpoint's and the global caps
@@ -373,6 +408,8 @@ class Scheduler:
         return ids
 
     async def _unclaim(self, ids: list[int]) -> None:
+        for delivery_id in ids:
+            self._leased.pop(delivery_id, None)
         if ids:
             try:
                 await self._store.unclaim(ids, self._clock())
@@ -388,6 +425,7 @@ class Scheduler:
             while True:
                 endpoint = self._endpoints.get(endpoint_id)
                 if endpoint is None:  # removed: its deliveries were cancelled
+                    self._leased.pop(item.id, None)
                     return
                 await self._deliver(item, endpoint)
                 endpoint = self._endpoints.get(endpoint_id)
@@ -456,6 +494,8 @@ class Scheduler:
             finally:
                 self._recording = 0
                 self._wake.set()
+                for finished in batch:  # recorded, or left for its lease to expire
+                    self._leased.pop(finished.result.delivery_id, None)
             log_lines("attempt", [self._recorded(finished) for finished in batch])
             if recorded.disabled:
                 for endpoint_id, reason in recorded.disabled.items():

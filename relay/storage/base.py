@@ -1,8 +1,8 @@
 """The storage contract: what the scheduler and the API need from a durable queue.
 
-The Store speaks the domain, not SQL: SQLite (this release) and PostgreSQL (next) claim
-work differently. Methods take `now` (unix seconds) from the caller, return frozen
-dataclasses and raise only `relay.errors` types.
+The Store speaks the domain, not SQL: SQLite (one process) and PostgreSQL (several
+processes sharing one database) claim work differently. Methods take `now` (unix
+seconds) from the caller, return frozen dataclasses and raise only `relay.errors` types.
 
 Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
 held -> pending when its endpoint accepts again; failed/succeeded/cancelled -> pending
@@ -183,15 +183,60 @@ class FailedAttempt:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """A relay process sharing the database (PostgreSQL), as its heartbeat left it."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    config_digest: str
+    started_at: float
+    seen_at: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Watcher:
+    """Who to wake when another process changes the shared database."""
+
+    due: Callable[[str, float], None]  # an endpoint has work due at a time
+    rescan: Callable[[], None]  # wake-ups may have been missed: look at every endpoint
+    endpoints: Callable[[], None]  # endpoints changed: read them again
+    config_digest: str  # this process's config-file endpoints, shown beside the others'
+
+
+Limits = dict[str, tuple[int, float | None]]  # endpoint -> (concurrency, rate_limit/s)
+
+
+class Observer(Protocol):
+    """Where a store reports the time its disk work takes (relay.metrics.Metrics). SQLite
+    calls it from its writer and checkpointer threads."""
+
+    def commit(self, kind: str, seconds: float) -> None: ...
+
+    def checkpoint(self, mode: str, seconds: float) -> None: ...
+
+
 class Store(Protocol):
     """The narrow interface every backend implements (see tests/integration/test_store.py)."""
 
+    healthy: bool  # false while writes fail or the database does not answer (/readyz)
+
+    @property
+    def path(self) -> object: ...  # where the data is, for logs: a file, a URL sans password
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+    def overloaded(self) -> bool: ...
+    async def watch(self, watcher: Watcher) -> None: ...
+    async def nodes(self, now: float) -> list[NodeRow]: ...
     async def ingest(self, events: list[NewEvent]) -> list[Ingested]: ...
     async def claim(
-        self, wanted: dict[str, int], now: float, lease_until: float
+        self, wanted: dict[str, int], now: float, lease_until: float,
+        limits: Limits | None = None,
     ) -> tuple[list[Claimed], dict[str, float | None]]: ...
+    async def renew(self, delivery_ids: list[int], lease_until: float) -> int: ...
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float
     ) -> Recorded: ...

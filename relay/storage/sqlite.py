@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiosqlite
 import orjson
@@ -60,11 +60,15 @@ from relay.storage.base import (
     EventRow,
     FailedAttempt,
     Ingested,
+    Limits,
     MinuteOutcomes,
     NewEndpoint,
     NewEvent,
+    NodeRow,
+    Observer,
     Recorded,
     State,
+    Watcher,
 )
 
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
@@ -89,15 +93,6 @@ _RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
 Sync = Literal["full", "normal"]
 
 _Writer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
-
-
-class Observer(Protocol):
-    """Where the store reports the time its disk work takes (relay.metrics.Metrics).
-    Called from the writer and checkpointer threads."""
-
-    def commit(self, kind: str, seconds: float) -> None: ...
-
-    def checkpoint(self, mode: str, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -546,11 +541,13 @@ class SQLiteStore:
     # --- delivery --------------------------------------------------------------------
 
     async def claim(
-        self, wanted: dict[str, int], now: float, lease_until: float
+        self, wanted: dict[str, int], now: float, lease_until: float,
+        limits: Limits | None = None,
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries per endpoint `delivering`, oldest
         first, counting the attempt now. Returns them and, for each endpoint that ran out of
-        due work, when its next delivery is due (None: nothing pending)."""
+        due work, when its next delivery is due (None: nothing pending). `limits` is for
+        backends shared by several processes: here the one scheduler holds them itself."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
             _claim, (wanted, now, lease_until)
         )
@@ -563,6 +560,18 @@ class SQLiteStore:
         disable endpoints that answered 410 or failed for `disable_after`."""
         recorded: Recorded = await self._submit(_record, (results, now, disable_after))
         return recorded
+
+    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
+        """Extend the leases of deliveries still being sent (a slow receiver)."""
+        count: int = await self._submit(_renew, (delivery_ids, lease_until))
+        return count
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Nothing to watch: this process is the database's only user (the lock)."""
+
+    async def nodes(self, now: float) -> list[NodeRow]:
+        """One process only, so no list of them."""
+        return []
 
     async def recover_inflight(self, now: float) -> int:
         """At start: every `delivering` row belongs to a dead process (we hold the lock)."""
@@ -1019,6 +1028,21 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
     _set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
     return [Recorded(disabled) for _ in args]
+
+
+def _renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for delivery_ids, lease_until in args:
+        count = 0
+        for chunk in _chunks(delivery_ids):
+            cur = db.execute(
+                f"UPDATE deliveries SET lease_until = ? WHERE id IN ({_marks(len(chunk))}) "
+                "AND state = 'delivering' AND lease_until < ?",
+                [lease_until, *chunk, lease_until],
+            )
+            count += cur.rowcount
+        out.append(count)
+    return out
 
 
 def _recover(db: sqlite3.Connection, args: list[Any]) -> list[Any]:

@@ -1,5 +1,5 @@
-"""The Store contract behind the management API, on a real SQLite file (every backend
-must pass these): endpoint CRUD, limits, rotation, lists with cursors, requeues."""
+"""The Store contract behind the management API, on every backend (a real SQLite file, a
+real PostgreSQL database): endpoint CRUD, limits, rotation, lists with cursors, requeues."""
 
 from __future__ import annotations
 
@@ -10,19 +10,31 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage.base import NewEndpoint, NewEvent
+from relay.storage.base import NewEndpoint, NewEvent, Store
+from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
 from tests.helpers import NOW, event, result
+from tests.postgres import scratch_database
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "relay.db")
+async def _opened(s: Store) -> Store:
     await s.open()
     for n, tenant in enumerate(("default", "default", "acme")):
         await s.create_endpoint(endpoint(f"ep_{n}", tenant, at=NOW + n), None)
-    yield s
-    await s.close()
+    return s
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = await _opened(SQLiteStore(tmp_path / "relay.db"))
+        yield s
+        await s.close()
+        return
+    async for url in scratch_database():
+        s = await _opened(PostgresStore(url))
+        yield s
+        await s.close()
 
 
 def endpoint(id_: str, tenant: str = "default", at: float = NOW) -> NewEndpoint:
@@ -37,7 +49,7 @@ def tenant_event(n: int, tenant: str, endpoints: tuple[str, ...], type_: str = "
     return NewEvent(base.id, tenant, type_, None, "d", NOW + n, base.payload, base.deliveries)
 
 
-async def test_create_get_list_and_limit(store: SQLiteStore) -> None:
+async def test_create_get_list_and_limit(store: Store) -> None:
     row = await store.get_endpoint("ep_0")
     assert row is not None
     assert (row.source, row.name, row.secret, row.tenant) == ("api", "name ep_0", "whsec_ep_0",
@@ -58,7 +70,7 @@ async def test_create_get_list_and_limit(store: SQLiteStore) -> None:
     assert len(await store.list_endpoints("acme")) == 3
 
 
-async def test_update_rotate_and_delete(store: SQLiteStore) -> None:
+async def test_update_rotate_and_delete(store: Store) -> None:
     row = await store.update_endpoint(
         "ep_0", {"name": "renamed", "spec": {"url": "https://new/"}, "is_paused": True}, NOW)
     assert (row.name, row.spec, row.is_paused) == ("renamed", {"url": "https://new/"}, True)
@@ -89,7 +101,7 @@ async def test_update_rotate_and_delete(store: SQLiteStore) -> None:
     assert len(await store.attempts_of(claimed[1].id)) == 1
 
 
-async def test_pending_counts(store: SQLiteStore) -> None:
+async def test_pending_counts(store: Store) -> None:
     await store.ingest([event(i, ("ep_0", "ep_1")) for i in range(3)])
     await store.ingest([event(5, ("ep_1",), state="held")])
     await store.claim({"ep_0": 1}, NOW, NOW + 30)
@@ -100,7 +112,7 @@ async def test_pending_counts(store: SQLiteStore) -> None:
     assert await store.pending_counts([]) == {}
 
 
-async def test_list_get_retry_and_recover_deliveries(store: SQLiteStore) -> None:
+async def test_list_get_retry_and_recover_deliveries(store: Store) -> None:
     await store.ingest([tenant_event(i, "default", ("ep_0",)) for i in range(4)])
     await store.ingest([tenant_event(9, "acme", ("ep_2",))])
     rows = await store.list_deliveries("ep_0")
@@ -133,7 +145,7 @@ async def test_list_get_retry_and_recover_deliveries(store: SQLiteStore) -> None
     assert [c.id for c in again] == [c.id for c in claimed] + [rows[0].id]
 
 
-async def test_events_lists_and_replay(store: SQLiteStore) -> None:
+async def test_events_lists_and_replay(store: Store) -> None:
     await store.ingest([tenant_event(i, "default", ("ep_0",), "a.b" if i % 2 else "c.d")
                         for i in range(5)])
     await store.ingest([tenant_event(9, "acme", ("ep_2",))])

@@ -1,4 +1,9 @@
-"""The Store contract on a real SQLite file (every backend must pass these)."""
+"""The Store contract on every backend: a real SQLite file and a real PostgreSQL database.
+
+Tests taking `store` run on both; those taking `sqlite_store` or a path test what only
+SQLite has (the lock file, the writer thread, recovery at start); PostgreSQL's own
+(several processes at once) are in test_store_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +15,41 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, StorageError
-from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent
+from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Store
+from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.helpers import NOW, event, result
+from tests.helpers import ENDPOINTS, NOW, event, result
+from tests.postgres import scratch_database
+
+
+async def _opened(s: Store) -> Store:
+    await s.open()
+    await s.sync_config_endpoints(ENDPOINTS, NOW, lambda: "whsec_generated")
+    return s
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = await _opened(SQLiteStore(tmp_path / "relay.db"))
+        yield s
+        await s.close()
+        return
+    async for url in scratch_database():
+        s = await _opened(PostgresStore(url))
+        yield s
+        await s.close()
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "relay.db")
-    await s.open()
-    await s.sync_config_endpoints(
-        [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
-         ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")],
-        NOW, lambda: "whsec_generated",
-    )
+    await _opened(s)
     yield s
     await s.close()
 
 
-async def test_config_endpoints_keep_generated_secrets(store: SQLiteStore) -> None:
+async def test_config_endpoints_keep_generated_secrets(store: Store) -> None:
     rows = {r.id: r for r in await store.list_endpoints()}
     assert rows["a"].secret == "whsec_generated"
     assert rows["b"].secret == "given-secret"
@@ -43,13 +64,13 @@ async def test_config_endpoints_keep_generated_secrets(store: SQLiteStore) -> No
     assert rows["a"].spec["url"] == "https://a2.example/"
 
 
-async def test_group_commit_answers_each_caller(store: SQLiteStore) -> None:
+async def test_group_commit_answers_each_caller(store: Store) -> None:
     results = await asyncio.gather(*(store.ingest([event(i)]) for i in range(200)))
     assert [r[0].id for r in results] == [f"evt_{i:04d}" for i in range(200)]
     assert await store.counts() == {"pending": 400}
 
 
-async def test_idempotency_repeat_and_conflict(store: SQLiteStore) -> None:
+async def test_idempotency_repeat_and_conflict(store: Store) -> None:
     [first] = await store.ingest([event(1, key="k1")])
     [again] = await store.ingest([event(2, key="k1")])
     assert again.duplicate and again.id == first.id and again.deliveries == 2
@@ -65,7 +86,7 @@ async def test_idempotency_repeat_and_conflict(store: SQLiteStore) -> None:
     assert sum(not r[0].duplicate for r in results) == 1
 
 
-async def test_one_bad_operation_does_not_fail_its_batch(store: SQLiteStore) -> None:
+async def test_one_bad_operation_does_not_fail_its_batch(store: Store) -> None:
     ok, bad = await asyncio.gather(
         store.ingest([event(1)]), store.ingest([event(1)]), return_exceptions=True
     )
@@ -74,7 +95,7 @@ async def test_one_bad_operation_does_not_fail_its_batch(store: SQLiteStore) -> 
     assert await store.counts() == {"pending": 2}
 
 
-async def test_claim_respects_limits_order_and_due_time(store: SQLiteStore) -> None:
+async def test_claim_respects_limits_order_and_due_time(store: Store) -> None:
     await store.ingest([event(i) for i in range(5)])
     await store.ingest([event(9, at=NOW + 100)])
     claimed, next_due = await store.claim({"a": 3, "b": 10}, NOW, NOW + 30)
@@ -88,7 +109,7 @@ async def test_claim_respects_limits_order_and_due_time(store: SQLiteStore) -> N
     assert (await store.counts())["delivering"] == 8
 
 
-async def test_claim_gives_back_the_payload_bytes_exactly(store: SQLiteStore) -> None:
+async def test_claim_gives_back_the_payload_bytes_exactly(store: Store) -> None:
     # Signatures cover these bytes: escapes, non-ASCII and spacing must survive the claim.
     payload = '{"s":"é \\u0000 \\" 🦜","n": 1.50,"big":123456789012345678901234567890}'.encode()
     await store.ingest([NewEvent(id="evt_u", tenant="default", type="t.x", idem_key=None,
@@ -98,7 +119,7 @@ async def test_claim_gives_back_the_payload_bytes_exactly(store: SQLiteStore) ->
     assert claimed.payload == payload
 
 
-async def test_record_retry_success_and_health(store: SQLiteStore) -> None:
+async def test_record_retry_success_and_health(store: Store) -> None:
     await store.ingest([event(1, endpoints=("a",))])
     [c] = (await store.claim({"a": 5}, NOW, NOW + 30))[0]
     await store.record([result(c.id, "a", 1, "pending", next_at=NOW + 10)], NOW, 3600)
@@ -119,7 +140,7 @@ async def test_record_retry_success_and_health(store: SQLiteStore) -> None:
     assert d.state == "succeeded" and d.attempts == 2
 
 
-async def test_410_and_disable_after_hold_the_endpoint(store: SQLiteStore) -> None:
+async def test_410_and_disable_after_hold_the_endpoint(store: Store) -> None:
     await store.ingest([event(i, endpoints=("a",)) for i in range(3)])
     claimed, _ = await store.claim({"a": 1}, NOW, NOW + 30)
     recorded = await store.record(
@@ -162,13 +183,14 @@ async def test_recover_inflight_returns_claims_with_an_attempt_row(tmp_path: Pat
     await s.close()
 
 
-async def test_second_process_refused(store: SQLiteStore) -> None:
+async def test_second_process_refused(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     other = SQLiteStore(store.path)
     with pytest.raises(StorageError, match="in use by another relay process"):
         await other.open()
 
 
-async def test_purge_keeps_unfinished_work(store: SQLiteStore) -> None:
+async def test_purge_keeps_unfinished_work(store: Store) -> None:
     await store.ingest([event(1, endpoints=("a",)), event(2, endpoints=("a",))])
     claimed, _ = await store.claim({"a": 1}, NOW, NOW + 30)
     await store.record([result(claimed[0].id, "a", 1, "succeeded", ok=True, status=200)],
@@ -209,7 +231,8 @@ async def test_closing_finishes_queued_writes_then_refuses(tmp_path: Path) -> No
     await reopened.close()
 
 
-async def test_an_operation_that_raises_fails_alone(store: SQLiteStore) -> None:
+async def test_an_operation_that_raises_fails_alone(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     def broken(db: object, args: list[object]) -> list[object]:
         raise ZeroDivisionError("a bug in an operation")
 
@@ -243,7 +266,7 @@ async def test_a_cancelled_close_can_be_repeated(tmp_path: Path) -> None:
         await s.ingest([event(1)])
 
 
-async def test_a_refused_operation_leaves_the_store_healthy(store: SQLiteStore) -> None:
+async def test_a_refused_operation_leaves_the_store_healthy(store: Store) -> None:
     # The database is fine when an operation refuses its input (here an id clash); only
     # SQLite errors (a full disk, a read-only file) turn /readyz to 503.
     await store.create_endpoint(
@@ -263,3 +286,18 @@ async def test_two_closes_at_once_both_finish(tmp_path: Path) -> None:
     reopened = SQLiteStore(tmp_path / "relay.db")  # the lock was released
     await reopened.open()
     await reopened.close()
+
+
+async def test_console_reads_and_stored_keys(store: Store) -> None:
+    await store.ingest([event(1, endpoints=("a",)), event(2, endpoints=("a",))])
+    claimed, _ = await store.claim({"a": 2}, NOW, NOW + 30)
+    await store.record([result(claimed[0].id, "a", 1, "succeeded", ok=True, status=200),
+                        result(claimed[1].id, "a", 1, "failed", status=500)], NOW, 3600)
+    [minute] = await store.outcomes_per_minute(NOW - 60)
+    assert (minute.minute, minute.succeeded, minute.failed) == (NOW // 60 * 60, 1, 1)
+    [failure] = await store.recent_failures(NOW - 60, 10)
+    assert (failure.delivery_id, failure.endpoint_id, failure.tenant, failure.status) == (
+        claimed[1].id, "a", "default", 500)
+    assert await store.outcomes_per_minute(NOW + 60) == []
+    assert await store.secret_key("session", lambda: b"k1") == b"k1"
+    assert await store.secret_key("session", lambda: b"k2") == b"k1"  # kept, not replaced

@@ -1,0 +1,666 @@
+"""The PostgreSQL store's write operations and their SQL, by name.
+
+Each operation takes the writer's connection and a list of arguments (one per queued
+call) and returns one result per argument, inside the writer's transaction (a RelayError
+result refuses that call alone). Rows go in and out as arrays (`unnest`), one statement
+per kind, not one per row.
+
+Wake-ups: operations that make work due send `NOTIFY relay_due` ("<sender> <endpoint>
+<due>", the sender being the session's application_name, so a process skips its own),
+which PostgreSQL delivers to every listening process at commit; endpoint changes bump
+`endpoint_changes.version` and send `NOTIFY relay_endpoints`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from relay.delivery import health
+from relay.errors import Conflict, NotFound, RelayError, TooManyRequests
+from relay.storage.base import (
+    AttemptResult,
+    Claimed,
+    ConfigEndpoint,
+    DeliveryRow,
+    EndpointRow,
+    Ingested,
+    Limits,
+    NewEndpoint,
+    NewEvent,
+    Recorded,
+)
+from relay.storage.postgres.connection import Connection
+
+INTERRUPTED = "interrupted: relay stopped before the attempt finished"
+FINISHED = ("succeeded", "failed", "cancelled")  # states an operator may send again
+DUE_CHANNEL = "relay_due"
+Row = asyncpg.Record | Sequence[Any]
+ENDPOINTS_CHANNEL = "relay_endpoints"
+
+ENDPOINT_COLS = (
+    "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
+    "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
+    "consecutive_failures, failing_since"
+)
+DELIVERY_COLS = (
+    "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
+    "last_status, last_error"
+)
+
+
+def endpoint(row: Row) -> EndpointRow:
+    return EndpointRow(
+        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
+        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=row[8],
+        is_paused=row[9], disable_reason=row[10], created_at=row[11],
+        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
+        failing_since=row[15],
+    )
+
+
+def delivery(row: Row) -> DeliveryRow:
+    return DeliveryRow(*row)
+
+
+_NOTIFY_DUE = (
+    f"SELECT pg_notify('{DUE_CHANNEL}', "
+    "current_setting('application_name') || ' ' || e || ' ' || t::text) "
+    "FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
+)
+_BUMP_ENDPOINTS = (
+    "UPDATE endpoint_changes SET version = version + 1; "
+    f"NOTIFY {ENDPOINTS_CHANNEL}"
+)
+
+
+async def notify_due(con: Connection, due: dict[str, float]) -> None:
+    """Tell every process (this one too) that these endpoints have work due then."""
+    if due:
+        await con.execute(_NOTIFY_DUE, list(due), list(due.values()))
+
+
+async def _endpoints_changed(con: Connection) -> None:
+    await con.execute(_BUMP_ENDPOINTS)
+
+
+def _earliest(due: dict[str, float], endpoint_id: str, at: float) -> None:
+    if endpoint_id not in due or at < due[endpoint_id]:
+        due[endpoint_id] = at
+
+
+# --- ingest ----------------------------------------------------------------------------
+
+_KNOWN_KEYS = (
+    "SELECT e.tenant, e.idem_key, e.id, e.type, e.created_at, e.digest, e.n_deliveries "
+    "FROM events e JOIN unnest($1::text[], $2::text[]) AS k(tenant, idem_key) "
+    "ON e.tenant = k.tenant AND e.idem_key = k.idem_key"
+)
+_INSERT_EVENTS = (
+    "INSERT INTO events (id, tenant, type, idem_key, digest, created_at, n_deliveries, "
+    "payload) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::float8[], $7::int[], $8::bytea[])"
+)
+_INSERT_DELIVERIES = (
+    "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at) "
+    "SELECT e, p, s, t, t, t FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) "
+    "AS u(e, p, s, t)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prior:
+    id: str
+    type: str
+    created_at: float
+    digest: str
+    n: int
+
+
+async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
+    """Events and their deliveries; a repeated idempotency key answers the original
+    (within this transaction too). Two processes inserting one key at once: the second
+    fails on `events_idem`, is re-run alone, and then finds the first's event."""
+    keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
+    known: dict[tuple[str, str], _Prior] = {}
+    if keys:
+        for row in await con.fetch(_KNOWN_KEYS, [k[0] for k in keys], [k[1] for k in keys]):
+            known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
+    results: list[Any] = []
+    events: list[NewEvent] = []
+    due: dict[str, float] = {}
+    for batch in batches:
+        out: list[Ingested] = []
+        local: dict[tuple[str, str], _Prior] = {}
+        fresh: list[NewEvent] = []
+        error: RelayError | None = None
+        for ev in batch:
+            if ev.idem_key:
+                key = (ev.tenant, ev.idem_key)
+                prior = local.get(key) or known.get(key)
+                if prior is not None:
+                    if prior.digest != ev.digest:
+                        error = Conflict(
+                            f"idempotency key {ev.idem_key!r} was already used for event "
+                            f"{prior.id} with different content"
+                        )
+                        break
+                    out.append(Ingested(prior.id, prior.type, prior.created_at, prior.n, True))
+                    continue
+                local[key] = _Prior(ev.id, ev.type, ev.created_at, ev.digest, len(ev.deliveries))
+            fresh.append(ev)
+            out.append(Ingested(ev.id, ev.type, ev.created_at, len(ev.deliveries), False))
+        if error is not None:
+            results.append(error)
+            continue
+        known.update(local)
+        events.extend(fresh)
+        results.append(out)
+    if events:
+        await con.execute(
+            _INSERT_EVENTS, [e.id for e in events], [e.tenant for e in events],
+            [e.type for e in events], [e.idem_key for e in events],
+            [e.digest for e in events], [e.created_at for e in events],
+            [len(e.deliveries) for e in events], [e.payload for e in events],
+        )
+        rows = [(e.id, p, s, e.created_at) for e in events for p, s in e.deliveries]
+        if rows:
+            await con.execute(_INSERT_DELIVERIES, *(list(col) for col in zip(*rows, strict=True)))
+        for e in events:
+            for endpoint_id, state in e.deliveries:
+                if state == "pending":
+                    _earliest(due, endpoint_id, e.created_at)
+        await notify_due(con, due)
+    return results
+
+
+# --- claim -----------------------------------------------------------------------------
+
+# Serialises one endpoint's claims across every process, so a count of its live leases
+# and its shared rate bucket hold for the whole cluster (released at commit).
+_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.claim:' || $1, 0))"
+_LIVE_LEASES = (
+    "SELECT count(*) FROM deliveries WHERE state = 'delivering' AND endpoint_id = $1 "
+    "AND lease_until >= $2"
+)
+_TAKE_TOKENS = (
+    "INSERT INTO rate_buckets AS b (endpoint_id, tokens, refilled) VALUES ($1, $2, $3) "
+    "ON CONFLICT (endpoint_id) DO UPDATE SET "
+    "tokens = least($2, b.tokens + greatest(0, $3 - b.refilled) * $2), refilled = $3 "
+    "RETURNING tokens"
+)
+_SPEND_TOKENS = "UPDATE rate_buckets SET tokens = tokens - $2 WHERE endpoint_id = $1"
+_CLAIM = (
+    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
+    "lease_until = $1, updated_at = $2 FROM (SELECT id FROM deliveries WHERE state = 'pending' "
+    "AND endpoint_id = $3 AND next_at <= $2 ORDER BY next_at, id LIMIT $4 "
+    "FOR UPDATE SKIP LOCKED) c, events e WHERE d.id = c.id AND e.id = d.event_id "
+    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
+)
+_NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimArgs:
+    wanted: dict[str, int]
+    now: float
+    lease_until: float
+    limits: Limits
+
+
+async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
+    """Up to `wanted` due deliveries per endpoint, oldest first, marked `delivering` under
+    a lease. With a limit for an endpoint, its live leases in the whole cluster stay within
+    its concurrency and its shared bucket within its rate (held back by the bucket, an
+    endpoint is due again when its next token is)."""
+    out: list[Any] = []
+    for a in args:
+        claimed: list[Claimed] = []
+        next_due: dict[str, float | None] = {}
+        for endpoint_id, limit in sorted(a.wanted.items()):  # lock order: no deadlock
+            want, retry_at = limit, None
+            cap = a.limits.get(endpoint_id)
+            if cap is not None:
+                await con.execute(_CLAIM_LOCK, endpoint_id)
+                live = int(await con.fetchval(_LIVE_LEASES, endpoint_id, a.now))
+                want = min(want, cap[0] - live)  # at the cap: "full", claimed again on a
+                # wake-up (this process's own outcome recorded, a NOTIFY, the rescan poll)
+                rate = cap[1]
+                if rate and want > 0:
+                    tokens = float(await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now))
+                    if int(tokens) < want:
+                        want, retry_at = int(tokens), a.now + (1 - tokens % 1) / rate
+            rows = [] if want <= 0 else await con.fetch(
+                _CLAIM, a.lease_until, a.now, endpoint_id, want)
+            if cap is not None and cap[1] and rows:
+                await con.execute(_SPEND_TOKENS, endpoint_id, len(rows))
+            claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+            if len(rows) < want or retry_at is not None:
+                value = await con.fetchval(_NEXT_DUE, endpoint_id)
+                due = None if value is None else float(value)
+                if due is not None and retry_at is not None:
+                    due = max(due, retry_at)
+                next_due[endpoint_id] = due
+        claimed.sort(key=lambda c: c.id)
+        out.append((claimed, next_due))
+    return out
+
+
+_RENEW = (
+    "UPDATE deliveries SET lease_until = $2 WHERE id = ANY($1::bigint[]) "
+    "AND state = 'delivering' AND lease_until < $2"
+)
+
+
+async def renew(con: Connection, args: list[tuple[list[int], float]]) -> list[Any]:
+    out = []
+    for ids, lease_until in args:
+        status = await con.execute(_RENEW, ids, lease_until)
+        out.append(int(status.split()[-1]))
+    return out
+
+
+# --- outcomes --------------------------------------------------------------------------
+
+_INSERT_ATTEMPTS = (
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, status, "
+    "response_headers, response_body, error) SELECT * FROM unnest($1::bigint[], $2::int[], "
+    "$3::float8[], $4::float8[], $5::text[], $6::int[], $7::text[], $8::bytea[], $9::text[])"
+)
+_SET_OUTCOMES = (
+    "UPDATE deliveries d SET state = u.state, next_at = COALESCE(u.next_at, d.next_at), "
+    "lease_until = NULL, updated_at = $1, last_status = u.status, last_error = u.error "
+    "FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::int[], $6::text[]) "
+    "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering'"
+)
+_HEALTH_OF = (  # locked in id order: no deadlock between processes recording at once
+    "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
+    "last_delivery_at, last_delivery_status FROM endpoints WHERE id = ANY($1::text[]) "
+    "ORDER BY id FOR UPDATE"
+)
+_SET_HEALTH = (
+    "UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
+    "consecutive_failures = u.failures, failing_since = u.since, last_delivery_at = u.last_at, "
+    "last_delivery_status = u.status FROM unnest($1::text[], $2::bool[], $3::text[], "
+    "$4::int[], $5::float8[], $6::float8[], $7::int[]) "
+    "AS u(id, active, reason, failures, since, last_at, status) WHERE e.id = u.id"
+)
+_DISABLED_AT = "UPDATE endpoints SET updated_at = $2 WHERE id = $1"
+_HOLD_PENDING = (
+    "UPDATE deliveries SET state = 'held', updated_at = $2 "
+    "WHERE endpoint_id = $1 AND state = 'pending'"
+)
+
+
+async def record(con: Connection,
+                 args: list[tuple[list[AttemptResult], float, float]]) -> list[Any]:
+    """Attempt rows and next states; endpoint health; disable on 410 or `disable_after`
+    (holding the endpoint's pending deliveries)."""
+    results = [r for batch, _, _ in args for r in batch]
+    now = max(a[1] for a in args)
+    disable_after = args[-1][2]
+    if results:
+        await con.execute(
+            _INSERT_ATTEMPTS, [r.delivery_id for r in results], [r.attempt for r in results],
+            [r.started_at for r in results], [r.duration_ms for r in results],
+            [orjson.dumps(r.request_headers).decode() for r in results],
+            [r.status for r in results],
+            [orjson.dumps(r.response_headers).decode() for r in results],
+            [r.response_body for r in results], [r.error for r in results],
+        )
+        await con.execute(
+            _SET_OUTCOMES, now, [r.delivery_id for r in results], [r.state for r in results],
+            [r.next_at for r in results], [r.status for r in results],
+            [r.error for r in results],
+        )
+    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
+    attempted: dict[str, list[AttemptResult]] = {}
+    for r in results:
+        attempted.setdefault(r.endpoint_id, []).append(r)
+    disabled: dict[str, str] = {}
+    after: list[tuple[str, health.Health]] = []
+    for row in await con.fetch(_HEALTH_OF, list(attempted)) if attempted else []:
+        before = health.Health(
+            is_active=row["is_active"], disable_reason=row["disable_reason"],
+            consecutive_failures=row["consecutive_failures"],
+            failing_since=row["failing_since"], last_delivery_at=row["last_delivery_at"],
+            last_delivery_status=row["last_delivery_status"],
+        )
+        change = health.after_attempts(before, attempted[row["id"]], now, disable_after)
+        after.append((row["id"], change.health))
+        if change.disabled is not None:
+            disabled[row["id"]] = change.disabled
+    if after:
+        await con.execute(
+            _SET_HEALTH, [i for i, _ in after], [h.is_active for _, h in after],
+            [h.disable_reason for _, h in after], [h.consecutive_failures for _, h in after],
+            [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
+            [h.last_delivery_status for _, h in after],
+        )
+    for eid in sorted(disabled):
+        await con.execute(_DISABLED_AT, eid, now)
+        await con.execute(_HOLD_PENDING, eid, now)
+    if disabled:
+        await _endpoints_changed(con)
+    # Slots freed (their leases end with this commit): the other processes may claim
+    # for these endpoints now; a retry's own due time is found by that claim.
+    await notify_due(con, {r.endpoint_id: now for r in results})
+    return [Recorded(disabled) for _ in args]
+
+
+_RECLAIM = (
+    "WITH x AS (SELECT id FROM deliveries WHERE state = 'delivering' AND lease_until < $1 "
+    "ORDER BY id FOR UPDATE SKIP LOCKED), "
+    "a AS (INSERT INTO attempts (delivery_id, n, started_at, error) "
+    "SELECT d.id, d.attempts, d.updated_at, $2 FROM deliveries d JOIN x ON d.id = x.id) "
+    "UPDATE deliveries d SET state = 'pending', next_at = $1, lease_until = NULL, "
+    "updated_at = $1, last_error = $2 FROM x WHERE d.id = x.id RETURNING d.endpoint_id"
+)
+
+
+async def reclaim(con: Connection, args: list[float]) -> list[Any]:
+    """Deliveries whose lease ran out (their process died or lost the database) go back
+    to pending, with an `interrupted` attempt; every process is woken for them."""
+    out = []
+    for now in args:
+        rows = await con.fetch(_RECLAIM, now, INTERRUPTED)
+        await notify_due(con, {r[0]: now for r in rows})
+        out.append(len(rows))
+    return out
+
+
+_UNCLAIM = (
+    "UPDATE deliveries d SET state = CASE WHEN e.is_active AND NOT e.is_paused AND "
+    "COALESCE((e.spec::jsonb ->> 'enabled')::boolean, TRUE) THEN 'pending' ELSE 'held' END, "
+    "attempts = d.attempts - 1, lease_until = NULL, updated_at = $2 FROM endpoints e "
+    "WHERE e.id = d.endpoint_id AND d.state = 'delivering' AND d.id = ANY($1::bigint[]) "
+    "RETURNING d.endpoint_id, d.state"
+)
+
+
+async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[Any]:
+    out = []
+    for ids, now in args:
+        rows = await con.fetch(_UNCLAIM, ids, now)
+        await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
+        out.append(len(rows))
+    return out
+
+
+_RELEASE = (
+    "UPDATE deliveries SET state = 'pending', next_at = $2, updated_at = $2 "
+    "WHERE endpoint_id = $1 AND state = 'held'"
+)
+
+
+async def set_accepting(con: Connection, args: list[tuple[str, bool, float]]) -> list[Any]:
+    out = []
+    for endpoint_id, accepting, now in args:
+        if accepting:
+            status = await con.execute(_RELEASE, endpoint_id, now)
+        else:
+            status = await con.execute(_HOLD_PENDING, endpoint_id, now)
+        count = int(status.split()[-1])
+        if accepting and count:
+            await notify_due(con, {endpoint_id: now})
+        out.append(count)
+    return out
+
+
+# --- endpoints -------------------------------------------------------------------------
+
+_SELECT_ENDPOINT = f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
+
+
+async def _select_endpoint(con: Connection, endpoint_id: str) -> EndpointRow | None:
+    row = await con.fetchrow(_SELECT_ENDPOINT, endpoint_id)
+    return None if row is None else endpoint(row)
+
+
+def _no_endpoint(endpoint_id: str) -> NotFound:
+    return NotFound(f"no webhook {endpoint_id!r}")
+
+
+async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int:
+    """Mark an endpoint deleted and cancel its unfinished deliveries (how many)."""
+    await con.execute(
+        "UPDATE endpoints SET deleted_at = $2, updated_at = $2 WHERE id = $1 "
+        "AND deleted_at IS NULL", endpoint_id, now,
+    )
+    status = await con.execute(
+        "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $2 "
+        "WHERE endpoint_id = $1 AND state IN ('pending', 'held', 'delivering')",
+        endpoint_id, now,
+    )
+    return int(status.split()[-1])
+
+
+# Processes starting together sync their config endpoints one after another.
+_SYNC_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.sync_config', 0))"
+
+
+async def sync_config(
+    con: Connection, args: list[tuple[list[ConfigEndpoint], float, Callable[[], str]]]
+) -> list[Any]:
+    """Make the config endpoints match the file. Several processes share the table, so a
+    process whose file lacks an endpoint removes it: the files must agree (docs/scaling.md)."""
+    out = []
+    await con.execute(_SYNC_LOCK)
+    for endpoints, now, new_secret in args:
+        rows = await con.fetch(
+            "SELECT id, secret, source, spec, tenant, deleted_at FROM endpoints "
+            "WHERE source = 'config' OR id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+            [e.id for e in endpoints],
+        )
+        existing = {r[0]: r for r in rows}
+        wanted = {e.id for e in endpoints}
+        changed = False
+        for ep in endpoints:
+            spec = json.dumps(ep.spec, sort_keys=True)
+            prior = existing.get(ep.id)
+            if prior is not None and prior[2] != "config":
+                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
+            if prior is None:
+                await con.execute(
+                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                    "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
+                    ep.id, ep.tenant, spec, ep.secret or new_secret(), now,
+                )
+                changed = True
+            elif (prior[3], prior[4], prior[5]) != (spec, ep.tenant, None) or (
+                    ep.secret is not None and ep.secret != prior[1]):
+                await con.execute(
+                    "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
+                    "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
+                    "WHERE id = $1", ep.id, ep.tenant, spec, ep.secret, now,
+                )
+                changed = True
+        for eid in sorted(set(existing) - wanted):
+            if existing[eid][5] is None:
+                await _remove_endpoint(con, eid, now)
+                changed = True
+        if changed:
+            await _endpoints_changed(con)
+        rows = await con.fetch(
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL "
+            "ORDER BY created_at, id"
+        )
+        out.append([endpoint(r) for r in rows])
+    return out
+
+
+# max_webhooks across processes: creations for one tenant are serialised by this lock.
+_TENANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.tenant:' || $1, 0))"
+
+
+async def create_endpoint(con: Connection,
+                          args: list[tuple[NewEndpoint, int | None]]) -> list[Any]:
+    out: list[Any] = []
+    for ep, limit in args:
+        if limit is not None:
+            await con.execute(_TENANT_LOCK, ep.tenant)
+            count = await con.fetchval(
+                "SELECT count(*) FROM endpoints WHERE tenant = $1 AND source = 'api' "
+                "AND deleted_at IS NULL", ep.tenant,
+            )
+            if count >= limit:
+                out.append(TooManyRequests(
+                    f"tenant {ep.tenant!r} already has {count} webhooks, its max_webhooks; "
+                    "delete one first"
+                ))
+                continue
+        exists = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
+        if exists:
+            out.append(Conflict(f"endpoint id {ep.id!r} is already used"))
+            continue
+        await con.execute(
+            "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+            "updated_at) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6)",
+            ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+            ep.created_at,
+        )
+        out.append(await _select_endpoint(con, ep.id))
+    if any(isinstance(r, EndpointRow) for r in out):
+        await _endpoints_changed(con)
+    return out
+
+
+UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
+                       "failing_since", "consecutive_failures"})
+
+
+async def update_endpoint(con: Connection,
+                          args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, changes, now in args:
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = [json.dumps(v, sort_keys=True) if k == "spec" else v
+                  for k, v in changes.items()]
+        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(changes, 3))
+        await con.execute(
+            f"UPDATE endpoints SET {sets}updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+            endpoint_id, now, *values,
+        )
+        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+    await _endpoints_changed(con)
+    return out
+
+
+async def rotate_secret(con: Connection,
+                        args: list[tuple[str, str, float | None, float]]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, secret, until, now in args:
+        # The right-hand sides see the row before the update: prev_secret gets the old one.
+        await con.execute(
+            "UPDATE endpoints SET prev_secret = CASE WHEN $2::float8 IS NULL THEN NULL "
+            "ELSE secret END, prev_secret_until = $2, secret = $3, updated_at = $4 "
+            "WHERE id = $1 AND deleted_at IS NULL",
+            endpoint_id, until, secret, now,
+        )
+        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+    await _endpoints_changed(con)
+    return out
+
+
+async def delete_endpoint(con: Connection, args: list[tuple[str, float]]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, now in args:
+        if await _select_endpoint(con, endpoint_id) is None:
+            out.append(_no_endpoint(endpoint_id))
+        else:
+            out.append(await _remove_endpoint(con, endpoint_id, now))
+    await _endpoints_changed(con)
+    return out
+
+
+# --- operators' changes to deliveries --------------------------------------------------
+
+
+async def retry_delivery(con: Connection, args: list[tuple[int, str, float]]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, state, now in args:
+        row = await con.fetchrow(
+            "UPDATE deliveries SET state = $2, next_at = $3, updated_at = $3 WHERE id = $1 "
+            f"AND state = ANY($4::text[]) RETURNING {DELIVERY_COLS}",
+            delivery_id, state, now, list(FINISHED),
+        )
+        if row is not None:
+            out.append(delivery(row))
+            if state == "pending":
+                await notify_due(con, {row[2]: now})
+            continue
+        found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
+        out.append(
+            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
+                f"delivery dlv_{delivery_id} is {found}; only finished deliveries "
+                f"({', '.join(FINISHED)}) can be retried"
+            )
+        )
+    return out
+
+
+async def recover_failed(con: Connection,
+                         args: list[tuple[str, float, str, float]]) -> list[Any]:
+    out = []
+    for endpoint_id, since, state, now in args:
+        status = await con.execute(
+            "UPDATE deliveries SET state = $3, next_at = $4, updated_at = $4 "
+            "WHERE endpoint_id = $1 AND state = 'failed' AND updated_at >= $2",
+            endpoint_id, since, state, now,
+        )
+        count = int(status.split()[-1])
+        if count and state == "pending":
+            await notify_due(con, {endpoint_id: now})
+        out.append(count)
+    return out
+
+
+async def add_deliveries(con: Connection,
+                         args: list[tuple[str, list[tuple[str, str]], float]]) -> list[Any]:
+    out = []
+    for event_id, deliveries, now in args:
+        rows = await con.fetch(
+            "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
+            "updated_at) SELECT $1, p, s, $2, $2, $2 FROM unnest($3::text[], $4::text[]) "
+            f"WITH ORDINALITY AS u(p, s, o) ORDER BY o RETURNING {DELIVERY_COLS}",
+            event_id, now, [d[0] for d in deliveries], [d[1] for d in deliveries],
+        )
+        out.append(sorted((delivery(r) for r in rows), key=lambda d: d.id))
+        await notify_due(con, {d[0]: now for d in deliveries if d[1] == "pending"})
+    return out
+
+
+_PURGE = (
+    "WITH old AS (SELECT id FROM events WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM "
+    "deliveries d WHERE d.event_id = events.id AND d.state IN "
+    "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "dels AS (DELETE FROM deliveries WHERE event_id IN (SELECT id FROM old) RETURNING id), "
+    "atts AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM dels)) "
+    "DELETE FROM events WHERE id IN (SELECT id FROM old)"
+)
+
+
+async def purge(con: Connection, args: list[tuple[float, int]]) -> list[Any]:
+    out = []
+    for before, limit in args:
+        status = await con.execute(_PURGE, before, limit)
+        out.append(int(status.split()[-1]))
+    return out
+
+
+async def secret_key(con: Connection, args: list[tuple[str, bytes, float]]) -> list[Any]:
+    out = []
+    for name, key, now in args:
+        await con.execute(
+            "INSERT INTO secret_keys (name, key, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO NOTHING", name, key, now)
+        out.append(bytes(await con.fetchval(
+            "SELECT key FROM secret_keys WHERE name = $1", name)))
+    return out

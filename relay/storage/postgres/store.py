@@ -1,0 +1,509 @@
+"""The PostgreSQL store: the Store contract for any number of relay processes at once.
+
+Writes go through group commit (connection.Writer), reads through the pool. Beside the
+contract, each process runs one heartbeat task (every `HEARTBEAT` seconds) that:
+- records the process in `nodes` (relay status shows them and their config digests);
+- returns expired leases to pending (a crashed process's claims are taken over after
+  their lease, never at someone's start: there is no recover-everything on PostgreSQL);
+- polls the endpoint change counter (API changes made by another process are seen within
+  a second even if a NOTIFY was lost) and re-listens after the database comes back;
+- sets `healthy` (/readyz): false while the database does not answer, true when it does.
+Wake-ups arrive by LISTEN/NOTIFY on a connection of their own (`relay_due`,
+`relay_endpoints`); every `POLL_EVERY` seconds the watcher is asked to rescan anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import asyncpg
+
+from relay import __version__
+from relay.errors import StorageError, TooManyRequests
+from relay.logs import log
+from relay.storage.base import (
+    AttemptResult,
+    AttemptRow,
+    Claimed,
+    ConfigEndpoint,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    FailedAttempt,
+    Ingested,
+    Limits,
+    MinuteOutcomes,
+    NewEndpoint,
+    NewEvent,
+    NodeRow,
+    Observer,
+    Recorded,
+    State,
+    Watcher,
+)
+from relay.storage.postgres import ops
+from relay.storage.postgres.connection import (
+    CONNECT_TIMEOUT,
+    DRIVER_ERRORS,
+    MAX_QUEUE,
+    Connection,
+    Pool,
+    WriteFn,
+    Writer,
+    close_quietly,
+    driver_error,
+    open_pool,
+    redact,
+)
+
+HEARTBEAT = 0.5  # seconds between heartbeats
+POLL_EVERY = 10.0  # seconds between rescans, should a wake-up have been missed
+NODE_ALIVE = 10.0  # a node not seen for this long is shown as gone
+_NODE_FORGET = 86_400.0  # rows of nodes gone this long are deleted
+
+_EVENT_SELECT = (
+    "SELECT id, tenant, type, created_at, payload, "
+    "(SELECT count(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
+)
+_UPSERT_NODE = (
+    "INSERT INTO nodes AS n (id, host, pid, version, config_digest, started_at, seen_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET seen_at = $7, "
+    "config_digest = $5"
+)
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """The conditions whose value is given, numbered $1.. in order, and their values."""
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    return ([sql.replace("$?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
+            [value for _, value in used])
+
+
+class PostgresStore:
+    """The Store contract (relay.storage.base) on a PostgreSQL database at `url`."""
+
+    def __init__(self, url: str, *, sync: Literal["full", "normal"] = "full",
+                 observer: Observer | None = None) -> None:
+        self.url = url
+        self._durable = sync == "full"  # [storage] sync: synchronous_commit for answers
+        self._observer = observer
+        self.path = redact(url)  # where the data is, as logs show it
+        self._pool: Pool | None = None
+        self._writer: Writer | None = None
+        self._listener: Connection | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._watcher: Watcher | None = None
+        self._listening = asyncio.Lock()
+        self._endpoints_version: int | None = None
+        self._node = f"relay:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._started = time.time()
+        self.healthy = True
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, migrate, start the writer and the heartbeat."""
+        self._pool = await open_pool(self.url, self._node)
+        self._writer = Writer(self._pool, self._set_health, self._observer)
+        self._heartbeat = asyncio.create_task(self._beat(), name="relay-postgres-heartbeat")
+
+    async def close(self) -> None:
+        """Finish queued writes, then close. Safe to call twice, even at once."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if self._writer is not None:
+            await self._writer.close()
+        listener, self._listener = self._listener, None
+        await close_quietly(listener)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await asyncio.wait_for(pool.close(), 5)
+
+    def overloaded(self) -> bool:
+        return self._writer is not None and self._writer.queued() > MAX_QUEUE
+
+    def _set_health(self, healthy: bool) -> None:
+        self.healthy = healthy
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Wake `watcher` on work and endpoint changes made by any process."""
+        self._watcher = watcher
+        await self._listen()
+
+    async def _listen(self) -> None:
+        """(Re)open the LISTEN connection unless it is up; then ask for a rescan and an
+        endpoint refresh, for what was missed while not listening."""
+        async with self._listening:
+            if self._watcher is None or (
+                    self._listener is not None and not self._listener.is_closed()):
+                return
+            await close_quietly(self._listener)
+            self._listener = None
+            try:
+                listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                await listener.add_listener(ops.DUE_CHANNEL, self._on_due)
+                await listener.add_listener(ops.ENDPOINTS_CHANNEL, self._on_endpoints)
+            except DRIVER_ERRORS as exc:
+                log("listen_failed", logging.WARNING, error=str(exc) or type(exc).__name__,
+                    note="polling until it can listen")
+                return
+            self._listener = listener
+            self._watcher.rescan()
+            self._watcher.endpoints()
+
+    def _on_due(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
+        sender, endpoint_id, due = str(payload).rsplit(" ", 2)
+        if self._watcher is not None and sender != self._node:  # ours: already woken
+            self._watcher.due(endpoint_id, float(due))
+
+    def _on_endpoints(self, _con: object, _pid: int, _channel: str, _payload: object) -> None:
+        if self._watcher is not None:
+            self._watcher.endpoints()
+
+    async def _beat(self) -> None:
+        polled = time.monotonic()
+        while True:
+            try:
+                await self._beat_once()
+            except DRIVER_ERRORS as exc:
+                if self.healthy:
+                    log("database_unreachable", logging.ERROR, database=self.path,
+                        error=str(exc) or type(exc).__name__)
+                self.healthy = False
+            except StorageError as exc:
+                if self.healthy:
+                    log("database_unreachable", logging.ERROR, database=self.path,
+                        error=exc.message)
+                self.healthy = False
+            else:
+                if not self.healthy:
+                    log("database_back", logging.WARNING, database=self.path)
+                self.healthy = True
+            if self._watcher is not None and time.monotonic() - polled > POLL_EVERY:
+                polled = time.monotonic()
+                self._watcher.rescan()
+            await asyncio.sleep(HEARTBEAT)
+
+    async def _beat_once(self) -> None:
+        now = time.time()
+        pool = self._live_pool()
+        async with pool.acquire() as con:
+            digest = "" if self._watcher is None else self._watcher.config_digest
+            await con.execute(_UPSERT_NODE, self._node, socket.gethostname(), os.getpid(),
+                              __version__, digest, self._started, now)
+            version = int(await con.fetchval("SELECT version FROM endpoint_changes"))
+        if self._watcher is not None:
+            await self._listen()
+            if self._endpoints_version is not None and version != self._endpoints_version:
+                self._watcher.endpoints()
+        self._endpoints_version = version
+        if self._writer is not None and await self.reclaim_expired(now) \
+                and self._watcher is not None:
+            self._watcher.rescan()  # the others were woken by NOTIFY, this one skips its own
+
+    async def nodes(self, now: float) -> list[NodeRow]:
+        """The processes sharing this database, most recently seen first."""
+        await self._execute("DELETE FROM nodes WHERE seen_at < $1", now - _NODE_FORGET)
+        rows = await self._read(
+            "SELECT id, host, pid, version, config_digest, started_at, seen_at FROM nodes "
+            "ORDER BY seen_at DESC"
+        )
+        return [NodeRow(id=r[0], host=r[1], pid=r[2], version=r[3], config_digest=r[4],
+                        started_at=r[5], seen_at=r[6], alive=r[6] >= now - NODE_ALIVE)
+                for r in rows]
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _live_pool(self) -> Pool:
+        if self._pool is None:
+            raise StorageError("the store is closed")
+        return self._pool
+
+    async def _submit(self, fn: WriteFn, arg: Any, *, durable: bool = False) -> Any:
+        if self._writer is None:
+            raise StorageError("the store is closed")
+        return await self._writer.submit(fn, arg, durable=durable and self._durable)
+
+    async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        pool = self._live_pool()
+        try:
+            async with pool.acquire() as con:
+                return list(await con.fetch(sql, *params))
+        except DRIVER_ERRORS as exc:
+            raise driver_error("database read", exc) from exc
+
+    async def _execute(self, sql: str, *params: Any) -> None:
+        pool = self._live_pool()
+        try:
+            async with pool.acquire() as con:
+                await con.execute(sql, *params)
+        except DRIVER_ERRORS as exc:
+            raise driver_error("database write", exc) from exc
+
+    # --- ingest and delivery ------------------------------------------------------------
+
+    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
+        """Store events and their deliveries atomically; repeats of an idempotency key
+        answer the original (Conflict if the key came with a different event)."""
+        if self.overloaded():
+            raise TooManyRequests("relay is receiving events faster than it can store them")
+        result: list[Ingested] = await self._submit(ops.ingest, events, durable=True)
+        return result
+
+    async def claim(
+        self, wanted: dict[str, int], now: float, lease_until: float,
+        limits: Limits | None = None,
+    ) -> tuple[list[Claimed], dict[str, float | None]]:
+        """Mark up to `wanted[endpoint]` due deliveries `delivering`, oldest first; with
+        `limits` (endpoint -> concurrency, rate), within them across every process."""
+        result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
+            ops.claim, ops.ClaimArgs(wanted, now, lease_until, limits or {})
+        )
+        return result
+
+    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
+        """Extend the leases of deliveries still being sent (a slow receiver)."""
+        count: int = await self._submit(ops.renew, (delivery_ids, lease_until))
+        return count
+
+    async def record(
+        self, results: list[AttemptResult], now: float, disable_after: float
+    ) -> Recorded:
+        recorded: Recorded = await self._submit(ops.record, (results, now, disable_after))
+        return recorded
+
+    async def recover_inflight(self, now: float) -> int:
+        """Nothing: other processes may be sending what is `delivering`; a dead process's
+        claims come back when their leases expire (reclaim_expired)."""
+        return 0
+
+    async def reclaim_expired(self, now: float) -> int:
+        count: int = await self._submit(ops.reclaim, now)
+        return count
+
+    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
+        count: int = await self._submit(ops.unclaim, (delivery_ids, now))
+        return count
+
+    async def next_due(self, endpoint_id: str) -> float | None:
+        rows = await self._read(
+            "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1",
+            endpoint_id,
+        )
+        value = rows[0][0] if rows else None
+        return None if value is None else float(value)
+
+    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
+        count: int = await self._submit(ops.set_accepting, (endpoint_id, accepting, now))
+        return count
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def sync_config_endpoints(
+        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
+    ) -> list[EndpointRow]:
+        rows: list[EndpointRow] = await self._submit(
+            ops.sync_config, (endpoints, now, new_secret), durable=True
+        )
+        return rows
+
+    async def create_endpoint(
+        self, endpoint: NewEndpoint, max_api_endpoints: int | None
+    ) -> EndpointRow:
+        row: EndpointRow = await self._submit(
+            ops.create_endpoint, (endpoint, max_api_endpoints), durable=True
+        )
+        return row
+
+    async def update_endpoint(
+        self, endpoint_id: str, changes: dict[str, Any], now: float
+    ) -> EndpointRow:
+        row: EndpointRow = await self._submit(
+            ops.update_endpoint, (endpoint_id, changes, now), durable=True
+        )
+        return row
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
+    ) -> EndpointRow:
+        row: EndpointRow = await self._submit(
+            ops.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
+        )
+        return row
+
+    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
+        count: int = await self._submit(ops.delete_endpoint, (endpoint_id, now), durable=True)
+        return count
+
+    async def list_endpoints(
+        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
+    ) -> list[EndpointRow]:
+        where, params = _where(
+            ("tenant = $?", tenant),
+            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = $?)", after),
+        )
+        sql = (f"SELECT {ops.ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
+               + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
+        if limit >= 0:
+            sql += f" LIMIT {int(limit)}"
+        return [ops.endpoint(row) for row in await self._read(sql, *params)]
+
+    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
+        rows = await self._read(
+            f"SELECT {ops.ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
+            endpoint_id,
+        )
+        return ops.endpoint(rows[0]) if rows else None
+
+    async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Unfinished deliveries (pending, delivering, held) per endpoint."""
+        counts = dict.fromkeys(endpoint_ids, 0)
+        rows = await self._read(
+            "SELECT endpoint_id, count(*) FROM deliveries WHERE state IN "
+            "('pending', 'delivering', 'held') AND endpoint_id = ANY($1::text[]) "
+            "GROUP BY endpoint_id",
+            endpoint_ids,
+        )
+        for endpoint_id, n in rows:
+            counts[endpoint_id] += n
+        return counts
+
+    # --- housekeeping and reads ---------------------------------------------------------
+
+    async def purge(self, before: float, limit: int) -> int:
+        count: int = await self._submit(ops.purge, (before, limit))
+        return count
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")
+        return {state: n for state, n in rows}
+
+    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
+        rows = await self._read(
+            f"SELECT {ops.DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
+            event_id,
+        )
+        return [ops.delivery(row) for row in rows]
+
+    async def list_deliveries(
+        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRow]:
+        where, params = _where(
+            ("endpoint_id = $?", endpoint_id), ("state = $?", state), ("id < $?", before),
+        )
+        rows = await self._read(
+            f"SELECT {ops.DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT {int(limit)}",
+            *params,
+        )
+        return [ops.delivery(row) for row in rows]
+
+    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
+        cols = ", ".join(f"d.{c}" for c in ops.DELIVERY_COLS.split(", "))
+        rows = await self._read(
+            f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.id = $1 AND e.tenant = $2",
+            delivery_id, tenant,
+        )
+        return ops.delivery(rows[0]) if rows else None
+
+    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
+        row: DeliveryRow = await self._submit(
+            ops.retry_delivery, (delivery_id, state, now), durable=True
+        )
+        return row
+
+    async def recover_failed(self, endpoint_id: str, since: float, state: State,
+                             now: float) -> int:
+        count: int = await self._submit(
+            ops.recover_failed, (endpoint_id, since, state, now), durable=True
+        )
+        return count
+
+    async def list_events(
+        self, tenant: str, *, type: str | None = None, before: str | None = None,
+        limit: int = 50,
+    ) -> list[EventRow]:
+        where, params = _where(
+            ("tenant = $?", tenant), ("type = $?", type),
+            ("seq < (SELECT seq FROM events WHERE id = $?)", before),
+        )
+        rows = await self._read(
+            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC "
+            f"LIMIT {int(limit)}",
+            *params,
+        )
+        return [EventRow(*row) for row in rows]
+
+    async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
+        rows = await self._read(f"{_EVENT_SELECT} WHERE id = $1 AND tenant = $2",
+                                event_id, tenant)
+        return EventRow(*rows[0]) if rows else None
+
+    async def add_deliveries(
+        self, event_id: str, deliveries: list[tuple[str, State]], now: float
+    ) -> list[DeliveryRow]:
+        rows: list[DeliveryRow] = await self._submit(
+            ops.add_deliveries, (event_id, deliveries, now), durable=True
+        )
+        return rows
+
+    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
+        """Attempts started since `since`, counted per minute and outcome, oldest first;
+        minutes without attempts are left out."""
+        rows = await self._read(
+            "SELECT floor(started_at / 60) * 60 AS minute, "
+            "count(*) FILTER (WHERE status BETWEEN 200 AND 299), "
+            "count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299) "
+            "FROM attempts WHERE started_at >= $1 GROUP BY minute ORDER BY minute",
+            since,
+        )
+        return [MinuteOutcomes(float(m), int(ok), int(bad)) for m, ok, bad in rows]
+
+    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]:
+        """The latest attempts since `since` that did not succeed, newest first."""
+        rows = await self._read(
+            "SELECT a.delivery_id, d.endpoint_id, e.tenant, a.started_at, a.status, a.error "
+            "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "JOIN events e ON e.id = d.event_id WHERE a.started_at >= $1 AND "
+            "(a.status IS NULL OR a.status NOT BETWEEN 200 AND 299) "
+            f"ORDER BY a.id DESC LIMIT {int(limit)}",
+            since,
+        )
+        return [FailedAttempt(*row) for row in rows]
+
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """The key stored under `name`, made with `new()` and stored the first time;
+        when processes race, the first stored wins and all get it."""
+        key: bytes = await self._submit(ops.secret_key, (name, new(), time.time()),
+                                        durable=True)
+        return key
+
+    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
+        rows = await self._read(
+            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
+            "response_headers, response_body, error FROM attempts WHERE delivery_id = $1 "
+            "ORDER BY id",
+            delivery_id,
+        )
+        return [
+            AttemptRow(
+                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
+                json.loads(r[6] or "{}"), r[7] or b"", r[8],
+            )
+            for r in rows
+        ]
