@@ -97,8 +97,8 @@ _DONE = {
     "enabled": "Re-enabled: failures reset, held deliveries are going out.",
     "deleted": "Endpoint deleted; its unfinished deliveries were cancelled.",
     "retried": "The delivery is queued again.",
-    "recovered": "{n} failed deliveries queued again.",
-    "replayed": "{n} new deliveries queued.",
+    "recovered": "{n} failed {deliveries} queued again.",
+    "replayed": "{n} new {deliveries} queued.",
 }
 
 
@@ -239,7 +239,8 @@ def _render(request: Request, visit: Visit, template: str, status: int = 200,
     done = _DONE.get(request.query_params.get("done", ""))
     if done is not None:
         count = request.query_params.get("n", "")
-        done = done.format(n=int(count) if count.isdigit() else "")
+        done = done.format(n=int(count) if count.isdigit() else "",
+                           deliveries="delivery" if count == "1" else "deliveries")
     tenant = context.pop("tenant", None) or _home_tenant(visit)
     base = {
         "ui": relay.config.ui, "csrf": visit.csrf, "kind": session.kind,
