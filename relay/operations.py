@@ -86,6 +86,29 @@ def webhook_state(webhook: Webhook) -> WebhookState:
     return "failing" if webhook.consecutive_failures else "active"
 
 
+async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
+                        state: WebhookState | None = None) -> Page[Webhook]:
+    """A page of webhooks in creation order, of `tenant` or (None, the operator's list)
+    of every tenant; with `state`, only those in it (read whole and filtered: endpoints
+    are few and live in memory anyway, while deliveries, the long lists, are paged in the
+    database). Only operator code passes None: Operations always passes its tenant."""
+    store = relay.store
+    if state is not None:
+        every = await store.list_endpoints(tenant)
+        pending = await store.pending_counts([row.id for row in every])
+        webhooks = [webhook_of(row, pending[row.id]) for row in every]
+        ids = [w.id for w in webhooks]
+        start = 0 if query.after is None else (
+            ids.index(query.after) + 1 if query.after in ids else len(ids))
+        matching = [w for w in webhooks[start:] if webhook_state(w) == state]
+        data, cursor = page_of(matching, query.limit, lambda w: w.id)
+        return Page[Webhook](data=data, next=cursor)
+    rows = await store.list_endpoints(tenant, after=query.after, limit=query.limit + 1)
+    page, cursor = page_of(rows, query.limit, lambda row: row.id)
+    pending = await store.pending_counts([row.id for row in page])
+    return Page[Webhook](data=[webhook_of(r, pending[r.id]) for r in page], next=cursor)
+
+
 def _config_defined(row: EndpointRow, what: str) -> Conflict:
     return Conflict(f"webhook {row.id!r} is defined in the config file: {what}")
 
@@ -150,25 +173,8 @@ class Operations:
 
     async def webhooks(self, query: PageQuery, state: WebhookState | None = None
                        ) -> Page[Webhook]:
-        """A page of the tenant's webhooks in creation order; with `state`, only those in
-        it (read whole and filtered: a tenant's endpoints are few and live in memory
-        anyway, while deliveries, the long lists, are paged in the database)."""
-        store = self.relay.store
-        if state is not None:
-            every = await store.list_endpoints(self.tenant.id)
-            pending = await store.pending_counts([row.id for row in every])
-            webhooks = [webhook_of(row, pending[row.id]) for row in every]
-            ids = [w.id for w in webhooks]
-            start = 0 if query.after is None else (
-                ids.index(query.after) + 1 if query.after in ids else len(ids))
-            matching = [w for w in webhooks[start:] if webhook_state(w) == state]
-            data, cursor = page_of(matching, query.limit, lambda w: w.id)
-            return Page[Webhook](data=data, next=cursor)
-        rows = await store.list_endpoints(self.tenant.id, after=query.after,
-                                          limit=query.limit + 1)
-        page, cursor = page_of(rows, query.limit, lambda row: row.id)
-        pending = await store.pending_counts([row.id for row in page])
-        return Page[Webhook](data=[webhook_of(r, pending[r.id]) for r in page], next=cursor)
+        """A page of the tenant's webhooks in creation order (see `list_webhooks`)."""
+        return await list_webhooks(self.relay, self.tenant.id, query, state)
 
     async def webhook(self, webhook_id: str) -> Webhook:
         return await self._answer(await self.own_webhook(webhook_id))
@@ -265,8 +271,12 @@ class Operations:
     # --- events --------------------------------------------------------------------------
 
     async def events(self, query: EventsQuery) -> Page[Event]:
-        rows = await self.relay.store.list_events(self.tenant.id, type=query.type,
-                                                  before=query.after, limit=query.limit + 1)
+        rows = await self.relay.store.list_events(
+            self.tenant.id, type=query.type, before=query.after,
+            since=None if query.since is None else query.since.timestamp(),
+            until=None if query.until is None else query.until.timestamp(),
+            limit=query.limit + 1,
+        )
         page, cursor = page_of(rows, query.limit, lambda e: e.id)
         return Page[Event](data=[event_of(e) for e in page], next=cursor)
 

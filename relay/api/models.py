@@ -145,6 +145,12 @@ class DeliveriesQuery(PageQuery):
 
 class EventsQuery(PageQuery):
     type: TypeName | None = Field(None, description="Only events of this type.")
+    since: AwareDatetime | None = Field(
+        None, description="Only events accepted at or after this time (ISO 8601 with a zone)."
+    )
+    until: AwareDatetime | None = Field(
+        None, description="Only events accepted before this time (ISO 8601 with a zone)."
+    )
 
 
 # --- answers ------------------------------------------------------------------------------

@@ -56,7 +56,13 @@ from relay.errors import (
     Unauthorized,
     Unprocessable,
 )
-from relay.operations import WEBHOOK_STATES, Operations, webhook_state
+from relay.operations import (
+    WEBHOOK_STATES,
+    Operations,
+    WebhookState,
+    list_webhooks,
+    webhook_state,
+)
 from relay.sessions import (
     KEY_NAME,
     Session,
@@ -91,8 +97,8 @@ _DONE = {
     "enabled": "Re-enabled: failures reset, held deliveries are going out.",
     "deleted": "Endpoint deleted; its unfinished deliveries were cancelled.",
     "retried": "The delivery is queued again.",
-    "recovered": "{n} failed deliveries queued again.",
-    "replayed": "{n} new deliveries queued.",
+    "recovered": "{n} failed {deliveries} queued again.",
+    "replayed": "{n} new {deliveries} queued.",
 }
 
 
@@ -233,7 +239,8 @@ def _render(request: Request, visit: Visit, template: str, status: int = 200,
     done = _DONE.get(request.query_params.get("done", ""))
     if done is not None:
         count = request.query_params.get("n", "")
-        done = done.format(n=int(count) if count.isdigit() else "")
+        done = done.format(n=int(count) if count.isdigit() else "",
+                           deliveries="delivery" if count == "1" else "deliveries")
     tenant = context.pop("tenant", None) or _home_tenant(visit)
     base = {
         "ui": relay.config.ui, "csrf": visit.csrf, "kind": session.kind,
@@ -310,11 +317,13 @@ def _fields(request: Request) -> dict[str, str]:
     return form
 
 
-def _query(request: Request, model: type[BaseModel], **defaults: Any) -> Any:
+def _query(request: Request, model: type[BaseModel], read: dict[str, str] | None = None,
+           **defaults: Any) -> Any:
+    """The page's query parameters as `model`; `read` replaces some as the page read them."""
     params = {k: v for k, v in request.query_params.items() if v != "" and k in
               model.model_fields}
     try:
-        return model.model_validate({**defaults, **params})
+        return model.model_validate({**defaults, **params, **(read or {})})
     except ValidationError as exc:
         raise invalid(exc) from None
 
@@ -447,9 +456,30 @@ async def overview(request: Request, visit: Visit) -> Response:
 
 @page
 async def endpoints_home(request: Request, visit: Visit) -> Response:
+    """The operator's endpoints of every tenant (a tenant column, filters by tenant and
+    state); a portal visitor goes to its own tenant's list."""
     if visit.session.kind == "a":
         raise _SignIn()
-    return _see_other(f"/ui/t/{_home_tenant(visit)}/endpoints")
+    if not visit.operator:
+        return _see_other(f"/ui/t/{_home_tenant(visit)}/endpoints")
+    picked = request.query_params.get("tenant") or None
+    if picked is not None:
+        _ops(visit, picked)  # a 404 for a tenant relay does not have
+    query = _query(request, PageQuery, limit=PAGE)
+    state = _state_param(request)
+    listed = await list_webhooks(visit.relay, picked, query, state)
+    return _render(request, visit, "endpoints.html", tenant=picked, page=listed,
+                   state=state, states=WEBHOOK_STATES, all_tenants=True, picked=picked,
+                   more=urllib.parse.urlencode({k: v for k, v in {
+                       "tenant": picked, "state": state, "after": listed.next}.items() if v}))
+
+
+def _state_param(request: Request) -> WebhookState | None:
+    given = request.query_params.get("state") or None
+    state = next((s for s in WEBHOOK_STATES if s == given), None)
+    if given is not None and state is None:
+        raise _invalid_field("state", f"one of {', '.join(WEBHOOK_STATES)}")
+    return state
 
 
 # --- endpoints ---------------------------------------------------------------------------
@@ -459,19 +489,13 @@ async def endpoints_home(request: Request, visit: Visit) -> Response:
 async def endpoints(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
     ops = _ops(visit, tenant)
-    picked = request.query_params.get("tenant")
-    if picked and picked != tenant:  # the operator's tenant picker (a GET form)
-        wanted = request.query_params.get("state", "")
-        return _see_other(f"/ui/t/{urllib.parse.quote(picked)}/endpoints"
-                          + (f"?state={urllib.parse.quote(wanted)}" if wanted else ""))
     query = _query(request, PageQuery, limit=PAGE)
-    given = request.query_params.get("state") or None
-    state = next((s for s in WEBHOOK_STATES if s == given), None)
-    if given is not None and state is None:
-        raise _invalid_field("state", f"one of {', '.join(WEBHOOK_STATES)}")
+    state = _state_param(request)
     listed = await ops.webhooks(query, state)
     return _render(request, visit, "endpoints.html", tenant=tenant, page=listed,
-                   state=state, states=WEBHOOK_STATES)
+                   state=state, states=WEBHOOK_STATES, all_tenants=False, picked=tenant,
+                   more=urllib.parse.urlencode({k: v for k, v in {
+                       "state": state, "after": listed.next}.items() if v}))
 
 
 def _invalid_field(path: str, message: str) -> RelayError:
@@ -720,10 +744,15 @@ async def events(request: Request, visit: Visit) -> Response:
     if wanted:
         await ops.own_event(wanted)
         return _see_other(f"/ui/t/{tenant}/events/{urllib.parse.quote(wanted)}")
-    query = _query(request, EventsQuery, limit=PAGE)
+    times = {name: request.query_params.get(name, "").strip() for name in ("since", "until")}
+    # datetime-local fields: no zone, read as UTC (the console shows UTC throughout)
+    query = _query(request, EventsQuery, {k: v + "Z" for k, v in times.items() if v},
+                   limit=PAGE)
     listed = await ops.events(query)
+    kept = {k: v for k, v in {"type": query.type, **times}.items() if v}
     return _render(request, visit, "events.html", tenant=tenant, page=listed,
-                   type_filter=query.type or "",
+                   type_filter=query.type or "", times=times,
+                   more=urllib.parse.urlencode({**kept, "after": listed.next or ""}),
                    event_types=[t.name for t in ops.event_types()])
 
 

@@ -7,6 +7,7 @@ go to a real loopback receiver. Each test also saves screenshots into docs/ui/.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -299,3 +300,72 @@ async def test_pages_fit_a_phone(make_config: Callable[..., cfgmod.Loaded], brow
             overflow = await page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow <= 0, (path, overflow)
+
+
+async def test_events_by_time_and_every_tenants_endpoints(
+        make_config: Callable[..., cfgmod.Loaded], browser: Browser) -> None:
+    """The events search bounds the accepted time; the operator's endpoint list shows
+    every tenant's endpoints with a tenant column, filtered by tenant and state, in pages."""
+    hooks = [{"id": f"hook-{n:02d}", "url": f"http://127.0.0.1:9/{n}", "events": ["lead.*"],
+              "tenant": ("default", "acme", "globex")[n % 3]} for n in range(27)]
+    loaded = make_config(
+        tenants=[{"id": "acme"}, {"id": "globex"}],
+        api_keys=[{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}],
+        event_types=[{"name": "lead.qualified", "description": "A lead qualified."}],
+        endpoints=hooks,
+    )
+    shift = [0.0]  # the clock relay reads: events accepted days apart
+    async with running(loaded, clock=lambda: time.time() + shift[0]) as r:
+        accepted = {}
+        for name, days in (("old", -2), ("middle", -1), ("new", 0)):
+            shift[0] = days * 86400.0
+            sent = await r.client.post("/v1/events", headers=auth(ADMIN),
+                                       json={"type": "lead.qualified", "data": {"n": name}})
+            assert sent.status_code == 202, sent.text
+            accepted[name] = sent.json()["id"]
+        shift[0] = 0.0
+        middle = time.gmtime(time.time() - 86400)
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await sign_in(page, r.url)
+        await page.goto(f"{r.url}/ui/t/default/events")
+        for name in accepted.values():
+            await page.get_by_role("link", name=name).wait_for()
+        day = time.strftime("%Y-%m-%d", middle)
+        await page.get_by_label("Accepted from").fill(f"{day}T00:00:00")
+        await page.get_by_label("until").fill(f"{day}T23:59:59")
+        await page.get_by_role("button", name="Search").click()
+        await page.wait_for_url(re.compile(r".*since=.*until=.*"))
+        await page.get_by_role("link", name=accepted["middle"]).wait_for()
+        html = await page.content()
+        assert accepted["old"] not in html and accepted["new"] not in html
+        await shoot(page, "events-by-time")
+        listed = await api(r, "GET", "/v1/events", params={
+            "since": f"{day}T00:00:00Z", "until": f"{day}T23:59:59Z"})
+        assert [e["id"] for e in listed["data"]] == [accepted["middle"]]
+
+        # Every tenant's endpoints, 25 to a page, with a tenant column.
+        await nav(page, "Endpoints").click()
+        await page.wait_for_url(f"{r.url}/ui/endpoints")
+        rows = page.locator("table.list tbody tr")
+        assert await rows.count() == 25
+        assert await page.get_by_role("columnheader", name="Tenant").count() == 1
+        assert await rows.filter(has_text="globex").count() > 0
+        await shoot(page, "endpoints-all-tenants")
+        await page.get_by_role("link", name="Next page").click()
+        assert [await rows.nth(i).locator("strong").inner_text() for i in range(2)] == [
+            "hook-25", "hook-26"]
+        await page.get_by_label("Tenant").select_option("acme")
+        await page.get_by_role("button", name="Filter").click()
+        await page.wait_for_url(re.compile(r".*tenant=acme"))
+        names = await page.locator("table.list tbody strong").all_inner_texts()
+        assert names == [h["id"] for h in hooks if h["tenant"] == "acme"]
+        await page.get_by_role("link", name="hook-01").click()
+        await page.wait_for_url(f"{r.url}/ui/t/acme/endpoints/hook-01")
+        # State filter across tenants: none is paused, then one is.
+        await api(r, "PATCH", "/v1/webhooks/hook-00", json={"is_paused": True})
+        await page.goto(f"{r.url}/ui/endpoints?state=paused")
+        assert await page.locator("table.list tbody strong").all_inner_texts() == ["hook-00"]
+        await page.goto(f"{r.url}/ui/endpoints?tenant=acme&state=paused")
+        await page.get_by_text("No paused endpoints in acme").wait_for()
+        response = await page.goto(f"{r.url}/ui/endpoints?tenant=nope")
+        assert response is not None and response.status == 404

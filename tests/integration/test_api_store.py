@@ -4,6 +4,7 @@ real PostgreSQL database): endpoint CRUD, limits, rotation, lists with cursors, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -165,3 +166,29 @@ async def test_events_lists_and_replay(store: Store) -> None:
         ("ep_0", "pending", NOW + 10), ("ep_1", "held", NOW + 10)]
     ev = await store.get_event("evt_0001", "default")
     assert ev is not None and ev.deliveries == 3
+
+
+async def test_events_by_accepted_time(store: SQLiteStore) -> None:
+    """since/until bound the accepted time, [since, until); the order is then accepted
+    time (not insertion order: evt_0007 arrived last but was accepted first) and the
+    cursor pages through it; other tenants and types stay out."""
+    await store.ingest([tenant_event(i, "default", ("ep_0",), "a.b" if i % 2 else "c.d")
+                        for i in range(1, 6)])
+    await store.ingest([dataclasses.replace(tenant_event(3, "acme", ("ep_2",)), id="evt_acme")])
+    await store.ingest([dataclasses.replace(tenant_event(0, "default", ("ep_0",)),
+                                            id="evt_0007")])
+
+    async def ids(since: float | None = None, until: float | None = None,
+                  type_: str | None = None, before: str | None = None,
+                  limit: int = 50) -> list[str]:
+        rows = await store.list_events("default", type=type_, before=before, since=since,
+                                       until=until, limit=limit)
+        return [e.id for e in rows]
+
+    assert await ids(since=NOW + 2) == ["evt_0005", "evt_0004", "evt_0003", "evt_0002"]
+    assert await ids(until=NOW + 2) == ["evt_0001", "evt_0007"]
+    assert await ids(since=NOW + 2, until=NOW + 4) == ["evt_0003", "evt_0002"]
+    assert await ids(since=NOW + 1, type_="a.b") == ["evt_0005", "evt_0003", "evt_0001"]
+    assert await ids(since=NOW, limit=2, before="evt_0004") == ["evt_0003", "evt_0002"]
+    assert await ids(until=NOW + 9, before="evt_0001") == ["evt_0007"]
+    assert await ids(since=NOW + 6) == []

@@ -436,14 +436,25 @@ class PostgresStore:
 
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
-        limit: int = 50,
+        since: float | None = None, until: float | None = None, limit: int = 50,
     ) -> list[EventRow]:
-        where, params = _where(
-            ("tenant = $?", tenant), ("type = $?", type),
-            ("seq < (SELECT seq FROM events WHERE id = $?)", before),
-        )
+        """As on SQLite: newest first by seq; with a time bound by (created_at, seq)."""
+        if since is None and until is None:
+            where, params = _where(
+                ("tenant = $?", tenant), ("type = $?", type),
+                ("seq < (SELECT seq FROM events WHERE id = $?)", before),
+            )
+            order = "seq DESC"
+        else:
+            where, params = _where(
+                ("tenant = $?", tenant), ("type = $?", type), ("created_at >= $?", since),
+                ("created_at < $?", until),
+                ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = $?)",
+                 before),
+            )
+            order = "created_at DESC, seq DESC"
         rows = await self._read(
-            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC "
+            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} "
             f"LIMIT {int(limit)}",
             *params,
         )
