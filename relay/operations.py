@@ -124,8 +124,16 @@ class Operations:
         return row
 
     async def _answer(self, row: EndpointRow) -> Webhook:
-        pending = await self.relay.store.pending_counts([row.id])
-        return webhook_of(row, pending[row.id])
+        [webhook] = await self._webhooks([row])
+        return webhook
+
+    async def _webhooks(self, rows: list[EndpointRow]) -> list[Webhook]:
+        """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
+        store = self.relay.store
+        pending = await store.pending_counts([row.id for row in rows])
+        blocked = await store.blocked_counts(
+            [row.id for row in rows if row.spec.get("ordering") == "fifo"])
+        return [webhook_of(row, pending[row.id], blocked.get(row.id, 0)) for row in rows]
 
     def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """The stored spec of an endpoint with these settings, after the checks a config
@@ -155,9 +163,7 @@ class Operations:
         anyway, while deliveries, the long lists, are paged in the database)."""
         store = self.relay.store
         if state is not None:
-            every = await store.list_endpoints(self.tenant.id)
-            pending = await store.pending_counts([row.id for row in every])
-            webhooks = [webhook_of(row, pending[row.id]) for row in every]
+            webhooks = await self._webhooks(await store.list_endpoints(self.tenant.id))
             ids = [w.id for w in webhooks]
             start = 0 if query.after is None else (
                 ids.index(query.after) + 1 if query.after in ids else len(ids))
@@ -167,8 +173,7 @@ class Operations:
         rows = await store.list_endpoints(self.tenant.id, after=query.after,
                                           limit=query.limit + 1)
         page, cursor = page_of(rows, query.limit, lambda row: row.id)
-        pending = await store.pending_counts([row.id for row in page])
-        return Page[Webhook](data=[webhook_of(r, pending[r.id]) for r in page], next=cursor)
+        return Page[Webhook](data=await self._webhooks(page), next=cursor)
 
     async def webhook(self, webhook_id: str) -> Webhook:
         return await self._answer(await self.own_webhook(webhook_id))
@@ -261,6 +266,11 @@ class Operations:
         self.require_write()
         row = await self.own_delivery(ref)
         return delivery_of(await self.relay.retry_delivery(row))
+
+    async def cancel(self, ref: str) -> Delivery:
+        self.require_write()
+        row = await self.own_delivery(ref)
+        return delivery_of(await self.relay.cancel_delivery(row))
 
     # --- events --------------------------------------------------------------------------
 
