@@ -82,6 +82,11 @@ async def test_a_cancelled_head_unblocks_the_ones_behind_it(
         await eventually(lambda: _blocked(r), 10, "the head blocked with a failure")
         assert await _blocked(r) == 3
         assert [json.loads(q.body)["data"]["n"] for q in rx.received()] == [0]
+        page = await r.client.get("/ui/t/default/endpoints/ordered")  # the console too
+        assert page.status_code == 200
+        assert "3 blocked behind a failing head" in page.text
+        listing = await r.client.get("/ui/t/default/endpoints")
+        assert "3 blocked behind the head" in listing.text
         listed = await r.client.get("/v1/webhooks/ordered/deliveries?status=pending")
         head = listed.json()["data"][-1]  # newest first: the oldest pending is the head
         assert head["attempts"] == 1
