@@ -27,7 +27,7 @@ from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
 from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
 from relay.errors import ConfigError, Conflict, NotFound, RelayError, Unavailable
-from relay.ids import event_id, ulid
+from relay.ids import delivery_ref, event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
 from relay.storage import create_store
@@ -268,6 +268,15 @@ class Relay:
             delivery.id, endpoint.new_state, now
         )
         self.scheduler.notify(endpoint.id, now)
+        return row
+
+    async def cancel_delivery(self, delivery: DeliveryRow) -> DeliveryRow:
+        """Stop an unfinished delivery (Conflict once finished). Behind an ordered
+        endpoint's head, the next delivery goes: the scheduler looks for the new head."""
+        now = self.clock()
+        row = await self.store.cancel_delivery(delivery.id, now)
+        self.scheduler.notify(row.endpoint_id, now)
+        log("delivery_cancelled", delivery=delivery_ref(row.id), endpoint=row.endpoint_id)
         return row
 
     async def recover(self, endpoint_id: str, since: float) -> int:

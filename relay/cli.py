@@ -542,6 +542,7 @@ def replay(event_ids: tuple[str, ...], endpoint_id: str | None, since: datetime 
             failed = [d["id"] for i in _endpoint_ids(api, endpoint_id)
                       for d in api.deliveries(i, "failed")
                       if since <= datetime.fromisoformat(d["created_at"]) < end]
+            failed.reverse()  # oldest first: an ordered (fifo) endpoint keeps event order
             retried, refused = _each(failed, "re-sending", api.retry)
             click.echo(f"re-sent {len(retried)} failed deliveries" if failed
                        else "nothing to re-send: no failed deliveries in that window")

@@ -428,6 +428,7 @@ def check_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
+Ordering = Literal["none", "fifo"]  # endpoint delivery order: see EndpointConfig.ordering
 
 # The filter grammar as JSON Schema, for /openapi.json (relay.delivery.matching checks
 # and compiles filters; a unit test keeps the operators here equal to its list).
@@ -525,6 +526,16 @@ class EndpointConfig(_Section):
         None, gt=0, description="Most requests per second to this endpoint.", examples=[50]
     )
     enabled: bool = Field(True, description="false holds its deliveries until set back to true.")
+    ordering: Ordering = Field(
+        "none", description='"fifo": deliveries go out strictly in the order they were '
+        "queued (the order the events were accepted), one request at a time; a delivery "
+        "waiting for a retry blocks the ones behind it until it succeeds, fails for good or "
+        "is cancelled. The trade-off: one slow receiver limits its own throughput to "
+        "1/latency (endpoint_concurrency does not apply), and one failing event delays "
+        'every later one by its retry schedule. "none": concurrent, each delivery on its '
+        "own schedule. Details: docs/ordering.md.",
+        examples=["fifo"],
+    )
 
     @field_validator("headers")
     @classmethod
@@ -920,6 +931,8 @@ def describe(loaded: Loaded) -> list[str]:
     lines.append(f"endpoints: {len(cfg.endpoints)}")
     for ep in cfg.endpoints:
         state = "" if ep.enabled else " (disabled)"
-        lines.append(f"  {ep.id}: {ep.url} <- {', '.join(ep.events)} [{ep.signature}]{state}")
+        order = ", fifo" if ep.ordering == "fifo" else ""
+        lines.append(f"  {ep.id}: {ep.url} <- {', '.join(ep.events)} "
+                     f"[{ep.signature}{order}]{state}")
     return lines
 

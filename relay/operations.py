@@ -47,7 +47,7 @@ from relay.delivery import health
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.ids import delivery_ref
-from relay.storage.base import DeliveryRow, EndpointRow, EventRow
+from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Store
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
@@ -86,6 +86,14 @@ def webhook_state(webhook: Webhook) -> WebhookState:
     return "failing" if webhook.consecutive_failures else "active"
 
 
+async def with_counts(store: Store, rows: list[EndpointRow]) -> list[Webhook]:
+    """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
+    pending = await store.pending_counts([row.id for row in rows])
+    blocked = await store.blocked_counts(
+        [row.id for row in rows if row.spec.get("ordering") == "fifo"])
+    return [webhook_of(row, pending[row.id], blocked.get(row.id, 0)) for row in rows]
+
+
 async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
                         state: WebhookState | None = None) -> Page[Webhook]:
     """A page of webhooks in creation order, of `tenant` or (None, the operator's list)
@@ -94,9 +102,7 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
     database). Only operator code passes None: Operations always passes its tenant."""
     store = relay.store
     if state is not None:
-        every = await store.list_endpoints(tenant)
-        pending = await store.pending_counts([row.id for row in every])
-        webhooks = [webhook_of(row, pending[row.id]) for row in every]
+        webhooks = await with_counts(store, await store.list_endpoints(tenant))
         ids = [w.id for w in webhooks]
         start = 0 if query.after is None else (
             ids.index(query.after) + 1 if query.after in ids else len(ids))
@@ -105,8 +111,7 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
         return Page[Webhook](data=data, next=cursor)
     rows = await store.list_endpoints(tenant, after=query.after, limit=query.limit + 1)
     page, cursor = page_of(rows, query.limit, lambda row: row.id)
-    pending = await store.pending_counts([row.id for row in page])
-    return Page[Webhook](data=[webhook_of(r, pending[r.id]) for r in page], next=cursor)
+    return Page[Webhook](data=await with_counts(store, page), next=cursor)
 
 
 def _config_defined(row: EndpointRow, what: str) -> Conflict:
@@ -147,8 +152,8 @@ class Operations:
         return row
 
     async def _answer(self, row: EndpointRow) -> Webhook:
-        pending = await self.relay.store.pending_counts([row.id])
-        return webhook_of(row, pending[row.id])
+        [webhook] = await with_counts(self.relay.store, [row])
+        return webhook
 
     def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """The stored spec of an endpoint with these settings, after the checks a config
@@ -267,6 +272,11 @@ class Operations:
         self.require_write()
         row = await self.own_delivery(ref)
         return delivery_of(await self.relay.retry_delivery(row))
+
+    async def cancel(self, ref: str) -> Delivery:
+        self.require_write()
+        row = await self.own_delivery(ref)
+        return delivery_of(await self.relay.cancel_delivery(row))
 
     # --- events --------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@ from here, never from each other."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import httpx
 from relay import config as cfgmod
 from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State
 from tests.conftest import Running, running
-from tests.receiver import Receiver
+from tests.receiver import Receiver, serve_asgi
 
 # --- the store --------------------------------------------------------------------
 
@@ -65,6 +67,67 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FlakyReceiver:
+    """A loopback receiver of events numbered by `data.n`: every request for every
+    `fail_every`-th event (n = fail_every - 1, 2 * fail_every - 1, ...) fails with 500
+    until it has failed `failures` times, then succeeds. Records the n of every request
+    (`seen`), of every success (`succeeded`), and the most requests it held at once."""
+
+    def __init__(self, fail_every: int, failures: int) -> None:
+        self.fail_every, self.failures = fail_every, failures
+        self.seen: list[int] = []
+        self.succeeded: list[int] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._failed: dict[int, int] = {}
+        self._serving: contextlib.AbstractAsyncContextManager[str] | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> FlakyReceiver:
+        self._serving = serve_asgi(self._app)
+        self.url = await self._serving.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._serving is not None
+        await self._serving.__aexit__(None, None, None)
+
+    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self._in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            n = int(json.loads(body)["data"]["n"])
+            self.seen.append(n)
+            status = 200
+            if (n + 1) % self.fail_every == 0 and self._failed.get(n, 0) < self.failures:
+                self._failed[n] = self._failed.get(n, 0) + 1
+                status = 500
+            elif n not in self.succeeded:
+                self.succeeded.append(n)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self._in_flight -= 1
+
+
+def assert_in_order(rx: FlakyReceiver, count: int) -> None:
+    """Events 0..count-1 succeeded in exactly that order, and no request ever went to an
+    event before an earlier one had succeeded (retries and repeats of the head only)."""
+    assert rx.succeeded == list(range(count))
+    assert rx.seen == sorted(rx.seen), "a later event was sent before an earlier one"
 
 
 # --- the HTTP API ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""/v1/webhooks/{id}/deliveries, /v1/deliveries/{id}, .../retry (SPEC §6)."""
+"""/v1/webhooks/{id}/deliveries, /v1/deliveries/{id}, .../retry, .../cancel (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,7 @@ async def get_delivery(request: Request) -> JSONResponse:
 
 async def retry_delivery(request: Request) -> JSONResponse:
     return answer(await operations(request).retry(request.path_params["id"]), 202)
+
+
+async def cancel_delivery(request: Request) -> JSONResponse:
+    return answer(await operations(request).cancel(request.path_params["id"]))

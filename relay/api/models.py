@@ -28,7 +28,7 @@ from pydantic_core import PydanticUndefined
 
 from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import TYPE_RE, EndpointConfig, Scheme, parse_duration
+from relay.config import TYPE_RE, EndpointConfig, Ordering, Scheme, parse_duration
 from relay.ids import delivery_ref
 from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
@@ -60,9 +60,9 @@ Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
 
 # Endpoint settings the API can set, defined (type, default, description) by the config.
 SPEC_FIELDS = ("url", "events", "filter", "headers", "signature", "signature_header",
-               "payload", "timeout", "retry_schedule", "rate_limit")
+               "payload", "timeout", "retry_schedule", "rate_limit", "ordering")
 PATCH_SPEC_FIELDS = ("url", "events", "filter", "headers", "timeout", "retry_schedule",
-                     "rate_limit")
+                     "rate_limit", "ordering")
 _NULLABLE = {"timeout", "retry_schedule", "rate_limit"}  # on PATCH, null: back to the default
 _API_TYPES: dict[str, Any] = {"timeout": Duration | None, "retry_schedule": list[Duration] | None}
 
@@ -169,6 +169,7 @@ class Webhook(BaseModel):
     timeout: str | None = Field(description="null: delivery.timeout")
     retry_schedule: list[str] | None = Field(description="null: delivery.retry_schedule")
     rate_limit: float | None
+    ordering: Ordering
     tenant: str
     is_active: bool = Field(description="false: disabled (see disable_reason)")
     is_paused: bool
@@ -179,6 +180,9 @@ class Webhook(BaseModel):
     last_delivery_status: int | None
     consecutive_failures: int
     pending: int = Field(description="Deliveries not finished: pending, delivering or held.")
+    blocked_behind_head: int = Field(
+        description='ordering "fifo": deliveries waiting behind a head that failed (waiting '
+        "for its retry, or being retried); 0 otherwise.")
 
 
 class WebhookCreated(Webhook):
@@ -278,7 +282,7 @@ def duration_of(seconds: float | None) -> str | None:
     return None if seconds is None else cfgmod.format_duration(seconds)
 
 
-def webhook_of(row: EndpointRow, pending: int) -> Webhook:
+def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
     spec = row.spec
     enabled = spec.get("enabled", True)
     schedule = spec.get("retry_schedule")
@@ -296,6 +300,7 @@ def webhook_of(row: EndpointRow, pending: int) -> Webhook:
         created_at=timestamp(row.created_at), last_delivery_at=time_of(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
+        ordering=spec.get("ordering", "none"), blocked_behind_head=blocked,
     )
 
 

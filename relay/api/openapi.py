@@ -150,6 +150,10 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", "/v1/deliveries/{id}/retry", "Send a finished delivery again now", {
         202: ("The delivery, pending again (held while its webhook is paused).", wh.Delivery),
     }, _W, errors=(409,), tags=("deliveries",)),
+    Op("post", "/v1/deliveries/{id}/cancel", "Stop an unfinished delivery", {
+        200: ("The delivery, cancelled (an attempt in flight is still recorded); behind "
+              "an ordered webhook's head, the next one goes.", wh.Delivery),
+    }, _W, errors=(409,), tags=("deliveries",)),
     Op("get", "/v1/event-types", "List the declared event types", {
         200: ("Every declared type (one page).", Page[wh.EventType]),
     }, _R, tags=("event types",)),

@@ -77,6 +77,7 @@ ROUTES = [
     Route("/v1/webhooks/{id}/deliveries", deliveries.list_deliveries, methods=["GET"]),
     Route("/v1/deliveries/{id}", deliveries.get_delivery, methods=["GET"]),
     Route("/v1/deliveries/{id}/retry", deliveries.retry_delivery, methods=["POST"]),
+    Route("/v1/deliveries/{id}/cancel", deliveries.cancel_delivery, methods=["POST"]),
     Route("/v1/event-types", event_types.list_event_types, methods=["GET"]),
     Route("/v1/event-types/{name}/sample", event_types.event_type_sample, methods=["GET"]),
     Route("/v1/portal-sessions", portal.create_portal_session, methods=["POST"]),

@@ -11,6 +11,9 @@ round trip; the lease of a claimed delivery covers that wait. Bounds:
   batches of at least half its slots once some are ready, and at most `MAX_CLAIM` at once;
 - a rate-limited endpoint claims no run-ahead (its tokens are spent when claimed): at most
   its free slots, and at most the tokens it was given.
+- an ordered (fifo) endpoint claims one delivery, its head, and only when nothing of it is
+  in flight, claimed or waiting to be recorded: then the database's head is the next one
+  to send (docs/ordering.md).
 """
 
 from __future__ import annotations
@@ -25,10 +28,18 @@ def total(*, concurrency: int, inflight: int, ready: int, unrecorded: int) -> in
     return 2 * concurrency - inflight - ready
 
 
+def held_back(*, ordered: bool, inflight: int, ready: int, unrecorded: int) -> bool:
+    """An ordered endpoint waits until its previous delivery's outcome is committed: the
+    head it would claim is the one the database names, never one behind it."""
+    return ordered and inflight + ready + unrecorded > 0
+
+
 def endpoint(*, concurrency: int, inflight: int, ready: int, budget: int,
-             tokens: int | None) -> int:
+             tokens: int | None, ordered: bool = False) -> int:
     """Deliveries to claim now for one due endpoint (<= 0: none), out of `budget` left
-    in all; `tokens` None: no rate limit."""
+    in all; `tokens` None: no rate limit. `ordered`: the caller checked `held_back`."""
+    if ordered:
+        return min(1, budget, MAX_CLAIM if tokens is None else tokens)
     if tokens is not None:
         return min(concurrency - inflight - ready, budget, MAX_CLAIM, tokens)
     free = min(2 * concurrency - inflight - ready, budget, MAX_CLAIM)

@@ -23,8 +23,9 @@ class Endpoint:
     payload: str
     timeout: float
     schedule: tuple[float, ...]
-    concurrency: int
+    concurrency: int  # 1 when ordered
     rate_limit: float | None
+    ordered: bool  # ordering = "fifo": one at a time, the head first (docs/ordering.md)
     allow_http: bool
     allow_private: bool
     secrets: tuple[str, ...]  # the current secret, then the previous one during its grace
@@ -43,6 +44,7 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
     if row.prev_secret and row.prev_secret_until and row.prev_secret_until > now:
         secrets.append(row.prev_secret)
     schedule = spec.get("retry_schedule")
+    ordered = spec.get("ordering") == "fifo"
     return Endpoint(
         id=row.id,
         tenant=row.tenant,
@@ -55,8 +57,10 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         payload=spec.get("payload") or "envelope",
         timeout=spec.get("timeout") or defaults.timeout,
         schedule=tuple(defaults.retry_schedule if schedule is None else schedule),
-        concurrency=spec.get("endpoint_concurrency") or defaults.endpoint_concurrency,
+        concurrency=1 if ordered else
+        spec.get("endpoint_concurrency") or defaults.endpoint_concurrency,
         rate_limit=spec.get("rate_limit"),
+        ordered=ordered,
         allow_http=defaults.allow_http,
         allow_private=defaults.allow_private_networks,
         secrets=tuple(secrets),

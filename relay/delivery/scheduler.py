@@ -97,6 +97,7 @@ class _Lane:
     due: float | None = 0.0  # earliest known due time; 0 = unknown, look; None = nothing
     notified: float | None = None  # lowest hint received while a claim was running
     inflight: int = 0
+    unrecorded: int = 0  # outcomes sent back but not yet committed
     bucket: ratelimit.Bucket = field(default_factory=ratelimit.Bucket)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     ready: deque[Claimed] = field(default_factory=deque)  # claimed, waiting for a slot
@@ -158,7 +159,8 @@ class Scheduler:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         for endpoint_id in set(self._lanes) - set(endpoints):
-            if not self._lanes[endpoint_id].inflight:
+            lane = self._lanes[endpoint_id]
+            if not lane.inflight and not lane.unrecorded:
                 del self._lanes[endpoint_id]
         self.wake()
 
@@ -306,6 +308,9 @@ class Scheduler:
             if lane.due > now:
                 soonest = _earliest(soonest, lane.due)
                 continue
+            if budget.held_back(ordered=endpoint.ordered, inflight=lane.inflight,
+                                ready=len(lane.ready), unrecorded=lane.unrecorded):
+                continue  # the recorder wakes it when the outcome is committed
             taken = None
             if endpoint.rate_limit:
                 taken = ratelimit.take(lane.bucket, now, endpoint.rate_limit)
@@ -313,7 +318,7 @@ class Scheduler:
             free = budget.endpoint(
                 concurrency=endpoint.concurrency, inflight=lane.inflight,
                 ready=len(lane.ready), budget=left,
-                tokens=None if taken is None else taken.allowed,
+                tokens=None if taken is None else taken.allowed, ordered=endpoint.ordered,
             )
             if free <= 0:
                 if taken is not None and lane.inflight < endpoint.concurrency:
@@ -331,7 +336,8 @@ class Scheduler:
         lease = self._lease_for(wanted)
         try:
             claimed, next_due = await self._store.claim(
-                wanted, now, now + lease, self._limits(wanted)
+                wanted, now, now + lease, self._limits(wanted),
+                ordered=frozenset(e for e in wanted if self._endpoints[e].ordered),
             )
         finally:
             self._claiming = False
@@ -465,6 +471,9 @@ class Scheduler:
             next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
         )
         self._outcomes.append(_Finished(result, item.event_id, outcome, now))
+        lane = self._lanes.get(endpoint.id)
+        if lane is not None:
+            lane.unrecorded += 1
         self._outcome_ready.set()
 
     async def _record_loop(self) -> None:
@@ -493,6 +502,7 @@ class Scheduler:
                 continue
             finally:
                 self._recording = 0
+                self._settled(batch)
                 self._wake.set()
                 for finished in batch:  # recorded, or left for its lease to expire
                     self._leased.pop(finished.result.delivery_id, None)
@@ -503,6 +513,19 @@ class Scheduler:
                         reason=reason)
                 self._on_disabled(recorded.disabled)
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
+
+    def _settled(self, batch: list[_Finished]) -> None:
+        """Outcomes committed (or given up on): an ordered endpoint looks for its next head,
+        which only the database knows (a retry, success, failure or cancellation moved it)."""
+        for finished in batch:
+            endpoint_id = finished.result.endpoint_id
+            lane = self._lanes.get(endpoint_id)
+            if lane is None:
+                continue
+            lane.unrecorded -= 1
+            endpoint = self._endpoints.get(endpoint_id)
+            if endpoint is not None and endpoint.ordered:
+                self.notify(endpoint_id, finished.now)
 
     def _recorded(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
         """Metrics and the retry hint of a recorded attempt; returns its log line."""

@@ -543,13 +543,19 @@ class SQLiteStore:
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None,
+        ordered: frozenset[str] = frozenset(),
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries per endpoint `delivering`, oldest
         first, counting the attempt now. Returns them and, for each endpoint that ran out of
         due work, when its next delivery is due (None: nothing pending). `limits` is for
-        backends shared by several processes: here the one scheduler holds them itself."""
+        backends shared by several processes: here the one scheduler holds them itself.
+
+        An `ordered` endpoint gives only its head (its unfinished delivery with the lowest
+        id), and only when the head is pending and due: while it is in flight or waiting for
+        a retry nothing behind it goes. Its next due time is the head's (None while the head
+        is in flight: the outcome's recording wakes the scheduler)."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
-            _claim, (wanted, now, lease_until)
+            _claim, (wanted, now, lease_until, ordered)
         )
         return result
 
@@ -673,6 +679,23 @@ class SQLiteStore:
         )
         return _endpoint(rows[0]) if rows else None
 
+    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Per ordered endpoint: the deliveries waiting behind a head that has failed (it
+        waits for a retry or is being retried); 0 while the head is on its first attempt,
+        or there is none."""
+        counts = dict.fromkeys(endpoint_ids, 0)
+        for endpoint_id in endpoint_ids:
+            head = await self._read(_HEAD, (endpoint_id,))
+            if not head or head[0][3] <= (1 if head[0][1] == "delivering" else 0):
+                continue
+            [(behind,)] = await self._read(
+                "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND id > ? "
+                "AND state IN ('pending', 'delivering', 'held')",
+                (endpoint_id, head[0][0]),
+            )
+            counts[endpoint_id] = int(behind)
+        return counts
+
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint; one query per
         state so each is answered from its partial index, not the endpoint's history.
@@ -749,6 +772,13 @@ class SQLiteStore:
         row: DeliveryRow = await self._submit(
             _retry_delivery, (delivery_id, state, now), durable=True
         )
+        return row
+
+    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
+        """An unfinished delivery (pending, held, delivering) becomes cancelled; an attempt
+        in flight is still recorded, the delivery stays cancelled. Conflict once finished."""
+        row: DeliveryRow = await self._submit(_cancel_delivery, (delivery_id, now),
+                                              durable=True)
         return row
 
     async def recover_failed(self, endpoint_id: str, since: float, state: State,
@@ -953,6 +983,14 @@ def _ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
     return results
 
 
+_HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
+    "SELECT id, state, next_at, attempts FROM deliveries WHERE endpoint_id = ? "
+    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
+)
+_CLAIM_ONE = (
+    "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ? WHERE id = ? RETURNING id, event_id, endpoint_id, attempts"
+)
 _CLAIM = (
     "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
     "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND "
@@ -963,10 +1001,19 @@ _CLAIM = (
 
 def _claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
-    for wanted, now, lease_until in args:
+    for wanted, now, lease_until, ordered in args:
         claimed: list[Any] = []
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in wanted.items():
+            if endpoint_id in ordered:
+                head = db.execute(_HEAD, (endpoint_id,)).fetchone()
+                if head is None or head[1] == "delivering":
+                    next_due[endpoint_id] = None
+                elif head[2] > now:
+                    next_due[endpoint_id] = float(head[2])
+                else:
+                    claimed.extend(db.execute(_CLAIM_ONE, (lease_until, now, head[0])))
+                continue
             rows = db.execute(_CLAIM, (lease_until, now, endpoint_id, now, limit)).fetchall()
             claimed.extend(rows)
             if len(rows) < limit:
@@ -1252,6 +1299,29 @@ def _retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
                 f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
                 f"({', '.join(_FINISHED)}) can be retried"
+            )
+        )
+    return out
+
+
+def _cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, now in args:
+        cur = db.execute(
+            "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+            "WHERE id = ? AND state IN ('pending', 'held', 'delivering') "
+            f"RETURNING {_DELIVERY_COLS}",
+            (now, delivery_id),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            out.append(DeliveryRow(*row))
+            continue
+        found = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        out.append(
+            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
+                f"delivery dlv_{delivery_id} is {found[0]} already; only unfinished "
+                "deliveries (pending, held, delivering) can be cancelled"
             )
         )
     return out

@@ -301,3 +301,33 @@ async def test_console_reads_and_stored_keys(store: Store) -> None:
     assert await store.outcomes_per_minute(NOW + 60) == []
     assert await store.secret_key("session", lambda: b"k1") == b"k1"
     assert await store.secret_key("session", lambda: b"k2") == b"k1"  # kept, not replaced
+
+
+async def test_an_ordered_claim_takes_only_the_head_while_it_blocks(store: Store) -> None:
+    await store.ingest([event(i, ("a",)) for i in range(4)])
+    fifo = frozenset({"a"})
+    # Asked for ten, an ordered endpoint gets its head alone.
+    [head], next_due = await store.claim({"a": 10}, NOW, NOW + 30, ordered=fifo)
+    assert head.event_id == "evt_0000" and next_due == {}
+    # In flight: nothing behind it, and no due time (the outcome's recording wakes it).
+    assert await store.claim({"a": 10}, NOW, NOW + 30, ordered=fifo) == ([], {"a": None})
+    await store.record([result(head.id, "a", 1, "pending", next_at=NOW + 60)], NOW, 1e9)
+    # Waiting for its retry: still nothing behind it, and the head's due time, though
+    # the later ones are due now.
+    assert await store.claim({"a": 10}, NOW + 1, NOW + 31, ordered=fifo) == (
+        [], {"a": NOW + 60})
+    assert await store.blocked_counts(["a"]) == {"a": 3}
+    # Cancelled, the head gives way to the next event.
+    cancelled = await store.cancel_delivery(head.id, NOW + 2)
+    assert cancelled.state == "cancelled"
+    with pytest.raises(Conflict, match="cancelled already"):
+        await store.cancel_delivery(head.id, NOW + 2)
+    [second], _ = await store.claim({"a": 10}, NOW + 2, NOW + 32, ordered=fifo)
+    assert second.event_id == "evt_0001"
+    assert await store.blocked_counts(["a"]) == {"a": 0}  # on its first attempt
+    # A retried earlier delivery goes back to its place, before the later ones.
+    await store.record([result(second.id, "a", 1, "succeeded", ok=True, status=200)],
+                       NOW + 3, 1e9)
+    await store.retry_delivery(head.id, "pending", NOW + 4)
+    [again], _ = await store.claim({"a": 10}, NOW + 4, NOW + 34, ordered=fifo)
+    assert again.id == head.id

@@ -49,3 +49,29 @@ def test_endpoint(concurrency: int, inflight: int, ready: int, left: int,
     got = budget.endpoint(concurrency=concurrency, inflight=inflight, ready=ready,
                           budget=left, tokens=tokens)
     assert max(got, 0) == claim
+
+
+@pytest.mark.parametrize(
+    ("ordered", "inflight", "ready", "unrecorded", "held"),
+    [
+        (True, 0, 0, 0, False),  # nothing of it in the air: claim the head
+        (True, 1, 0, 0, True),  # one request in flight at a time
+        (True, 0, 1, 0, True),  # claimed, not sent yet
+        (True, 0, 0, 1, True),  # sent, outcome not committed: the head may not have moved
+        (False, 3, 2, 1, False),  # unordered endpoints are never held back
+    ],
+)
+def test_held_back(ordered: bool, inflight: int, ready: int, unrecorded: int,
+                   held: bool) -> None:
+    assert budget.held_back(ordered=ordered, inflight=inflight, ready=ready,
+                            unrecorded=unrecorded) is held
+
+
+@pytest.mark.parametrize(
+    ("left", "tokens", "claim"),
+    [(100, None, 1), (100, 5, 1), (100, 0, 0), (0, None, 0)],  # the head only, if allowed
+)
+def test_endpoint_ordered(left: int, tokens: int | None, claim: int) -> None:
+    got = budget.endpoint(concurrency=8, inflight=0, ready=0, budget=left, tokens=tokens,
+                          ordered=True)
+    assert max(got, 0) == claim

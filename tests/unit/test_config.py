@@ -248,3 +248,13 @@ def test_example_documents_every_key_and_is_valid() -> None:
     data = tomllib.loads(live)
     assert data["endpoints"][0]["id"] == "crm"
     cfgmod.validate(data, {"RELAY_BILLING_KEY": "k", "CRM_WEBHOOK_SECRET": "s" * 20})
+
+
+def test_ordering_is_checked_and_described() -> None:
+    endpoint = {"id": "ledger", "url": "https://ledger.example/", "ordering": "fifo"}
+    loaded = cfgmod.validate({"endpoints": [endpoint]}, {})
+    assert loaded.config.endpoints[0].ordering == "fifo"
+    assert "  ledger: https://ledger.example/ <- * [standard-webhooks, fifo]" \
+        in cfgmod.describe(loaded)
+    with pytest.raises(ConfigError, match=r"endpoints\[0\]\.ordering: Input should be"):
+        cfgmod.validate({"endpoints": [{**endpoint, "ordering": "lifo"}]}, {})

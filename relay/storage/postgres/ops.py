@@ -203,6 +203,15 @@ _CLAIM = (
     "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
 )
 _NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
+_HEAD = (  # an ordered endpoint's head: its unfinished delivery with the lowest id
+    "SELECT id, state, next_at FROM deliveries WHERE endpoint_id = $1 "
+    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
+)
+_CLAIM_HEAD = (
+    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
+    "lease_until = $1, updated_at = $2 FROM events e WHERE d.id = $3 AND e.id = d.event_id "
+    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +220,22 @@ class ClaimArgs:
     now: float
     lease_until: float
     limits: Limits
+    ordered: frozenset[str] = frozenset()
+
+
+async def _claim_head(con: Connection, a: ClaimArgs, endpoint_id: str,
+                      claimed: list[Claimed], next_due: dict[str, float | None]) -> None:
+    """An ordered endpoint: its head alone, when pending and due; under the endpoint's
+    claim lock, so across processes only one ever holds it (as on SQLite otherwise)."""
+    await con.execute(_CLAIM_LOCK, endpoint_id)
+    head = await con.fetchrow(_HEAD, endpoint_id)
+    if head is None or head[1] == "delivering":
+        next_due[endpoint_id] = None
+    elif head[2] > a.now:
+        next_due[endpoint_id] = float(head[2])
+    else:
+        rows = await con.fetch(_CLAIM_HEAD, a.lease_until, a.now, head[0])
+        claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
 
 
 async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
@@ -223,6 +248,9 @@ async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
         claimed: list[Claimed] = []
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in sorted(a.wanted.items()):  # lock order: no deadlock
+            if endpoint_id in a.ordered:
+                await _claim_head(con, a, endpoint_id, claimed, next_due)
+                continue
             want, retry_at = limit, None
             cap = a.limits.get(endpoint_id)
             if cap is not None:
@@ -601,6 +629,28 @@ async def retry_delivery(con: Connection, args: list[tuple[int, str, float]]) ->
             NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
                 f"delivery dlv_{delivery_id} is {found}; only finished deliveries "
                 f"({', '.join(FINISHED)}) can be retried"
+            )
+        )
+    return out
+
+
+async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, now in args:
+        row = await con.fetchrow(
+            "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $2 "
+            "WHERE id = $1 AND state IN ('pending', 'held', 'delivering') "
+            f"RETURNING {DELIVERY_COLS}",
+            delivery_id, now,
+        )
+        if row is not None:
+            out.append(delivery(row))
+            continue
+        found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
+        out.append(
+            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
+                f"delivery dlv_{delivery_id} is {found} already; only unfinished "
+                "deliveries (pending, held, delivering) can be cancelled"
             )
         )
     return out

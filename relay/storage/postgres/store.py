@@ -265,12 +265,13 @@ class PostgresStore:
 
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
-        limits: Limits | None = None,
+        limits: Limits | None = None, ordered: frozenset[str] = frozenset(),
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries `delivering`, oldest first; with
-        `limits` (endpoint -> concurrency, rate), within them across every process."""
+        `limits` (endpoint -> concurrency, rate), within them across every process; an
+        `ordered` endpoint gives only its head (see SQLiteStore.claim)."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
-            ops.claim, ops.ClaimArgs(wanted, now, lease_until, limits or {})
+            ops.claim, ops.ClaimArgs(wanted, now, lease_until, limits or {}, ordered)
         )
         return result
 
@@ -426,6 +427,26 @@ class PostgresStore:
             ops.retry_delivery, (delivery_id, state, now), durable=True
         )
         return row
+
+    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
+        row: DeliveryRow = await self._submit(ops.cancel_delivery, (delivery_id, now),
+                                              durable=True)
+        return row
+
+    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Per ordered endpoint: the deliveries waiting behind a head that has failed; 0
+        while the head is on its first attempt, or there is none (as on SQLite)."""
+        counts = dict.fromkeys(endpoint_ids, 0)
+        for endpoint_id in endpoint_ids:
+            head = await self._read(
+                "SELECT id, state, attempts FROM deliveries WHERE endpoint_id = $1 "
+                "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1", endpoint_id)
+            if not head or head[0][2] <= (1 if head[0][1] == "delivering" else 0):
+                continue
+            counts[endpoint_id] = int(await self._live_pool().fetchval(
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "
+                "AND state IN ('pending', 'delivering', 'held')", endpoint_id, head[0][0]))
+        return counts
 
     async def recover_failed(self, endpoint_id: str, since: float, state: State,
                              now: float) -> int:
