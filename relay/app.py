@@ -191,6 +191,8 @@ class Relay:
             env, payload = envelope(event_id(now, random=os.urandom(10)), notice.type,
                                     notice.tenant, data, now)
             targets = self.match(notice.tenant, env)
+            if not targets:
+                continue  # no subscriber: nothing to deliver, nothing to store
             out.append(NewEvent(
                 id=env["id"], tenant=notice.tenant, type=notice.type, idem_key=None,
                 digest="", created_at=now, payload=payload,
@@ -214,6 +216,8 @@ class Relay:
         docs/architecture.md says why that window is accepted here."""
         now = self.clock()
         new = self._ops_events([notice], now, about)
+        if not new:
+            return
         await self.store.ingest(new)
         for endpoint_id, state in new[0].deliveries:
             if state == "pending":

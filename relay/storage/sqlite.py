@@ -1057,9 +1057,9 @@ def _emit(db: sqlite3.Connection, ops: Ops, attempted: dict[str, list[AttemptRes
             eid, tenant, streak, attempts, failing_after=ops.failing_after,
             disabled=disabled.get(eid), disabled_code=codes.get(eid), event_of=event_of,
         )
-    if not notices:
-        return Recorded(disabled)
-    new = ops.build(notices, now)
+    new = ops.build(notices, now) if notices else []
+    if not new:
+        return Recorded(disabled, tuple(notices))
     _ingest(db, [new])
     due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
     return Recorded(disabled, tuple(notices), due)
