@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from relay import config as cfgmod
 from relay import logs
+from relay.delivery import opsevents
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
 from relay.delivery.matching import type_matches
 from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
@@ -38,6 +40,8 @@ from relay.storage.base import (
     Ingested,
     NewEndpoint,
     NewEvent,
+    Notice,
+    Ops,
     Watcher,
 )
 
@@ -85,6 +89,7 @@ class Relay:
             concurrency=loaded.config.delivery.concurrency,
             disable_after=lambda: self.config.delivery.disable_after,
             on_disabled=self._endpoints_disabled, clock=clock,
+            ops=lambda: Ops(self.config.operator.failing_after, self._ops_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
         self.started = False
@@ -183,6 +188,51 @@ class Relay:
                 self.scheduler.notify(endpoint_id, now)
         return results
 
+    # --- operational events (relay.*) ----------------------------------------------------
+
+    def _ops_events(self, notices: list[Notice], now: float,
+                    about: EndpointRow | None = None) -> list[NewEvent]:
+        """Notices as events with their deliveries, matched like ingested events. Also
+        called on the store's writer thread (Store.record): it only reads the endpoints
+        in memory, and draws its ids' randomness from os.urandom, not the loop's pool."""
+        out = []
+        for notice in notices:
+            data = {"endpoint": self._summary(notice.endpoint_id, about), **notice.data}
+            env, payload = envelope(event_id(now, random=os.urandom(10)), notice.type,
+                                    notice.tenant, data, now)
+            targets = self.match(notice.tenant, env)
+            if not targets:
+                continue  # no subscriber: nothing to deliver, nothing to store
+            out.append(NewEvent(
+                id=env["id"], tenant=notice.tenant, type=notice.type, idem_key=None,
+                digest="", created_at=now, payload=payload,
+                deliveries=tuple((t.id, t.new_state) for t in targets),
+            ))
+        return out
+
+    def _summary(self, endpoint_id: str, row: EndpointRow | None) -> dict[str, Any]:
+        """Who an operational event is about: id, name, url, events."""
+        endpoint = self.endpoints.get(endpoint_id)
+        if row is None and endpoint is not None:
+            row = endpoint.row
+        if row is None:  # gone from memory already
+            return {"id": endpoint_id}
+        return {"id": row.id, "name": row.name, "url": row.spec.get("url"),
+                "events": row.spec.get("events", ["*"])}
+
+    async def _emit(self, notice: Notice, about: EndpointRow | None = None) -> None:
+        """Store one operational event about an API change, after the change's commit.
+        A crash between the two commits loses this event (the change itself stands);
+        docs/architecture.md says why that window is accepted here."""
+        now = self.clock()
+        new = self._ops_events([notice], now, about)
+        if not new:
+            return
+        await self.store.ingest(new)
+        for endpoint_id, state in new[0].deliveries:
+            if state == "pending":
+                self.scheduler.notify(endpoint_id, now)
+
     # --- config and endpoints -------------------------------------------------------------
 
     async def _sync_config(self, loaded: cfgmod.Loaded) -> None:
@@ -228,14 +278,28 @@ class Relay:
         )
         await self.refresh_endpoints()
         log("endpoint_created", endpoint=row.id, tenant=tenant)
+        await self._emit(Notice(opsevents.CREATED, row.id, row.tenant, {}))
         return row
 
     async def change_endpoint(self, endpoint_id: str, changes: dict[str, Any]) -> EndpointRow:
         """Apply changes; pausing holds its deliveries, resuming or re-enabling releases
-        the held ones in order (refresh_endpoints)."""
+        the held ones in order (refresh_endpoints). Reported as relay.endpoint.updated
+        (the fields that changed), and relay.endpoint.disabled when it disabled it."""
+        old = await self.store.get_endpoint(endpoint_id)
         row = await self.store.update_endpoint(endpoint_id, changes, self.clock())
         await self.refresh_endpoints()
         log("endpoint_changed", endpoint=endpoint_id, fields=",".join(sorted(changes)) or None)
+        if old is not None:
+            spec = {k for k in old.spec.keys() | row.spec.keys()
+                    if old.spec.get(k) != row.spec.get(k)}
+            changed = sorted(spec | {k for k in ("name", "is_active", "is_paused")
+                                     if getattr(old, k) != getattr(row, k)})
+            if changed:
+                await self._emit(Notice(opsevents.UPDATED, row.id, row.tenant,
+                                        {"changed": changed}))
+            if old.is_active and not row.is_active:
+                await self._emit(Notice(opsevents.DISABLED, row.id, row.tenant, {
+                    "reason": opsevents.API, "detail": row.disable_reason}))
         return row
 
     async def rotate_secret(self, endpoint_id: str, grace: float) -> EndpointRow:
@@ -249,9 +313,13 @@ class Relay:
         return row
 
     async def delete_endpoint(self, endpoint_id: str) -> int:
+        row = await self.store.get_endpoint(endpoint_id)
         cancelled = await self.store.delete_endpoint(endpoint_id, self.clock())
         await self.refresh_endpoints()
         log("endpoint_deleted", endpoint=endpoint_id, cancelled=cancelled or None)
+        if row is not None:
+            await self._emit(Notice(opsevents.DELETED, row.id, row.tenant,
+                                    {"cancelled": cancelled}), about=row)
         return cancelled
 
     def _live(self, endpoint_id: str) -> Endpoint:

@@ -247,6 +247,14 @@ class UiConfig(_Section):
     )
 
 
+class OperatorConfig(_Section):
+    failing_after: int = Field(
+        5, gt=0,
+        description="Consecutive failed attempts after which an endpoint is reported "
+        "failing (`relay.endpoint.failing`, once per failure streak).",
+    )
+
+
 class TenantConfig(_Section):
     id: str = Field(pattern=ID_RE, description="Tenant id.", examples=["acme"])
     webhooks_enabled: bool = Field(
@@ -551,6 +559,7 @@ class Config(_Section):
     tenants: list[TenantConfig] = Field(default_factory=list)
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
     event_types: list[EventTypeConfig] = Field(default_factory=list)
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
 
     def tenant(self, tenant_id: str) -> TenantConfig | None:
@@ -836,6 +845,8 @@ SECTION_HELP = {
     "tenants": "Tenants beyond `default` (which always exists).",
     "api_keys": "API keys. Without any, relay serves unauthenticated on loopback only.",
     "event_types": "Declared event types. When any are declared, ingest refuses others (422).",
+    "operator": "Operational events (relay.*): what relay reports about itself "
+    "(docs/operational-events.md).",
     "endpoints": "Subscribers. Uncomment and edit to add one.",
 }
 

@@ -30,10 +30,11 @@ class _Entropy:
 _entropy = _Entropy()
 
 
-def ulid(now: float | None = None) -> str:
-    """26 characters: 48 bits of milliseconds, then 80 random bits."""
+def ulid(now: float | None = None, *, random: bytes | None = None) -> str:
+    """26 characters: 48 bits of milliseconds, then 80 random bits (`random`, 10 bytes,
+    off the event loop's thread, where the pool may not be used)."""
     ms = int((time.time() if now is None else now) * 1000)
-    value = (ms << 80) | int.from_bytes(_entropy.take(10), "big")
+    value = (ms << 80) | int.from_bytes(random or _entropy.take(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
@@ -41,8 +42,8 @@ def ulid(now: float | None = None) -> str:
     return "".join(reversed(chars))
 
 
-def event_id(now: float | None = None) -> str:
-    return "evt_" + ulid(now)
+def event_id(now: float | None = None, *, random: bytes | None = None) -> str:
+    return "evt_" + ulid(now, random=random)
 
 
 def delivery_ref(delivery_id: int) -> str:

@@ -43,7 +43,7 @@ from relay.api.models import (
 )
 from relay.app import Relay
 from relay.config import EndpointConfig, TenantConfig
-from relay.delivery import health
+from relay.delivery import health, opsevents
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.ids import delivery_ref
@@ -235,11 +235,10 @@ class Operations:
         row = await self.own_webhook(webhook_id)
         name, data = PING
         if event_type is not None:
-            declared = {t.name: t for t in self.relay.config.event_types}
-            if event_type not in declared:
-                raise NotFound(f"no event type {event_type!r}; declared: "
-                               + (", ".join(declared) or "none"))
-            name, data = event_type, declared[event_type].sample
+            known = {t.name: t.sample for t in self.event_types()}
+            if event_type not in known:
+                raise NotFound(f"no event type {event_type!r}; known: " + ", ".join(known))
+            name, data = event_type, known[event_type]
         envelope, outcome = await self.relay.test_send(row.id, name, data)
         return SendTestResult(
             success=outcome.ok, status=outcome.status, duration_ms=outcome.duration_ms,
@@ -319,12 +318,16 @@ class Operations:
     # --- event types ---------------------------------------------------------------------
 
     def event_types(self) -> list[EventType]:
-        return [EventType(name=t.name, description=t.description, sample=t.sample,
-                          schema=t.json_schema)
-                for t in self.relay.config.event_types]
+        """The declared types, then relay's own operational events (relay.*)."""
+        declared = [EventType(name=t.name, description=t.description, sample=t.sample,
+                              schema=t.json_schema)
+                    for t in self.relay.config.event_types]
+        return declared + [
+            EventType(name=name, description=description, sample=sample, schema=None)
+            for name, (description, sample) in opsevents.TYPES.items()]
 
     def sample(self, name: str) -> Sample:
-        for event_type in self.relay.config.event_types:
+        for event_type in self.event_types():
             if event_type.name == name:
                 return Sample(type=name, data=event_type.sample)
         raise NotFound(f"no event type {name!r}")

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from relay.api.auth import Principal, authenticate, tenant_for
 from relay.app import EventIn, Relay, timestamp
 from relay.config import TYPE_RE, key_path
+from relay.delivery.opsevents import is_operational
 from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from relay.storage.base import Ingested
 
@@ -100,6 +101,12 @@ def invalid(exc: ValidationError) -> Unprocessable:
 def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,
               idem_header: str | None) -> EventIn:
     tenant = tenant_for(principal, body.tenant, relay.config, f"{where}tenant")
+    if is_operational(body.type):
+        raise Unprocessable("the request has invalid fields", [{
+            "path": f"{where}type",
+            "message": f"{body.type!r}: types starting with 'relay.' are relay's own "
+            "operational events (docs/operational-events.md)",
+        }])
     declared = relay.config.event_types
     if declared:
         event_type = next((t for t in declared if t.name == body.type), None)

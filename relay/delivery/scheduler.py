@@ -42,7 +42,7 @@ from relay.errors import RelayError
 from relay.ids import delivery_ref
 from relay.logs import log, log_lines
 from relay.metrics import Metrics
-from relay.storage.base import AttemptResult, Claimed, Recorded, Store
+from relay.storage.base import AttemptResult, Claimed, Ops, Recorded, Store
 
 _LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
 _RENEW_EVERY = 2.0  # seconds between renewals of the leases this process holds
@@ -114,6 +114,7 @@ class Scheduler:
         disable_after: Callable[[], float],
         on_disabled: Callable[[dict[str, str]], None],
         clock: Callable[[], float] = time.time,
+        ops: Callable[[], Ops] | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -122,6 +123,7 @@ class Scheduler:
         self._disable_after = disable_after
         self._on_disabled = on_disabled
         self._clock = clock
+        self._ops = ops
         self._endpoints: dict[str, Endpoint] = {}
         self._lanes: dict[str, _Lane] = {}
         self._inflight = 0
@@ -490,7 +492,8 @@ class Scheduler:
             self._recording = len(batch)
             try:
                 recorded: Recorded = await self._store.record(
-                    [f.result for f in batch], max(f.now for f in batch), self._disable_after()
+                    [f.result for f in batch], max(f.now for f in batch), self._disable_after(),
+                    None if self._ops is None else self._ops(),
                 )
             except RelayError as exc:
                 # The rows stay `delivering`; their leases expire and the attempts repeat.
@@ -507,6 +510,10 @@ class Scheduler:
                 for finished in batch:  # recorded, or left for its lease to expire
                     self._leased.pop(finished.result.delivery_id, None)
             log_lines("attempt", [self._recorded(finished) for finished in batch])
+            for notice in recorded.notices:
+                log("ops_event", type=notice.type, endpoint=notice.endpoint_id)
+            for endpoint_id in recorded.due:
+                self.notify(endpoint_id, self._clock())
             if recorded.disabled:
                 for endpoint_id, reason in recorded.disabled.items():
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,

@@ -156,10 +156,33 @@ class AttemptRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A change relay reports about itself as an operational event (`relay.*`): what
+    happened (`type`), to which endpoint, in its tenant, with the event's own fields."""
+
+    type: str
+    endpoint_id: str
+    tenant: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ops:
+    """What `record` needs to emit operational events in its own transaction: the
+    streak length reported as failing, and how notices become events (matched against
+    the endpoints in memory: called on the store's writer, so it must only read)."""
+
+    failing_after: int
+    build: Callable[[list[Notice], float], list[NewEvent]]
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """What recording outcomes changed beyond the deliveries themselves."""
 
     disabled: dict[str, str] = field(default_factory=dict)  # endpoint id -> reason
+    notices: tuple[Notice, ...] = ()  # emitted as events in the same transaction
+    due: frozenset[str] = frozenset()  # endpoints given pending deliveries of those events
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +262,8 @@ class Store(Protocol):
     ) -> tuple[list[Claimed], dict[str, float | None]]: ...
     async def renew(self, delivery_ids: list[int], lease_until: float) -> int: ...
     async def record(
-        self, results: list[AttemptResult], now: float, disable_after: float
+        self, results: list[AttemptResult], now: float, disable_after: float,
+        ops: Ops | None = None,
     ) -> Recorded: ...
     async def recover_inflight(self, now: float) -> int: ...
     async def reclaim_expired(self, now: float) -> int: ...

@@ -48,7 +48,7 @@ from typing import Any, Literal
 import aiosqlite
 import orjson
 
-from relay.delivery import health
+from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, RelayError, StorageError, TooManyRequests
 from relay.storage.base import (
     AttemptResult,
@@ -65,7 +65,9 @@ from relay.storage.base import (
     NewEndpoint,
     NewEvent,
     NodeRow,
+    Notice,
     Observer,
+    Ops,
     Recorded,
     State,
     Watcher,
@@ -560,11 +562,13 @@ class SQLiteStore:
         return result
 
     async def record(
-        self, results: list[AttemptResult], now: float, disable_after: float
+        self, results: list[AttemptResult], now: float, disable_after: float,
+        ops: Ops | None = None,
     ) -> Recorded:
         """Record attempts and the deliveries' next states, update endpoint health,
-        disable endpoints that answered 410 or failed for `disable_after`."""
-        recorded: Recorded = await self._submit(_record, (results, now, disable_after))
+        disable endpoints that answered 410 or failed for `disable_after`; with `ops`,
+        store the operational events this causes in the same transaction."""
+        recorded: Recorded = await self._submit(_record, (results, now, disable_after, ops))
         return recorded
 
     async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
@@ -1038,9 +1042,9 @@ def _claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
 
 
 def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
-    results: list[AttemptResult] = [r for batch, _, _ in args for r in batch]
+    results: list[AttemptResult] = [r for batch, _, _, _ in args for r in batch]
     now = max(a[1] for a in args)
-    disable_after = args[-1][2]
+    disable_after, ops = args[-1][2], args[-1][3]
     db.executemany(
         "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
         "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -1063,10 +1067,11 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         attempted.setdefault(r.endpoint_id, []).append(r)
     updates: list[tuple[Any, ...]] = []
     disabled: dict[str, str] = {}
+    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
     for chunk in _chunks(list(attempted)):
         cur = db.execute(
             "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-            f"last_delivery_at, last_delivery_status FROM endpoints WHERE id IN "
+            f"last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id IN "
             f"({_marks(len(chunk))})",
             chunk,
         )
@@ -1080,6 +1085,7 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             updates.append((after.is_active, after.disable_reason, after.consecutive_failures,
                             after.failing_since, after.last_delivery_at,
                             after.last_delivery_status, row[0]))
+            streaks[row[0]] = (row[7], row[3])
             if change.disabled is not None:
                 disabled[row[0]] = change.disabled
     db.executemany(
@@ -1090,7 +1096,45 @@ def _record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     for eid in disabled:
         db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
     _set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
-    return [Recorded(disabled) for _ in args]
+    recorded = Recorded(disabled)
+    if ops is not None:
+        codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
+                 for eid, reason in disabled.items()}
+        recorded = _emit(db, ops, attempted, streaks, disabled, codes, now)
+    return [recorded for _ in args]
+
+
+def _emit(db: sqlite3.Connection, ops: Ops, attempted: dict[str, list[AttemptResult]],
+          before: dict[str, tuple[str, int]], disabled: dict[str, str],
+          codes: dict[str, str], now: float) -> Recorded:
+    """Store the operational events `results` cause, in the record transaction: a crash
+    loses the outcome and its events together (the attempt is then repeated)."""
+    events: dict[int, tuple[str, str]] = {}
+
+    def event_of(delivery_id: int) -> tuple[str, str]:
+        if delivery_id not in events:
+            row = db.execute(
+                "SELECT e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
+                "WHERE d.id = ?", (delivery_id,),
+            ).fetchone()
+            events[delivery_id] = ("", "") if row is None else (row[0], row[1])
+        return events[delivery_id]
+
+    notices: list[Notice] = []
+    for eid, attempts in attempted.items():
+        if eid not in before:  # deleted meanwhile
+            continue
+        tenant, streak = before[eid]
+        notices += opsevents.from_attempts(
+            eid, tenant, streak, attempts, failing_after=ops.failing_after,
+            disabled=disabled.get(eid), disabled_code=codes.get(eid), event_of=event_of,
+        )
+    new = ops.build(notices, now) if notices else []
+    if not new:
+        return Recorded(disabled, tuple(notices))
+    _ingest(db, [new])
+    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
+    return Recorded(disabled, tuple(notices), due)
 
 
 def _renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:

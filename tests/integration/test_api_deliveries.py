@@ -9,6 +9,7 @@ from typing import Any
 
 from relay import config as cfgmod
 from relay.app import timestamp
+from relay.delivery import opsevents
 from tests.conftest import Running, eventually, running
 from tests.helpers import (
     ACME,
@@ -187,7 +188,7 @@ async def test_event_types_and_samples(make_config: Callable[..., cfgmod.Loaded]
         assert listed["data"][0] == {"name": "lead.qualified", "description": "A lead qualified.",
                                      "sample": SAMPLE, "schema": None}
         assert [t["name"] for t in listed["data"]] == ["lead.qualified", "lead.lost",
-                                                       "billing.paid"]
+                                                       "billing.paid", *opsevents.TYPES]
         sample = (await r.client.get("/v1/event-types/lead.qualified/sample")).json()
         assert sample == {"type": "lead.qualified", "data": SAMPLE}
         assert_error(await r.client.get("/v1/event-types/nope/sample"), 404, "not_found")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, StorageError
-from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Store
+from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
 from tests.helpers import ENDPOINTS, NOW, event, result
@@ -331,3 +331,23 @@ async def test_an_ordered_claim_takes_only_the_head_while_it_blocks(store: Store
     await store.retry_delivery(head.id, "pending", NOW + 4)
     [again], _ = await store.claim({"a": 10}, NOW + 4, NOW + 34, ordered=fifo)
     assert again.id == head.id
+
+
+async def test_record_stores_the_operational_events_it_causes(store: Store) -> None:
+    """Both backends: an exhausted delivery's notice becomes an event, with its
+    deliveries, in the record transaction, and `due` names who should be woken."""
+    await store.ingest([event(1, endpoints=("a",))])
+    [claimed], _ = await store.claim({"a": 1}, NOW, NOW + 30)
+
+    def build(notices: list[Notice], now: float) -> list[NewEvent]:
+        return [NewEvent(id=f"evt_ops{i}", tenant=n.tenant, type=n.type, idem_key=None,
+                         digest="", created_at=now, payload=b"{}", deliveries=(("b", "pending"),))
+                for i, n in enumerate(notices)]
+
+    recorded = await store.record([result(claimed.id, "a", 1, "failed")], NOW, 3600,
+                                  Ops(failing_after=5, build=build))
+    assert [n.type for n in recorded.notices] == ["relay.delivery.exhausted"]
+    assert recorded.due == frozenset({"b"})
+    [stored] = [e for e in await store.list_events("default") if e.id == "evt_ops0"]
+    assert stored.type == "relay.delivery.exhausted"
+    assert [d.endpoint_id for d in await store.deliveries_of("evt_ops0")] == ["b"]

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from relay.delivery import health
+from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, RelayError, TooManyRequests
 from relay.storage.base import (
     AttemptResult,
@@ -33,6 +33,8 @@ from relay.storage.base import (
     Limits,
     NewEndpoint,
     NewEvent,
+    Notice,
+    Ops,
     Recorded,
 )
 from relay.storage.postgres.connection import Connection
@@ -308,7 +310,7 @@ _SET_OUTCOMES = (
 )
 _HEALTH_OF = (  # locked in id order: no deadlock between processes recording at once
     "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-    "last_delivery_at, last_delivery_status FROM endpoints WHERE id = ANY($1::text[]) "
+    "last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id = ANY($1::text[]) "
     "ORDER BY id FOR UPDATE"
 )
 _SET_HEALTH = (
@@ -326,12 +328,14 @@ _HOLD_PENDING = (
 
 
 async def record(con: Connection,
-                 args: list[tuple[list[AttemptResult], float, float]]) -> list[Any]:
+                 args: list[tuple[list[AttemptResult], float, float, Ops | None]]
+                 ) -> list[Any]:
     """Attempt rows and next states; endpoint health; disable on 410 or `disable_after`
-    (holding the endpoint's pending deliveries)."""
-    results = [r for batch, _, _ in args for r in batch]
+    (holding the endpoint's pending deliveries); with `ops`, the operational events these
+    outcomes cause, in the same transaction (as on SQLite)."""
+    results = [r for batch, _, _, _ in args for r in batch]
     now = max(a[1] for a in args)
-    disable_after = args[-1][2]
+    disable_after, ops_config = args[-1][2], args[-1][3]
     if results:
         await con.execute(
             _INSERT_ATTEMPTS, [r.delivery_id for r in results], [r.attempt for r in results],
@@ -352,6 +356,7 @@ async def record(con: Connection,
         attempted.setdefault(r.endpoint_id, []).append(r)
     disabled: dict[str, str] = {}
     after: list[tuple[str, health.Health]] = []
+    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
     for row in await con.fetch(_HEALTH_OF, list(attempted)) if attempted else []:
         before = health.Health(
             is_active=row["is_active"], disable_reason=row["disable_reason"],
@@ -361,6 +366,7 @@ async def record(con: Connection,
         )
         change = health.after_attempts(before, attempted[row["id"]], now, disable_after)
         after.append((row["id"], change.health))
+        streaks[row["id"]] = (row["tenant"], row["consecutive_failures"])
         if change.disabled is not None:
             disabled[row["id"]] = change.disabled
     if after:
@@ -378,7 +384,42 @@ async def record(con: Connection,
     # Slots freed (their leases end with this commit): the other processes may claim
     # for these endpoints now; a retry's own due time is found by that claim.
     await notify_due(con, {r.endpoint_id: now for r in results})
-    return [Recorded(disabled) for _ in args]
+    recorded = Recorded(disabled)
+    if ops_config is not None:
+        recorded = await _emit(con, ops_config, attempted, streaks, disabled, now)
+    return [recorded for _ in args]
+
+
+async def _emit(con: Connection, ops_config: Ops, attempted: dict[str, list[AttemptResult]],
+                before: dict[str, tuple[str, int]], disabled: dict[str, str],
+                now: float) -> Recorded:
+    """The operational events these outcomes cause, stored in the record transaction:
+    a crash loses the outcome and its events together (the attempt is then repeated)."""
+    rows = await con.fetch(
+        "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
+        "WHERE d.id = ANY($1::bigint[])",
+        [r.delivery_id for attempts in attempted.values() for r in attempts],
+    )
+    events = {row[0]: (row[1], row[2]) for row in rows}
+    codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
+             for eid, reason in disabled.items()}
+    notices: list[Notice] = []
+    for eid, attempts in attempted.items():
+        if eid not in before:  # deleted meanwhile
+            continue
+        tenant, streak = before[eid]
+        notices += opsevents.from_attempts(
+            eid, tenant, streak, attempts, failing_after=ops_config.failing_after,
+            disabled=disabled.get(eid), disabled_code=codes.get(eid),
+            event_of=lambda delivery_id: events.get(delivery_id, ("", "")),
+        )
+    new = ops_config.build(notices, now) if notices else []
+    if not new:
+        return Recorded(disabled, tuple(notices))
+    await ingest(con, [new])
+    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
+    await notify_due(con, dict.fromkeys(due, now))
+    return Recorded(disabled, tuple(notices), due)
 
 
 _RECLAIM = (

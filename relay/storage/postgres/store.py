@@ -46,11 +46,12 @@ from relay.storage.base import (
     NewEvent,
     NodeRow,
     Observer,
+    Ops,
     Recorded,
     State,
     Watcher,
 )
-from relay.storage.postgres import ops
+from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
@@ -154,8 +155,8 @@ class PostgresStore:
             self._listener = None
             try:
                 listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
-                await listener.add_listener(ops.DUE_CHANNEL, self._on_due)
-                await listener.add_listener(ops.ENDPOINTS_CHANNEL, self._on_endpoints)
+                await listener.add_listener(queries.DUE_CHANNEL, self._on_due)
+                await listener.add_listener(queries.ENDPOINTS_CHANNEL, self._on_endpoints)
             except DRIVER_ERRORS as exc:
                 log("listen_failed", logging.WARNING, error=str(exc) or type(exc).__name__,
                     note="polling until it can listen")
@@ -260,7 +261,7 @@ class PostgresStore:
         answer the original (Conflict if the key came with a different event)."""
         if self.overloaded():
             raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(ops.ingest, events, durable=True)
+        result: list[Ingested] = await self._submit(queries.ingest, events, durable=True)
         return result
 
     async def claim(
@@ -271,19 +272,21 @@ class PostgresStore:
         `limits` (endpoint -> concurrency, rate), within them across every process; an
         `ordered` endpoint gives only its head (see SQLiteStore.claim)."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
-            ops.claim, ops.ClaimArgs(wanted, now, lease_until, limits or {}, ordered)
+            queries.claim, queries.ClaimArgs(wanted, now, lease_until, limits or {}, ordered)
         )
         return result
 
     async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
         """Extend the leases of deliveries still being sent (a slow receiver)."""
-        count: int = await self._submit(ops.renew, (delivery_ids, lease_until))
+        count: int = await self._submit(queries.renew, (delivery_ids, lease_until))
         return count
 
     async def record(
-        self, results: list[AttemptResult], now: float, disable_after: float
+        self, results: list[AttemptResult], now: float, disable_after: float,
+        ops: Ops | None = None,
     ) -> Recorded:
-        recorded: Recorded = await self._submit(ops.record, (results, now, disable_after))
+        recorded: Recorded = await self._submit(
+            queries.record, (results, now, disable_after, ops))
         return recorded
 
     async def recover_inflight(self, now: float) -> int:
@@ -292,11 +295,11 @@ class PostgresStore:
         return 0
 
     async def reclaim_expired(self, now: float) -> int:
-        count: int = await self._submit(ops.reclaim, now)
+        count: int = await self._submit(queries.reclaim, now)
         return count
 
     async def unclaim(self, delivery_ids: list[int], now: float) -> int:
-        count: int = await self._submit(ops.unclaim, (delivery_ids, now))
+        count: int = await self._submit(queries.unclaim, (delivery_ids, now))
         return count
 
     async def next_due(self, endpoint_id: str) -> float | None:
@@ -308,7 +311,7 @@ class PostgresStore:
         return None if value is None else float(value)
 
     async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
-        count: int = await self._submit(ops.set_accepting, (endpoint_id, accepting, now))
+        count: int = await self._submit(queries.set_accepting, (endpoint_id, accepting, now))
         return count
 
     # --- endpoints ----------------------------------------------------------------------
@@ -317,7 +320,7 @@ class PostgresStore:
         self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
     ) -> list[EndpointRow]:
         rows: list[EndpointRow] = await self._submit(
-            ops.sync_config, (endpoints, now, new_secret), durable=True
+            queries.sync_config, (endpoints, now, new_secret), durable=True
         )
         return rows
 
@@ -325,7 +328,7 @@ class PostgresStore:
         self, endpoint: NewEndpoint, max_api_endpoints: int | None
     ) -> EndpointRow:
         row: EndpointRow = await self._submit(
-            ops.create_endpoint, (endpoint, max_api_endpoints), durable=True
+            queries.create_endpoint, (endpoint, max_api_endpoints), durable=True
         )
         return row
 
@@ -333,7 +336,7 @@ class PostgresStore:
         self, endpoint_id: str, changes: dict[str, Any], now: float
     ) -> EndpointRow:
         row: EndpointRow = await self._submit(
-            ops.update_endpoint, (endpoint_id, changes, now), durable=True
+            queries.update_endpoint, (endpoint_id, changes, now), durable=True
         )
         return row
 
@@ -341,12 +344,12 @@ class PostgresStore:
         self, endpoint_id: str, secret: str, previous_until: float | None, now: float
     ) -> EndpointRow:
         row: EndpointRow = await self._submit(
-            ops.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
+            queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
         )
         return row
 
     async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
-        count: int = await self._submit(ops.delete_endpoint, (endpoint_id, now), durable=True)
+        count: int = await self._submit(queries.delete_endpoint, (endpoint_id, now), durable=True)
         return count
 
     async def list_endpoints(
@@ -356,18 +359,18 @@ class PostgresStore:
             ("tenant = $?", tenant),
             ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = $?)", after),
         )
-        sql = (f"SELECT {ops.ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
+        sql = (f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
         if limit >= 0:
             sql += f" LIMIT {int(limit)}"
-        return [ops.endpoint(row) for row in await self._read(sql, *params)]
+        return [queries.endpoint(row) for row in await self._read(sql, *params)]
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
-            f"SELECT {ops.ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
+            f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id,
         )
-        return ops.endpoint(rows[0]) if rows else None
+        return queries.endpoint(rows[0]) if rows else None
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint."""
@@ -385,7 +388,7 @@ class PostgresStore:
     # --- housekeeping and reads ---------------------------------------------------------
 
     async def purge(self, before: float, limit: int) -> int:
-        count: int = await self._submit(ops.purge, (before, limit))
+        count: int = await self._submit(queries.purge, (before, limit))
         return count
 
     async def counts(self) -> dict[str, int]:
@@ -394,10 +397,10 @@ class PostgresStore:
 
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
         rows = await self._read(
-            f"SELECT {ops.DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
+            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
             event_id,
         )
-        return [ops.delivery(row) for row in rows]
+        return [queries.delivery(row) for row in rows]
 
     async def list_deliveries(
         self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
@@ -407,29 +410,29 @@ class PostgresStore:
             ("endpoint_id = $?", endpoint_id), ("state = $?", state), ("id < $?", before),
         )
         rows = await self._read(
-            f"SELECT {ops.DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
+            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
             f"ORDER BY id DESC LIMIT {int(limit)}",
             *params,
         )
-        return [ops.delivery(row) for row in rows]
+        return [queries.delivery(row) for row in rows]
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
-        cols = ", ".join(f"d.{c}" for c in ops.DELIVERY_COLS.split(", "))
+        cols = ", ".join(f"d.{c}" for c in queries.DELIVERY_COLS.split(", "))
         rows = await self._read(
             f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
             "WHERE d.id = $1 AND e.tenant = $2",
             delivery_id, tenant,
         )
-        return ops.delivery(rows[0]) if rows else None
+        return queries.delivery(rows[0]) if rows else None
 
     async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
         row: DeliveryRow = await self._submit(
-            ops.retry_delivery, (delivery_id, state, now), durable=True
+            queries.retry_delivery, (delivery_id, state, now), durable=True
         )
         return row
 
     async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
-        row: DeliveryRow = await self._submit(ops.cancel_delivery, (delivery_id, now),
+        row: DeliveryRow = await self._submit(queries.cancel_delivery, (delivery_id, now),
                                               durable=True)
         return row
 
@@ -451,7 +454,7 @@ class PostgresStore:
     async def recover_failed(self, endpoint_id: str, since: float, state: State,
                              now: float) -> int:
         count: int = await self._submit(
-            ops.recover_failed, (endpoint_id, since, state, now), durable=True
+            queries.recover_failed, (endpoint_id, since, state, now), durable=True
         )
         return count
 
@@ -490,7 +493,7 @@ class PostgresStore:
         self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]:
         rows: list[DeliveryRow] = await self._submit(
-            ops.add_deliveries, (event_id, deliveries, now), durable=True
+            queries.add_deliveries, (event_id, deliveries, now), durable=True
         )
         return rows
 
@@ -521,7 +524,7 @@ class PostgresStore:
     async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
         """The key stored under `name`, made with `new()` and stored the first time;
         when processes race, the first stored wins and all get it."""
-        key: bytes = await self._submit(ops.secret_key, (name, new(), time.time()),
+        key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
                                         durable=True)
         return key
 
