@@ -80,7 +80,9 @@ async def post_events(url: str, count: int, prefix: str, clients: int = 8) -> li
     acked: list[str] = []
 
     async def client(share: range) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        # 30 s: a peer stopped mid-transaction holds its locks until the database's 5 s
+        # idle-in-transaction timeout ends its session, and CI's 2 cores are busy.
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             for n in share:
                 response = await http.post("/v1/events", json={
                     "type": "order.created", "data": {"n": n}, "id": f"{prefix}-{n}"})

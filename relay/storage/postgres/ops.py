@@ -308,10 +308,12 @@ _SET_OUTCOMES = (
     "FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::int[], $6::text[]) "
     "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering'"
 )
-_HEALTH_OF = (  # locked in id order: no deadlock between processes recording at once
+# Locked in id order (no deadlock between processes recording at once), NO KEY UPDATE so
+# that ingest's foreign-key checks (KEY SHARE) on these endpoints never wait for it.
+_HEALTH_OF = (
     "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
     "last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id = ANY($1::text[]) "
-    "ORDER BY id FOR UPDATE"
+    "ORDER BY id FOR NO KEY UPDATE"
 )
 _SET_HEALTH = (
     "UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
