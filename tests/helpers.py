@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,11 @@ from typing import Any
 import httpx
 
 from relay import config as cfgmod
-from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State
+from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State, Store
+from relay.storage.postgres import PostgresStore
+from relay.storage.sqlite import SQLiteStore
 from tests.conftest import Running, running
+from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
 
 # --- the store --------------------------------------------------------------------
@@ -28,6 +31,21 @@ NOW = 1_700_000_000.0  # the store tests' clock
 # The config endpoints every store test starts with: one generated secret, one given.
 ENDPOINTS = [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
              ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")]
+
+
+async def each_backend(backend: str, tmp_path: Path,
+                       prepare: Callable[[Store], Awaitable[Store]]) -> AsyncIterator[Store]:
+    """The contract suites' store: `backend` "sqlite" (a file in tmp_path) or "postgres"
+    (a scratch database), opened and prepared by `prepare`, closed afterwards."""
+    if backend == "sqlite":
+        store = await prepare(SQLiteStore(tmp_path / "relay.db"))
+        yield store
+        await store.close()
+        return
+    async for url in scratch_database():
+        store = await prepare(PostgresStore(url))
+        yield store
+        await store.close()
 
 
 def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,

@@ -12,10 +12,8 @@ import pytest
 
 from relay.errors import Conflict, NotFound, TooManyRequests
 from relay.storage.base import NewEndpoint, NewEvent, Store
-from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.helpers import NOW, event, result
-from tests.postgres import scratch_database
+from tests.helpers import NOW, each_backend, event, result
 
 
 async def _opened(s: Store) -> Store:
@@ -27,15 +25,8 @@ async def _opened(s: Store) -> Store:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = await _opened(SQLiteStore(tmp_path / "relay.db"))
+    async for s in each_backend(request.param, tmp_path, _opened):
         yield s
-        await s.close()
-        return
-    async for url in scratch_database():
-        s = await _opened(PostgresStore(url))
-        yield s
-        await s.close()
 
 
 def endpoint(id_: str, tenant: str = "default", at: float = NOW) -> NewEndpoint:

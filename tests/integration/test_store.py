@@ -16,10 +16,8 @@ import pytest
 
 from relay.errors import Conflict, StorageError
 from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
-from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.helpers import ENDPOINTS, NOW, event, result
-from tests.postgres import scratch_database
+from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
 
 
 async def _opened(s: Store) -> Store:
@@ -30,15 +28,8 @@ async def _opened(s: Store) -> Store:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = await _opened(SQLiteStore(tmp_path / "relay.db"))
+    async for s in each_backend(request.param, tmp_path, _opened):
         yield s
-        await s.close()
-        return
-    async for url in scratch_database():
-        s = await _opened(PostgresStore(url))
-        yield s
-        await s.close()
 
 
 @pytest.fixture
