@@ -545,13 +545,20 @@ class FsyncProbe:
     """What the disk itself takes for a durable write, measured beside relay in the same
     run: a thread appending 4 KiB and calling fdatasync (as SQLite does for a commit),
     `rate` times a second, on the filesystem of `directory`. fdatasync gives the GIL up,
-    so the thread takes next to no CPU from this process."""
+    so the thread takes next to no CPU from this process.
+
+    `percentiles` weighs each fdatasync once, so one 300 ms stall among 500 calls barely
+    moves the p99; but every request that arrives during the stall waits for it. `waits`
+    weighs by time instead: what a commit starting at a random instant would wait for
+    (what is left of the fdatasync in progress, if any, then one median fdatasync of its
+    own), the figure to set beside a group-committing writer's per-request tail."""
 
     def __init__(self, directory: Path, rate: float = 50.0) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "fsync-probe"
         self.every = 1.0 / rate
         self.samples: list[float] = []
+        self._spans: list[tuple[float, float]] = []  # (start, end) of each fdatasync, s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
 
@@ -564,7 +571,9 @@ class FsyncProbe:
                 os.pwrite(fd, block, (i % 16384) * 4096)  # a 64 MB file, like a large WAL
                 began = time.perf_counter()
                 os.fdatasync(fd)
-                self.samples.append((time.perf_counter() - began) * 1000.0)
+                ended = time.perf_counter()
+                self.samples.append((ended - began) * 1000.0)
+                self._spans.append((began, ended))
                 i += 1
         finally:
             os.close(fd)
@@ -580,6 +589,24 @@ class FsyncProbe:
 
     def percentiles(self) -> dict[str, float]:
         return percentiles(self.samples)
+
+    def waits(self, step: float = 0.001) -> dict[str, float]:
+        """Percentiles of the time-weighted wait (see the class), one arrival per `step` s
+        over the probe's run."""
+        if not self._spans:
+            return {"n": 0}
+        own = percentiles(self.samples)["p50"]
+        out: list[float] = []
+        t, end = self._spans[0][0], self._spans[-1][1]
+        spans = iter(self._spans)
+        span = next(spans, None)
+        while t < end:
+            while span is not None and span[1] <= t:
+                span = next(spans, None)
+            left = (span[1] - t) * 1000.0 if span is not None and span[0] <= t else 0.0
+            out.append(left + own)
+            t += step
+        return percentiles(out)
 
 
 @contextmanager

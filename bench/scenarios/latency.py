@@ -15,7 +15,9 @@ the loopback hop and the receiver add by themselves.
 Options: `--rate N`; `--sync full|normal|both` ([storage] sync; both alternates the modes
 run by run); `--repeat N` (N runs per mode, each on a fresh database); `--disk-writer`
 (`dd` writing 2 GB with O_DIRECT in a loop beside every run). Each relay run has an fsync
-probe (bench.harness.FsyncProbe) on the same filesystem, reported beside it.
+probe (bench.harness.FsyncProbe) on the same filesystem, reported beside it: its
+per-call percentiles (the target's "fsync p99") and its time-weighted wait, what a commit
+starting at a random instant waits for (a stall counts for every request it holds).
 
 relay runs with its default delivery settings (concurrency 256, endpoint_concurrency 16)
 and one enabled endpoint; stderr to a file. `events` is the size of a run at 500/s (5,000:
@@ -97,11 +99,12 @@ def _relay_run(ctx: Context, rec: Receiver, n: int, rate: float, sync: str,
         extra["cpu_pressure_pct"] = pressure.percent()
         commits = slow_commits(srv.http.text("/metrics"))
     fsync = probe.percentiles()
+    fsync_wait = probe.waits()
     ingest = load["answer_ms"]
     met_e2e = lat["p99"] < TARGET_P99_MS or (
         sync == "full" and lat["p99"] <= fsync["p99"] + FSYNC_MARGIN_MS)
     return {"sync": sync, "e2e_ms": lat, "ingest_ms": ingest, "fsync_ms": fsync,
-            "durable_commits": commits, "sender": load, **extra,
+            "fsync_wait_ms": fsync_wait, "durable_commits": commits, "sender": load, **extra,
             "met": met_e2e and ingest["p99"] < TARGET_INGEST_P99_MS}
 
 
@@ -126,7 +129,9 @@ def _row(rate: float, dd: bool, result: dict[str, Any], i: int) -> Row:
                       else "") + f", ingest p99 < {TARGET_INGEST_P99_MS:g} ms",
                    "notes": f"e2e p50 {e2e['p50']} max {e2e['max']}; ingest p50 "
                    f"{ingest['p50']} p99 {ingest['p99']}; fsync p50 {fsync['p50']} p99 "
-                   f"{fsync['p99']} max {fsync['max']} (n {fsync['n']}); commits "
+                   f"{fsync['p99']} max {fsync['max']} (n {fsync['n']}), time-weighted "
+                   f"wait p50 {result['fsync_wait_ms']['p50']} p99 "
+                   f"{result['fsync_wait_ms']['p99']}; commits "
                    f"{result['durable_commits']}; cpu {result.get('server_cpu_pct')}%; cpu "
                    f"pressure {result.get('cpu_pressure_pct')}%"})
 
