@@ -121,7 +121,6 @@ class Relay:
             config_digest=self._config_digest(),
         ))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
-        self._tasks.append(asyncio.create_task(self._flush_logs(), name="relay-log-flush"))
         if self._watch and self.loaded.source is not None:
             self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source)))
         self.started = True
@@ -432,13 +431,6 @@ class Relay:
         async for changes in awatch(target.parent, debounce=200, step=50):
             if any(Path(p).resolve() == target for _, p in changes):
                 await self.reload()
-
-    @staticmethod
-    async def _flush_logs() -> None:
-        """Buffered log lines reach stderr within a fraction of a second."""
-        while True:
-            await asyncio.sleep(logs.FLUSH_EVERY)
-            logs.flush()
 
     # --- housekeeping ---------------------------------------------------------------
 

@@ -6,11 +6,13 @@ object. Callers pass only what may be shown: secrets and API keys are never fiel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 from functools import lru_cache
 from typing import Any
@@ -89,46 +91,88 @@ class _JsonFormatter(logging.Formatter):
 
 
 FLUSH_EVERY = 0.2  # seconds an info line may wait in the buffer
+_FLUSH_BYTES = 1 << 16  # a buffer this large is written at once
+_MAX_BUFFERED = 8 << 20  # past this (stderr not keeping up), info lines are dropped, counted
 
 
-class _BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """stderr through a 64 KiB buffer. A line per attempt is thousands of lines a second;
-    a write() per line cost a fifth of the delivery rate. Warnings and errors are flushed
-    at once; info lines within FLUSH_EVERY (`flush_soon`, and on the next line after it).
-    A kill -9 may lose the last fraction of a second of info lines, never data."""
+class _ThreadedHandler(logging.Handler):
+    """stderr, written by a thread of its own. A line per attempt is thousands of lines a
+    second: a write() per line cost a fifth of the delivery rate, so lines are buffered
+    and written together, within FLUSH_EVERY (at once for warnings, errors and a full
+    buffer). And a write() can block for hundreds of ms when the disk behind a redirected
+    stderr is busy (seen beside a `dd`): on the event loop that would hold every request,
+    so the loop only appends to a list and this thread does the writing. A kill -9 may
+        lose the last fraction of a second of lines, never data. If stderr stops taking lines
+    (a stalled pipe), info lines past _MAX_BUFFERED are dropped and counted in a
+    `log_lines_dropped` warning rather than growing memory."""
 
-    def __init__(self) -> None:
-        stream = open(  # noqa: SIM115 - lives as long as the process
-            os.dup(sys.stderr.fileno()), "w", buffering=1 << 16, encoding="utf-8",
-            errors="backslashreplace",
-        )
-        super().__init__(stream)
-        self._flushed = time.monotonic()
+    def __init__(self, fd: int | None = None) -> None:
+        super().__init__()
+        self._fd = os.dup(sys.stderr.fileno() if fd is None else fd)
+        self._lines: list[str] = []
+        self._size = 0
+        self._dropped = 0
+        self._pending = threading.Lock()  # guards _lines, _size, _dropped
+        self._writing = threading.Lock()  # one writer at a time, so lines keep their order
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="relay-log", daemon=True)
+        self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + "\n")
-            if record.levelno >= logging.WARNING or \
-                    time.monotonic() - self._flushed >= FLUSH_EVERY:
-                self.flush()
+            line = self.format(record)
         except Exception:
             self.handleError(record)
+            return
+        with self._pending:
+            if self._size >= _MAX_BUFFERED and record.levelno < logging.WARNING:
+                self._dropped += 1
+                return
+            self._lines.append(line)
+            self._size += len(line)
+            full = self._size >= _FLUSH_BYTES
+        if full or record.levelno >= logging.WARNING:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_EVERY)
+            self._wake.clear()
+            self.flush()
 
     def flush(self) -> None:
-        self._flushed = time.monotonic()
-        super().flush()
+        """Write out every buffered line (the thread's job; also called at exit)."""
+        with self._writing:
+            with self._pending:
+                lines, self._lines, self._size = self._lines, [], 0
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                notice = logging.LogRecord("relay", logging.WARNING, "", 0,
+                                           "log_lines_dropped", None, None)
+                notice.fields = {"count": dropped, "reason": "stderr was not keeping up"}
+                lines.append(self.format(notice))
+            if not lines:
+                return
+            data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+            with contextlib.suppress(OSError):  # stderr gone: nothing to tell it
+                while data:
+                    data = data[os.write(self._fd, data):]
 
     def close(self) -> None:
-        """Flush and close our duplicate of stderr (StreamHandler leaves streams open)."""
-        try:
-            self.flush()
-            self.stream.close()
-        finally:
-            super().close()
+        """Write what is left, stop the thread, close our duplicate of stderr."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        self.flush()
+        os.close(self._fd)
+        super().close()
 
 
 def flush() -> None:
-    """Write out buffered lines (relay calls this every FLUSH_EVERY and at exit)."""
+    """Write out buffered lines now (relay calls this at exit)."""
     for handler in logger.handlers:
         handler.flush()
 
@@ -141,7 +185,7 @@ def formatter(fmt: str) -> logging.Formatter:
 def configure(fmt: str, level: int = logging.INFO) -> None:
     """Send relay's log lines to stderr in `fmt` ("text" or "json")."""
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False  # unused
-    handler = _BufferedHandler()
+    handler = _ThreadedHandler()
     handler.setFormatter(formatter(fmt))
     for old in logger.handlers:
         old.close()

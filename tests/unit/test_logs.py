@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import select
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -59,3 +64,82 @@ def test_json_lines(records: list[logging.LogRecord]) -> None:
     assert lines[2] == {"ts": lines[2]["ts"], "level": "warning", "action": "attempt",
                         "delivery": "dlv_2", "error": 'timeout "x"'}
     assert lines[0]["ts"].endswith("Z")
+
+
+@pytest.fixture
+def stderr_pipe() -> Iterator[int]:
+    """relay's logger writing to a pipe that stands in for stderr: its read end."""
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    logger = logging.getLogger("relay")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    handler = logs._ThreadedHandler(write)
+    handler.setFormatter(logs.formatter("text"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    yield read
+    drainer = threading.Thread(target=lambda: drain(read, until_closed=True))
+    drainer.start()  # close() writes what is left: keep reading until then
+    handler.close()
+    os.close(write)
+    drainer.join()
+    os.close(read)
+    logger.handlers[:], level, logger.propagate = saved
+    logger.setLevel(level)
+
+
+def drain(fd: int, until_closed: bool = False) -> str:
+    """What the pipe holds now (or, until_closed, until its write end closes)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            if not until_closed:
+                break
+            select.select([fd], [], [], 1.0)
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def read_until(fd: int, text: str, seconds: float = 5.0) -> str:
+    got = ""
+    deadline = time.monotonic() + seconds
+    while text not in got:
+        assert time.monotonic() < deadline, f"{text!r} not written; got {got!r}"
+        got += drain(fd)
+        time.sleep(0.01)
+    return got
+
+
+def test_lines_are_written_in_order_by_the_log_thread(
+        stderr_pipe: int) -> None:
+    read = stderr_pipe
+    for n in range(100):
+        logs.log("attempt", delivery=f"dlv_{n}")
+    logs.log("endpoint_disabled", logging.WARNING, endpoint="ep")  # wakes the thread
+    out = read_until(read, "endpoint_disabled")
+    numbers = [int(m) for m in re.findall(r"delivery=dlv_(\d+)", out)]
+    assert numbers == list(range(100))
+
+
+def test_a_stalled_stderr_never_blocks_the_caller_and_drops_are_counted(
+        stderr_pipe: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    read = stderr_pipe
+    monkeypatch.setattr(logs, "_MAX_BUFFERED", 256 << 10)
+    # Nobody reads the pipe: its 64 KiB fill and the log thread blocks in write(); the
+    # caller goes on (this loop would hang if emit wrote), past the cap lines are dropped.
+    for n in range(40_000):
+        logs.log("attempt", delivery=f"dlv_{n}", status=200)
+    out = ""
+    deadline = time.monotonic() + 10
+    while "log_lines_dropped" not in out:
+        assert time.monotonic() < deadline, "no log_lines_dropped line"
+        out += drain(read)  # the thread's next write, within FLUSH_EVERY, has the notice
+        time.sleep(0.01)
+    dropped = int(re.search(r"log_lines_dropped count=(\d+)", out).group(1))  # type: ignore[union-attr]
+    written = len(re.findall(r"delivery=dlv_", out))
+    assert dropped > 0 and written + dropped == 40_000
