@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from relay import config as cfgmod
 from relay import logs
 from relay.delivery import opsevents
@@ -69,7 +71,10 @@ def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
     """An event as receivers get it, and its bytes (serialised once, sent as is)."""
     env = {"id": eid, "type": event_type, "timestamp": timestamp(now), "tenant_id": tenant,
            "data": data}
-    return env, json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()
+    try:  # orjson: the stdlib encoder was 4% of the loop's time at 500 events/s
+        return env, orjson.dumps(env)
+    except orjson.JSONEncodeError:  # integers past 64 bits, which JSON itself allows
+        return env, json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class Relay:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -60,6 +61,19 @@ async def test_fan_out_patterns_and_filters(make_config: Callable[..., cfgmod.Lo
             assert spring.headers["user-agent"].startswith("relay/")
             assert await delivery_states(r, a.json()["id"]) == dict.fromkeys(
                 ["all", "leads", "exact", "spring"], "succeeded")
+
+
+async def test_data_arrives_exactly_as_sent(make_config: Callable[..., cfgmod.Loaded]) -> None:
+    """Integers past 64 bits (which the fast encoder refuses), non-ASCII text and small
+    floats reach the receiver with their values intact."""
+    data = {"big": 123456789012345678901234567890, "text": "é€😀 \"q\"", "small": 1.5e-7,
+            "nested": [{"n": -(2**63)}, None, True]}
+    async with Receiver() as rx, running(
+            make_config(endpoints=[endpoint("all", f"{rx.url}/all")])) as r:
+        await r.send("lead.qualified", data)
+        [got] = await rx.wait_for(1, "/all")
+        assert json.loads(got.body)["data"] == data
+        assert "é€😀".encode() in got.body  # UTF-8 as is, not \u escapes
 
 
 async def test_signature_schemes_verify_independently(
