@@ -218,7 +218,7 @@ async def test_fifo_endpoint_from_the_form_and_its_failing_head_cancelled(
 
         # Open the head (the oldest delivery: the table's last row) and cancel it.
         head = page.locator("#deliveries tbody tr").last
-        await head.get_by_text("500").wait_for()
+        await head.locator(".code.bad", has_text="500").wait_for()
         await head.get_by_role("link", name=re.compile("^dlv_")).click()
         await page.get_by_role("heading", name=re.compile("Attempt 1")).wait_for()
         assert await page.get_by_role("button", name="Retry").count() == 0  # not finished
