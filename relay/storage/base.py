@@ -7,8 +7,8 @@ seconds) from the caller, return frozen dataclasses and raise only `relay.errors
 Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
 held -> pending when its endpoint accepts again; failed/succeeded/cancelled -> pending
 (or held) on an operator's retry or recover; pending/held/delivering -> cancelled when
-its endpoint is removed (an attempt in flight is still recorded, the delivery stays
-cancelled).
+an operator cancels it or its endpoint is removed (an attempt in flight is still
+recorded, the delivery stays cancelled).
 """
 
 from __future__ import annotations
@@ -17,9 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
+from relay.errors import Conflict
+
 State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
 STATES: tuple[State, ...] = get_args(State)
+# What an operator may do in which state, defined once for both backends' SQL and for the
+# console's buttons: send a finished delivery again (retry, recover), or stop one that is
+# not finished (cancel).
+FINISHED: tuple[State, ...] = ("succeeded", "failed", "cancelled")
+CANCELLABLE: tuple[State, ...] = ("pending", "held", "delivering")
 Source = Literal["config", "api"]  # where an endpoint is defined
+
+
+def not_cancellable(delivery_id: int, state: str) -> Conflict:
+    """Why a delivery in `state` (not CANCELLABLE) cannot be cancelled."""
+    return Conflict(f"delivery dlv_{delivery_id} is {state} already; only unfinished "
+                    f"deliveries ({', '.join(CANCELLABLE)}) can be cancelled")
 
 
 @dataclass(frozen=True, slots=True)

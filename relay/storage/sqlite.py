@@ -51,6 +51,8 @@ import orjson
 from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, RelayError, StorageError, TooManyRequests
 from relay.storage.base import (
+    CANCELLABLE,
+    FINISHED,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -71,6 +73,7 @@ from relay.storage.base import (
     Recorded,
     State,
     Watcher,
+    not_cancellable,
 )
 
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
@@ -188,7 +191,6 @@ _DELIVERY_COLS = (
     "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
     "last_status, last_error"
 )
-_FINISHED = ("succeeded", "failed", "cancelled")  # states an operator may send again
 _EVENT_SELECT = (
     "SELECT id, tenant, type, created_at, payload, "
     "(SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
@@ -1330,8 +1332,8 @@ def _retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     for delivery_id, state, now in args:
         cur = db.execute(
             f"UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE id = ? "
-            f"AND state IN ({_marks(len(_FINISHED))}) RETURNING {_DELIVERY_COLS}",
-            (state, now, now, delivery_id, *_FINISHED),
+            f"AND state IN ({_marks(len(FINISHED))}) RETURNING {_DELIVERY_COLS}",
+            (state, now, now, delivery_id, *FINISHED),
         )
         row = cur.fetchone()
         if row is not None:
@@ -1342,7 +1344,7 @@ def _retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         out.append(
             NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
                 f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
-                f"({', '.join(_FINISHED)}) can be retried"
+                f"({', '.join(FINISHED)}) can be retried"
             )
         )
     return out
@@ -1353,21 +1355,17 @@ def _cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     for delivery_id, now in args:
         cur = db.execute(
             "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
-            "WHERE id = ? AND state IN ('pending', 'held', 'delivering') "
+            f"WHERE id = ? AND state IN ({_marks(len(CANCELLABLE))}) "
             f"RETURNING {_DELIVERY_COLS}",
-            (now, delivery_id),
+            (now, delivery_id, *CANCELLABLE),
         )
         row = cur.fetchone()
         if row is not None:
             out.append(DeliveryRow(*row))
             continue
         found = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found[0]} already; only unfinished "
-                "deliveries (pending, held, delivering) can be cancelled"
-            )
-        )
+        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
+                   else not_cancellable(delivery_id, found[0]))
     return out
 
 

@@ -60,6 +60,7 @@ from relay.operations import (
     WEBHOOK_STATES,
     Operations,
     WebhookState,
+    delivery_number,
     list_webhooks,
     webhook_state,
 )
@@ -73,7 +74,7 @@ from relay.sessions import (
     sign,
     verify,
 )
-from relay.storage.base import MinuteOutcomes, Store
+from relay.storage.base import CANCELLABLE, FINISHED, MinuteOutcomes, Store, not_cancellable
 from relay.ui import chart
 
 COOKIE = "relay_session"
@@ -97,6 +98,7 @@ _DONE = {
     "enabled": "Re-enabled: failures reset, held deliveries are going out.",
     "deleted": "Endpoint deleted; its unfinished deliveries were cancelled.",
     "retried": "The delivery is queued again.",
+    "cancelled": "Cancelled: relay will not send it again; a fifo endpoint moves on to the next.",
     "recovered": "{n} failed {deliveries} queued again.",
     "replayed": "{n} new {deliveries} queued.",
 }
@@ -117,6 +119,8 @@ def _pretty(value: Any) -> str:
 
 _TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp,
                               clock=_clock)
+# Which deliveries offer Retry and which Cancel: the states the store accepts for each.
+_TEMPLATES.env.globals.update(retriable=FINISHED, cancellable=CANCELLABLE)
 
 
 # --- who is looking ------------------------------------------------------------------------
@@ -506,6 +510,12 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
 
 
+def _chosen(form: dict[str, str], *names: str) -> dict[str, str]:
+    """The form's choices (select fields) that were sent: one left out keeps its default
+    on create and its current value on edit, as a field left out of the API's body."""
+    return {name: form[name] for name in names if form.get(name)}
+
+
 def _spec_form(form: dict[str, str]) -> dict[str, Any]:
     """The endpoint form's fields as the API's body would carry them."""
     filter_text = form.get("filter", "").strip()
@@ -528,6 +538,7 @@ def _spec_form(form: dict[str, str]) -> dict[str, Any]:
         "timeout": form.get("timeout", "").strip() or None,
         "retry_schedule": schedule or None,
         "rate_limit": form.get("rate_limit", "").strip() or None,
+        **_chosen(form, "ordering"),
     }
 
 
@@ -542,7 +553,7 @@ def _form_errors(exc: RelayError) -> dict[str, str]:
 
 _EMPTY_FORM = {"name": "", "url": "", "events": "*", "filter": "", "headers": "",
                "timeout": "", "retry_schedule": "", "rate_limit": "",
-               "signature": "standard-webhooks"}
+               "signature": "standard-webhooks", "ordering": "none"}
 
 
 def _form_of(webhook: Webhook) -> dict[str, str]:
@@ -553,7 +564,7 @@ def _form_of(webhook: Webhook) -> dict[str, str]:
         "timeout": webhook.timeout or "",
         "retry_schedule": ", ".join(webhook.retry_schedule or []),
         "rate_limit": "" if webhook.rate_limit is None else f"{webhook.rate_limit:g}",
-        "signature": webhook.signature,
+        "signature": webhook.signature, "ordering": webhook.ordering,
     }
 
 
@@ -573,8 +584,7 @@ async def create_endpoint(request: Request, visit: Visit) -> Response:
     form = _fields(request)
     try:
         body = WebhookIn.model_validate({"name": form.get("name", "").strip(),
-                                         "signature": form.get("signature") or None,
-                                         **_spec_form(form)})
+                                         **_chosen(form, "signature"), **_spec_form(form)})
     except ValidationError as exc:
         return _invalid_form(request, visit, tenant, form, invalid(exc), None)
     try:
@@ -737,6 +747,27 @@ async def retry(request: Request, visit: Visit) -> Response:
 
 
 @page
+async def confirm_cancel(request: Request, visit: Visit) -> Response:
+    """Cancel's confirm step: a page of its own (no script dialog), saying what it does."""
+    tenant, ref = request.path_params["tenant"], request.path_params["id"]
+    ops = _ops(visit, tenant)
+    ops.require_write()
+    detail = await ops.delivery(ref)
+    if detail.status not in CANCELLABLE:
+        raise not_cancellable(delivery_number(ref), detail.status)
+    webhook = await ops.webhook(detail.webhook_id)
+    return _render(request, visit, "cancel.html", tenant=tenant, delivery=detail,
+                   webhook=webhook)
+
+
+@page
+async def cancel(request: Request, visit: Visit) -> Response:
+    tenant, ref = request.path_params["tenant"], request.path_params["id"]
+    await _ops(visit, tenant).cancel(ref)
+    return _see_other(f"/ui/t/{tenant}/deliveries/{ref}?done=cancelled")
+
+
+@page
 async def events(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
     ops = _ops(visit, tenant)
@@ -807,6 +838,8 @@ ROUTES: list[BaseRoute] = [
     Route(f"{_T}/endpoints/{{id}}/delete", delete_endpoint, methods=["POST"]),
     Route(f"{_T}/deliveries/{{id}}", delivery, methods=["GET"]),
     Route(f"{_T}/deliveries/{{id}}/retry", retry, methods=["POST"]),
+    Route(f"{_T}/deliveries/{{id}}/cancel", confirm_cancel, methods=["GET"]),
+    Route(f"{_T}/deliveries/{{id}}/cancel", cancel, methods=["POST"]),
     Route(f"{_T}/events", events, methods=["GET"]),
     Route(f"{_T}/events/{{id}}", event, methods=["GET"]),
     Route(f"{_T}/events/{{id}}/replay", replay, methods=["POST"]),

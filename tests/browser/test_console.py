@@ -165,6 +165,85 @@ async def test_operator_creates_tests_pauses_retries_and_replays(
         assert dialogs == []
 
 
+async def test_fifo_endpoint_from_the_form_and_its_failing_head_cancelled(
+        make_config: Callable[..., cfgmod.Loaded], browser: Browser) -> None:
+    """An operator makes a fifo endpoint in the form, sees deliveries blocked behind a
+    head the receiver refuses, and cancels the head from the console: the next ones go."""
+    async with Receiver() as rx, running(console_config(make_config, rx.url)) as r:
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await sign_in(page, r.url)
+        await page.goto(f"{r.url}/ui/t/default/endpoints/new")
+        await page.get_by_label("Name").fill("ledger")
+        await page.get_by_label("URL").fill(f"{rx.url}/ledger")
+        await page.get_by_label("Events").fill("lead.*")
+        await page.get_by_label("Retry schedule").fill("1h")  # a failed head waits an hour
+        assert await page.get_by_label("Ordering").input_value() == "none"  # the default
+        await page.get_by_label("Ordering").select_option("fifo")
+        await page.get_by_text("fifo sends one request at a time").wait_for()  # the hint
+        await page.get_by_role("button", name="Create endpoint").click()
+        await page.get_by_role("heading", name="Endpoint created").wait_for()
+        await page.get_by_role("link", name="Continue to the endpoint").click()
+        await page.get_by_role("heading", name=re.compile("ledger")).wait_for()
+        endpoint_url = page.url
+        webhook_id = endpoint_url.rsplit("/", 1)[1]
+        made = await api(r, "GET", f"/v1/webhooks/{webhook_id}")
+        assert (made["ordering"], made["retry_schedule"]) == ("fifo", ["1h"])
+        await page.get_by_text("fifo: one at a time, in event order").wait_for()
+
+        # Editing keeps the ordering: the form shows fifo, saving leaves it so.
+        await page.get_by_role("link", name="Edit").click()
+        assert await page.get_by_label("Ordering").input_value() == "fifo"
+        await page.get_by_label("Name").fill("ledger-eu")
+        await page.get_by_role("button", name="Save").click()
+        await page.get_by_text("Changes saved.").wait_for()
+        saved = await api(r, "GET", f"/v1/webhooks/{webhook_id}")
+        assert (saved["name"], saved["ordering"]) == ("ledger-eu", "fifo")
+
+        # The receiver refuses the first event: the two behind it wait.
+        rx.respond("/ledger", 500)
+        for n in range(3):
+            await api(r, "POST", "/v1/events",
+                      json={"type": "lead.qualified", "data": {"lead_id": f"lead_{n}"}})
+
+        async def blocked() -> bool:
+            await page.goto(endpoint_url)
+            return await page.get_by_text("2 blocked behind a failing head").count() == 1
+
+        await eventually(blocked, message="the endpoint page to show 2 blocked deliveries")
+        assert (await api(r, "GET", f"/v1/webhooks/{webhook_id}"))["blocked_behind_head"] == 2
+        assert [q.json()["data"]["lead_id"] for q in rx.received("/ledger")] == ["lead_0"]
+        await shoot(page, "endpoint-fifo")
+
+        # Open the head (the oldest delivery: the table's last row) and cancel it.
+        head = page.locator("#deliveries tbody tr").last
+        await head.locator(".code.bad", has_text="500").wait_for()
+        await head.get_by_role("link", name=re.compile("^dlv_")).click()
+        await page.get_by_role("heading", name=re.compile("Attempt 1")).wait_for()
+        assert await page.get_by_role("button", name="Retry").count() == 0  # not finished
+        await page.get_by_role("link", name="Cancel…").click()
+        await page.get_by_role("heading", name=re.compile("^Cancel delivery")).wait_for()
+        await page.get_by_text("ledger-eu is fifo").wait_for()
+        await page.get_by_text("2 wait behind a failing head now").wait_for()
+        await shoot(page, "cancel")
+        await page.get_by_role("button", name="Cancel delivery").click()
+        await page.get_by_text("Cancelled: relay will not send it").wait_for()
+        await page.locator("h1").get_by_text("cancelled").wait_for()
+        arrived = await rx.wait_for(3, "/ledger")
+        assert [q.json()["data"]["lead_id"] for q in arrived] == ["lead_0", "lead_1", "lead_2"]
+
+        async def unblocked() -> bool:
+            hook = await api(r, "GET", f"/v1/webhooks/{webhook_id}")
+            return hook["blocked_behind_head"] == 0 and hook["pending"] == 0
+
+        await eventually(unblocked, message="the queue behind the cancelled head to drain")
+        await page.locator(".crumbs").get_by_role("link", name=webhook_id).click()
+        await page.get_by_role("heading", name=re.compile("ledger-eu")).wait_for()
+        assert await page.get_by_text("blocked behind a failing head").count() == 0
+        assert dialogs == []  # the confirm step is a page, not a script dialog
+
+
 async def test_portal_shows_one_tenant_and_read_only_changes_nothing(
         make_config: Callable[..., cfgmod.Loaded], browser: Browser) -> None:
     async with Receiver() as rx, running(console_config(make_config, rx.url)) as r:

@@ -1,12 +1,15 @@
 """The console's HTTP contract without a browser: cookie flags, open mode, CSP and frame
-ancestors, and the store reads behind the overview."""
+ancestors, the store reads behind the overview, the endpoint form's ordering field and
+refused cancels."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from relay import config as cfgmod
 from relay.storage.sqlite import SQLiteStore
@@ -139,3 +142,123 @@ async def test_chart_reads_each_settled_minute_once(tmp_path: Path) -> None:
         assert later == []
     finally:
         await store.close()
+
+
+def _csrf(page: str) -> str:
+    """The session's CSRF token, as every page carries it for htmx (read-only ones too)."""
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def test_endpoint_form_validates_ordering_as_the_api_does(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    async with running(make_config()) as r:
+        form = await r.client.get("/ui/t/default/endpoints/new")
+        assert '<option value="none" selected>' in form.text
+        fields = {"csrf": _csrf(form.text), "name": "ledger", "url": "https://ledger.example.com/h",
+                  "events": "*", "signature": "standard-webhooks", "ordering": "lifo"}
+        refused = await r.client.post("/ui/t/default/endpoints", data=fields)
+        assert refused.status_code == 422
+        # The API's message, next to the field, and the select marked invalid.
+        assert re.search(r'<p class="field-error" id="ordering-error">[^<]*'
+                         r"&#39;none&#39; or &#39;fifo&#39;", refused.text), refused.text
+        assert 'id="ordering" name="ordering" aria-invalid="true"' in refused.text
+        assert 'value="ledger"' in refused.text  # what was typed stays
+        assert (await r.client.get("/v1/webhooks")).json()["data"] == []  # nothing created
+        created = await r.client.post("/ui/t/default/endpoints",
+                                      data={**fields, "ordering": "fifo"})
+        assert created.status_code == 200 and "Endpoint created" in created.text
+        [hook] = (await r.client.get("/v1/webhooks")).json()["data"]
+        assert hook["ordering"] == "fifo"
+        # Editing: the form shows fifo; a bad value is refused, changing nothing; a
+        # form without the field (as a PATCH without it) keeps the ordering.
+        edit = f"/ui/t/default/endpoints/{hook['id']}/edit"
+        shown = await r.client.get(edit)
+        assert '<option value="fifo" selected>' in shown.text
+        base = {"csrf": _csrf(shown.text), "name": "ledger-2", "url": hook["url"], "events": "*"}
+        bad = await r.client.post(edit, data={**base, "ordering": "random"})
+        assert bad.status_code == 422 and 'id="ordering-error"' in bad.text
+        after = (await r.client.get(f"/v1/webhooks/{hook['id']}")).json()
+        assert (after["name"], after["ordering"]) == ("ledger", "fifo")
+        saved = await r.client.post(edit, data=base, follow_redirects=False)
+        assert saved.status_code == 303, saved.text
+        after = (await r.client.get(f"/v1/webhooks/{hook['id']}")).json()
+        assert (after["name"], after["ordering"]) == ("ledger-2", "fifo")
+        back = await r.client.post(edit, data={**base, "ordering": "none"},
+                                   follow_redirects=False)
+        assert back.status_code == 303
+        assert (await r.client.get(f"/v1/webhooks/{hook['id']}")).json()["ordering"] == "none"
+
+
+async def test_cancel_refuses_a_finished_delivery_and_needs_the_csrf_token(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    async with Receiver() as rx, running(make_config(endpoints=[
+            {"id": "ok", "url": f"{rx.url}/ok"}])) as r:
+        assert (await r.send()).status_code == 202
+        await rx.wait_for(1, "/ok")
+
+        async def delivered() -> dict[str, Any] | None:
+            [d] = (await r.client.get("/v1/webhooks/ok/deliveries")).json()["data"]
+            return d if d["status"] == "succeeded" else None
+
+        done = await eventually(delivered, message="the delivery to succeed")
+        page = f"/ui/t/default/deliveries/{done['id']}"
+        shown = await r.client.get(page)
+        assert f"{page}/cancel" not in shown.text  # no Cancel for a finished delivery
+        message = (f"delivery {done['id']} is succeeded already; only unfinished deliveries "
+                   "(pending, held, delivering) can be cancelled")
+        confirm = await r.client.get(f"{page}/cancel")
+        assert confirm.status_code == 409 and message in confirm.text
+        refused = await r.client.post(f"{page}/cancel", data={"csrf": _csrf(shown.text)})
+        assert refused.status_code == 409
+        assert "Not possible now" in refused.text and message in refused.text
+        after = (await r.client.get(f"/v1/deliveries/{done['id']}")).json()
+        assert (after["status"], after["updated_at"]) == ("succeeded", done["updated_at"])
+        assert len(rx.received()) == 1
+
+        # A held delivery can be cancelled, but not by a POST without the form's token.
+        paused = await r.client.patch("/v1/webhooks/ok", json={"is_paused": True})
+        assert paused.status_code == 200
+        assert (await r.send()).status_code == 202
+        [held, _] = (await r.client.get("/v1/webhooks/ok/deliveries")).json()["data"]
+        assert held["status"] == "held"
+        page = f"/ui/t/default/deliveries/{held['id']}"
+        shown = await r.client.get(page)
+        assert f'href="{page}/cancel"' in shown.text
+        for form in ({}, {"csrf": "forged"}):
+            forged = await r.client.post(f"{page}/cancel", data=form)
+            assert forged.status_code == 403 and "security token" in forged.text
+        assert (await r.client.get(f"/v1/deliveries/{held['id']}")).json()["status"] == "held"
+        confirm = await r.client.get(f"{page}/cancel")
+        assert confirm.status_code == 200 and "Cancel delivery" in confirm.text
+        cancelled = await r.client.post(f"{page}/cancel", data={"csrf": _csrf(confirm.text)},
+                                        follow_redirects=False)
+        assert cancelled.status_code == 303
+        assert cancelled.headers["location"] == f"{page}?done=cancelled"
+        after = (await r.client.get(f"/v1/deliveries/{held['id']}")).json()
+        assert after["status"] == "cancelled"
+
+
+async def test_a_read_only_portal_session_cannot_cancel(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    loaded = make_config(api_keys=KEYS, tenants=[{"id": "acme"}], endpoints=[
+        {"id": "acme-ledger", "url": "http://127.0.0.1:9/in", "tenant": "acme",
+         "ordering": "fifo", "enabled": False}])  # its deliveries wait, held
+    async with running(loaded) as r:
+        sent = await r.client.post("/v1/events", headers=auth(ADMIN),
+                                   json={"type": "lead.qualified", "data": {}, "tenant": "acme"})
+        assert sent.status_code == 202, sent.text
+        [held] = await r.relay.store.list_deliveries("acme-ledger")  # not the key's tenant
+        assert held.state == "held"
+        link = (await r.client.post("/v1/portal-sessions", headers=auth(ADMIN), json={
+            "tenant": "acme", "read_only": True})).json()["url"]
+        assert (await r.client.get(link)).status_code == 200  # the session cookie is set
+        page = f"/ui/t/acme/deliveries/dlv_{held.id}"
+        shown = await r.client.get(page)
+        assert shown.status_code == 200 and f"{page}/cancel" not in shown.text
+        assert (await r.client.get(f"{page}/cancel")).status_code == 403
+        refused = await r.client.post(f"{page}/cancel", data={"csrf": _csrf(shown.text)})
+        assert refused.status_code == 403 and "read-only" in refused.text
+        [after] = await r.relay.store.list_deliveries("acme-ledger")
+        assert after == held

@@ -24,6 +24,8 @@ import orjson
 from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, RelayError, TooManyRequests
 from relay.storage.base import (
+    CANCELLABLE,
+    FINISHED,
     AttemptResult,
     Claimed,
     ConfigEndpoint,
@@ -36,11 +38,11 @@ from relay.storage.base import (
     Notice,
     Ops,
     Recorded,
+    not_cancellable,
 )
 from relay.storage.postgres.connection import Connection
 
 INTERRUPTED = "interrupted: relay stopped before the attempt finished"
-FINISHED = ("succeeded", "failed", "cancelled")  # states an operator may send again
 DUE_CHANNEL = "relay_due"
 Row = asyncpg.Record | Sequence[Any]
 ENDPOINTS_CHANNEL = "relay_endpoints"
@@ -682,20 +684,15 @@ async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> lis
     for delivery_id, now in args:
         row = await con.fetchrow(
             "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $2 "
-            "WHERE id = $1 AND state IN ('pending', 'held', 'delivering') "
-            f"RETURNING {DELIVERY_COLS}",
-            delivery_id, now,
+            f"WHERE id = $1 AND state = ANY($3::text[]) RETURNING {DELIVERY_COLS}",
+            delivery_id, now, list(CANCELLABLE),
         )
         if row is not None:
             out.append(delivery(row))
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found} already; only unfinished "
-                "deliveries (pending, held, delivering) can be cancelled"
-            )
-        )
+        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
+                   else not_cancellable(delivery_id, found))
     return out
 
 
