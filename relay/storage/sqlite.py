@@ -390,13 +390,16 @@ class SQLiteStore:
                     if self._restart_due:
                         self._restart_due = False
                         self._restart_wal(db)
-                    try:
-                        settled, healthy = self._run(db, batch, retry_singly=len(batch) > 1)
-                    except BaseException as exc:  # a bug: answer the batch, then stop
-                        failed: list[_Settled] = [(op, None, exc) for op in batch]
-                        loop.call_soon_threadsafe(self._settle_all, failed, False)
-                        raise
-                    loop.call_soon_threadsafe(self._settle_all, settled, healthy)
+                    parts = self._parts(batch)
+                    for i, part in enumerate(parts):
+                        try:
+                            settled, healthy = self._run(db, part, retry_singly=len(part) > 1)
+                        except BaseException as exc:  # a bug: answer the batch, then stop
+                            failed: list[_Settled] = [
+                                (op, None, exc) for later in parts[i:] for op in later]
+                            loop.call_soon_threadsafe(self._settle_all, failed, False)
+                            raise
+                        loop.call_soon_threadsafe(self._settle_all, settled, healthy)
             finally:
                 db.close()
         finally:
@@ -407,6 +410,18 @@ class SQLiteStore:
                 if (late := self._ops.get_nowait()) is not None:
                     loop.call_soon_threadsafe(_settle, late.future, None, closed)
             loop.call_soon_threadsafe(_settle, stopped, None, None)
+
+    def _parts(self, batch: list[_Op]) -> list[list[_Op]]:
+        """The transactions a batch runs as. With sync = "full", the operations that need
+        no fsync (claims, outcomes) commit first on their own, so a claim never waits for
+        the durable group queued beside it: its caller has it while that group's fsync
+        runs. Operations submitted together have no order between them to keep."""
+        if not self._durable_full:
+            return [batch]
+        quick = [op for op in batch if not op.durable]
+        if not quick or len(quick) == len(batch):
+            return [batch]
+        return [quick, [op for op in batch if op.durable]]
 
     def _settle_all(self, settled: list[_Settled], healthy: bool | None) -> None:
         """On the loop: resolve the callers' futures; record whether writes succeed (None:

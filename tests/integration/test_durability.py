@@ -168,6 +168,38 @@ async def test_a_purge_runs_in_a_transaction_of_its_own(tmp_path: Path) -> None:
         await store.close()
 
 
+@pytest.mark.parametrize(("sync", "commits"), [
+    ("full", ["durable", "other", "durable"]),  # the quick one first, on its own
+    ("normal", ["durable", "durable"]),  # nothing fsyncs: one transaction for both
+])
+async def test_with_full_sync_a_claim_never_waits_for_a_queued_fsync(
+    tmp_path: Path, sync: sqlite_store.Sync, commits: list[str],
+) -> None:
+    """Queued behind a blocked commit, an ingest and then an operation that needs no
+    fsync (here reclaim_expired, like claims and outcomes): with sync = "full" the latter
+    commits first in a transaction of its own, so it is answered before the ingest's
+    fsync."""
+    seen = Seen()
+    store = SQLiteStore(tmp_path / "relay.db", sync=sync, observer=seen)
+    await store.open()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(store.ingest([event(1)]))
+        await asyncio.sleep(0)  # the task queues its operation
+        await eventually(lambda: store._ops.empty(), 5, "the writer to take the first ingest")
+        second = asyncio.create_task(store.ingest([event(2)]))
+        await eventually(lambda: store._ops.qsize() == 1, 5, "the second ingest queued")
+        quick = asyncio.create_task(store.reclaim_expired(NOW))
+        await eventually(lambda: store._ops.qsize() == 2, 5, "the quick one queued")
+        blocker.execute("COMMIT")
+        await asyncio.gather(first, second, quick)
+        assert seen.commits == commits
+    finally:
+        blocker.close()
+        await store.close()
+
+
 async def test_metrics_show_the_commit_histogram_after_ingest(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
