@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, RelayError, TooManyRequests
+from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.storage import idempotency
 from relay.storage.base import (
     CANCELLABLE,
     FINISHED,
@@ -25,7 +25,6 @@ from relay.storage.base import (
     Claimed,
     DeliveryRow,
     EndpointRow,
-    Ingested,
     NewEvent,
     Notice,
     Ops,
@@ -80,71 +79,31 @@ def endpoint(row: Sequence[Any]) -> EndpointRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Prior:
-    id: str
-    type: str
-    created_at: float
-    digest: str
-    n: int
-
-
 def pragma(db: sqlite3.Connection, statements: list[str]) -> list[Any]:
     return [db.execute(f"PRAGMA {statement}").fetchall() for statement in statements]
 
 
 def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
-    keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
-    known: dict[tuple[str, str], _Prior] = {}
-    for chunk in chunks(keys, CHUNK // 2):
+    """Events and their deliveries; a repeated idempotency key answers the original
+    (relay.storage.idempotency decides)."""
+    stored: dict[idempotency.Key, idempotency.Prior] = {}
+    for chunk in chunks(idempotency.keys(batches), CHUNK // 2):
         sql = (
             "SELECT tenant, idem_key, id, type, created_at, digest, n_deliveries FROM events "
             f"WHERE (tenant, idem_key) IN (VALUES {','.join(['(?,?)'] * len(chunk))})"
         )
         cur = db.execute(sql, [v for key in chunk for v in key])
         for row in cur.fetchall():
-            known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
-    results: list[Any] = []
-    event_rows: list[tuple[Any, ...]] = []
-    delivery_rows: list[tuple[Any, ...]] = []
-    for batch in batches:
-        out: list[Ingested] = []
-        local: dict[tuple[str, str], _Prior] = {}
-        rows: list[tuple[Any, ...]] = []
-        dels: list[tuple[Any, ...]] = []
-        error: RelayError | None = None
-        for ev in batch:
-            if ev.idem_key:
-                key = (ev.tenant, ev.idem_key)
-                prior = local.get(key) or known.get(key)
-                if prior is not None:
-                    if prior.digest != ev.digest:
-                        error = Conflict(
-                            f"idempotency key {ev.idem_key!r} was already used for event "
-                            f"{prior.id} with different content"
-                        )
-                        break
-                    out.append(Ingested(prior.id, prior.type, prior.created_at, prior.n, True))
-                    continue
-                local[key] = _Prior(ev.id, ev.type, ev.created_at, ev.digest, len(ev.deliveries))
-            rows.append((ev.id, ev.tenant, ev.type, ev.idem_key, ev.digest, ev.created_at,
-                         len(ev.deliveries), ev.payload))
-            for endpoint_id, state in ev.deliveries:
-                dels.append((ev.id, endpoint_id, state, ev.created_at, ev.created_at,
-                             ev.created_at))
-            out.append(Ingested(ev.id, ev.type, ev.created_at, len(ev.deliveries), False))
-        if error is not None:
-            results.append(error)
-            continue
-        known.update(local)
-        event_rows.extend(rows)
-        delivery_rows.extend(dels)
-        results.append(out)
+            stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
+    decision = idempotency.decide(batches, stored)
+    events = decision.fresh
     _insert(db, "events (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload)",
-            event_rows)
+            [(e.id, e.tenant, e.type, e.idem_key, e.digest, e.created_at, len(e.deliveries),
+              e.payload) for e in events])
     _insert(db, "deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at)",
-            delivery_rows)
-    return results
+            [(e.id, endpoint_id, state, e.created_at, e.created_at, e.created_at)
+             for e in events for endpoint_id, state in e.deliveries])
+    return decision.results
 
 
 HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
