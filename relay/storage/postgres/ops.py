@@ -411,19 +411,32 @@ async def reclaim(con: Connection, args: list[float]) -> list[Any]:
     return out
 
 
+_UNCLAIMED_ENDPOINTS = (
+    "SELECT DISTINCT endpoint_id FROM deliveries WHERE state = 'delivering' "
+    "AND id = ANY($1::bigint[])"
+)
+_LIVE_ENDPOINTS = (
+    f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ANY($1::text[]) AND deleted_at IS NULL"
+)
 _UNCLAIM = (
-    "UPDATE deliveries d SET state = CASE WHEN e.is_active AND NOT e.is_paused AND "
-    "COALESCE((e.spec::jsonb ->> 'enabled')::boolean, TRUE) THEN 'pending' ELSE 'held' END, "
-    "attempts = d.attempts - 1, lease_until = NULL, updated_at = $2 FROM endpoints e "
-    "WHERE e.id = d.endpoint_id AND d.state = 'delivering' AND d.id = ANY($1::bigint[]) "
-    "RETURNING d.endpoint_id, d.state"
+    "UPDATE deliveries d SET state = u.state, attempts = d.attempts - 1, lease_until = NULL, "
+    "updated_at = $2 FROM unnest($3::text[], $4::text[]) AS u(endpoint_id, state) "
+    "WHERE d.endpoint_id = u.endpoint_id AND d.state = 'delivering' "
+    "AND d.id = ANY($1::bigint[]) RETURNING d.endpoint_id, d.state"
 )
 
 
 async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[Any]:
+    """Claimed deliveries never sent go back uncounted: `pending`, or `held` if their
+    endpoint stopped accepting (health.accepting decides, as on SQLite); every process is
+    woken for the pending ones."""
     out = []
     for ids, now in args:
-        rows = await con.fetch(_UNCLAIM, ids, now)
+        endpoint_ids = [r[0] for r in await con.fetch(_UNCLAIMED_ENDPOINTS, ids)]
+        live = {row[0]: endpoint(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
+        states = [health.waiting_state(e in live and health.accepting(live[e]))
+                  for e in endpoint_ids]
+        rows = await con.fetch(_UNCLAIM, ids, now, endpoint_ids, states) if endpoint_ids else []
         await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
         out.append(len(rows))
     return out
