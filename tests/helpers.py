@@ -27,7 +27,8 @@ from tests.receiver import Receiver, serve_asgi
 
 # --- the store --------------------------------------------------------------------
 
-NOW = 1_700_000_000.0  # the store tests' clock
+NOW = 4_102_444_800.0  # the store tests' clock (2100): PostgreSQL's heartbeat reclaims leases
+# that expired by time.time(), so leases from NOW on must lie ahead of the real clock
 # The config endpoints every store test starts with: one generated secret, one given.
 ENDPOINTS = [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
              ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")]

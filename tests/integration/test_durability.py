@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from relay.storage import sqlite as sqlite_store
 from relay.storage.base import NewEvent
-from relay.storage.sqlite import SQLiteStore
+from relay.storage.sqlite import SQLiteStore, Sync
+from relay.storage.sqlite import connection as sqlite_connection
 from tests.conftest import eventually, running
 
 NOW = 1_700_000_000.0
@@ -65,7 +65,7 @@ class Ingester:
 
 @pytest.mark.parametrize(("sync", "level"), [("full", 2), ("normal", 1)])
 async def test_ingest_commits_with_the_chosen_sync_level(
-    tmp_path: Path, sync: sqlite_store.Sync, level: int,
+    tmp_path: Path, sync: Sync, level: int,
 ) -> None:
     store = SQLiteStore(tmp_path / "relay.db", sync=sync)
     await store.open()
@@ -97,7 +97,7 @@ async def test_a_large_wal_is_copied_under_steady_writes_and_starts_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     limit = 256 << 10
-    monkeypatch.setattr(sqlite_store, "_WAL_CHECKPOINT_BYTES", limit)
+    monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", limit)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()
@@ -119,8 +119,8 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     """A reader holding an old snapshot keeps PASSIVE checkpoints from copying the whole
     WAL; past the restart size the writer runs RESTART between two transactions, which
     succeeds once the reader is gone, and the WAL starts over."""
-    monkeypatch.setattr(sqlite_store, "_WAL_CHECKPOINT_BYTES", 64 << 10)
-    monkeypatch.setattr(sqlite_store, "_WAL_RESTART_BYTES", 256 << 10)
+    monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", 64 << 10)
+    monkeypatch.setattr(sqlite_connection, "_WAL_RESTART_BYTES", 256 << 10)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()
@@ -156,10 +156,11 @@ async def test_a_purge_runs_in_a_transaction_of_its_own(tmp_path: Path) -> None:
         blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits for it
         first = asyncio.create_task(store.ingest([event(1)]))
         await asyncio.sleep(0)  # the task queues its operation
-        await eventually(lambda: store._ops.empty(), 5, "the writer to take the first ingest")
+        await eventually(lambda: store._writer.queued() == 0, 5,
+                         "the writer to take the first ingest")
         purge = asyncio.create_task(store.purge(NOW + 1, 100))
         second = asyncio.create_task(store.ingest([event(2)]))
-        await eventually(lambda: store._ops.qsize() == 2, 5, "purge and ingest queued")
+        await eventually(lambda: store._writer.queued() == 2, 5, "purge and ingest queued")
         blocker.execute("COMMIT")
         await asyncio.gather(first, purge, second)
         assert seen.commits == ["durable", "other", "durable"]
@@ -173,7 +174,7 @@ async def test_a_purge_runs_in_a_transaction_of_its_own(tmp_path: Path) -> None:
     ("normal", ["durable", "durable"]),  # nothing fsyncs: one transaction for both
 ])
 async def test_with_full_sync_a_claim_never_waits_for_a_queued_fsync(
-    tmp_path: Path, sync: sqlite_store.Sync, commits: list[str],
+    tmp_path: Path, sync: Sync, commits: list[str],
 ) -> None:
     """Queued behind a blocked commit, an ingest and then an operation that needs no
     fsync (here reclaim_expired, like claims and outcomes): with sync = "full" the latter
@@ -187,11 +188,12 @@ async def test_with_full_sync_a_claim_never_waits_for_a_queued_fsync(
         blocker.execute("BEGIN IMMEDIATE")
         first = asyncio.create_task(store.ingest([event(1)]))
         await asyncio.sleep(0)  # the task queues its operation
-        await eventually(lambda: store._ops.empty(), 5, "the writer to take the first ingest")
+        await eventually(lambda: store._writer.queued() == 0, 5,
+                         "the writer to take the first ingest")
         second = asyncio.create_task(store.ingest([event(2)]))
-        await eventually(lambda: store._ops.qsize() == 1, 5, "the second ingest queued")
+        await eventually(lambda: store._writer.queued() == 1, 5, "the second ingest queued")
         quick = asyncio.create_task(store.reclaim_expired(NOW))
-        await eventually(lambda: store._ops.qsize() == 2, 5, "the quick one queued")
+        await eventually(lambda: store._writer.queued() == 2, 5, "the quick one queued")
         blocker.execute("COMMIT")
         await asyncio.gather(first, second, quick)
         assert seen.commits == commits

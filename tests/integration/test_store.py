@@ -100,6 +100,23 @@ async def test_claim_respects_limits_order_and_due_time(store: Store) -> None:
     assert (await store.counts())["delivering"] == 8
 
 
+async def test_unclaim_gives_back_pending_or_held_as_the_endpoint_accepts(
+    store: Store,
+) -> None:
+    """Claimed but never sent (a stop, a pause): back with the attempt uncounted, held
+    where the endpoint stopped accepting meanwhile (health.accepting decides, on every
+    backend); one already recorded stays as it is."""
+    await store.ingest([event(i) for i in range(3)])
+    claimed, _ = await store.claim({"a": 5, "b": 5}, NOW, NOW + 30)
+    await store.update_endpoint("b", {"is_paused": True}, NOW)
+    done = next(c for c in claimed if c.endpoint_id == "a")
+    await store.record([result(done.id, "a", 1, "succeeded", ok=True, status=200)], NOW, 3600)
+    assert await store.unclaim([c.id for c in claimed], NOW + 1) == 5
+    assert await store.counts() == {"succeeded": 1, "pending": 2, "held": 3}
+    again, _ = await store.claim({"a": 5, "b": 5}, NOW + 1, NOW + 31)
+    assert [(c.endpoint_id, c.attempt) for c in again] == [("a", 1), ("a", 1)]
+
+
 async def test_claim_gives_back_the_payload_bytes_exactly(store: Store) -> None:
     # Signatures cover these bytes: escapes, non-ASCII and spacing must survive the claim.
     payload = '{"s":"é \\u0000 \\" 🦜","n": 1.50,"big":123456789012345678901234567890}'.encode()

@@ -22,7 +22,8 @@ import asyncpg
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, RelayError, TooManyRequests
+from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.storage import idempotency
 from relay.storage.base import (
     CANCELLABLE,
     FINISHED,
@@ -31,7 +32,6 @@ from relay.storage.base import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
-    Ingested,
     Limits,
     NewEndpoint,
     NewEvent,
@@ -117,54 +117,18 @@ _INSERT_DELIVERIES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Prior:
-    id: str
-    type: str
-    created_at: float
-    digest: str
-    n: int
-
-
 async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
     """Events and their deliveries; a repeated idempotency key answers the original
-    (within this transaction too). Two processes inserting one key at once: the second
-    fails on `events_idem`, is re-run alone, and then finds the first's event."""
-    keys = sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
-    known: dict[tuple[str, str], _Prior] = {}
+    (relay.storage.idempotency decides). Two processes inserting one key at once: the
+    second fails on `events_idem`, is re-run alone, and then finds the first's event."""
+    keys = idempotency.keys(batches)
+    stored: dict[idempotency.Key, idempotency.Prior] = {}
     if keys:
         for row in await con.fetch(_KNOWN_KEYS, [k[0] for k in keys], [k[1] for k in keys]):
-            known[(row[0], row[1])] = _Prior(row[2], row[3], row[4], row[5], row[6])
-    results: list[Any] = []
-    events: list[NewEvent] = []
+            stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
+    decision = idempotency.decide(batches, stored)
+    events = decision.fresh
     due: dict[str, float] = {}
-    for batch in batches:
-        out: list[Ingested] = []
-        local: dict[tuple[str, str], _Prior] = {}
-        fresh: list[NewEvent] = []
-        error: RelayError | None = None
-        for ev in batch:
-            if ev.idem_key:
-                key = (ev.tenant, ev.idem_key)
-                prior = local.get(key) or known.get(key)
-                if prior is not None:
-                    if prior.digest != ev.digest:
-                        error = Conflict(
-                            f"idempotency key {ev.idem_key!r} was already used for event "
-                            f"{prior.id} with different content"
-                        )
-                        break
-                    out.append(Ingested(prior.id, prior.type, prior.created_at, prior.n, True))
-                    continue
-                local[key] = _Prior(ev.id, ev.type, ev.created_at, ev.digest, len(ev.deliveries))
-            fresh.append(ev)
-            out.append(Ingested(ev.id, ev.type, ev.created_at, len(ev.deliveries), False))
-        if error is not None:
-            results.append(error)
-            continue
-        known.update(local)
-        events.extend(fresh)
-        results.append(out)
     if events:
         await con.execute(
             _INSERT_EVENTS, [e.id for e in events], [e.tenant for e in events],
@@ -180,7 +144,7 @@ async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
                 if state == "pending":
                     _earliest(due, endpoint_id, e.created_at)
         await notify_due(con, due)
-    return results
+    return decision.results
 
 
 # --- claim -----------------------------------------------------------------------------
@@ -447,19 +411,32 @@ async def reclaim(con: Connection, args: list[float]) -> list[Any]:
     return out
 
 
+_UNCLAIMED_ENDPOINTS = (
+    "SELECT DISTINCT endpoint_id FROM deliveries WHERE state = 'delivering' "
+    "AND id = ANY($1::bigint[])"
+)
+_LIVE_ENDPOINTS = (
+    f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ANY($1::text[]) AND deleted_at IS NULL"
+)
 _UNCLAIM = (
-    "UPDATE deliveries d SET state = CASE WHEN e.is_active AND NOT e.is_paused AND "
-    "COALESCE((e.spec::jsonb ->> 'enabled')::boolean, TRUE) THEN 'pending' ELSE 'held' END, "
-    "attempts = d.attempts - 1, lease_until = NULL, updated_at = $2 FROM endpoints e "
-    "WHERE e.id = d.endpoint_id AND d.state = 'delivering' AND d.id = ANY($1::bigint[]) "
-    "RETURNING d.endpoint_id, d.state"
+    "UPDATE deliveries d SET state = u.state, attempts = d.attempts - 1, lease_until = NULL, "
+    "updated_at = $2 FROM unnest($3::text[], $4::text[]) AS u(endpoint_id, state) "
+    "WHERE d.endpoint_id = u.endpoint_id AND d.state = 'delivering' "
+    "AND d.id = ANY($1::bigint[]) RETURNING d.endpoint_id, d.state"
 )
 
 
 async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[Any]:
+    """Claimed deliveries never sent go back uncounted: `pending`, or `held` if their
+    endpoint stopped accepting (health.accepting decides, as on SQLite); every process is
+    woken for the pending ones."""
     out = []
     for ids, now in args:
-        rows = await con.fetch(_UNCLAIM, ids, now)
+        endpoint_ids = [r[0] for r in await con.fetch(_UNCLAIMED_ENDPOINTS, ids)]
+        live = {row[0]: endpoint(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
+        states = [health.waiting_state(e in live and health.accepting(live[e]))
+                  for e in endpoint_ids]
+        rows = await con.fetch(_UNCLAIM, ids, now, endpoint_ids, states) if endpoint_ids else []
         await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
         out.append(len(rows))
     return out

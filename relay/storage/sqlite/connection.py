@@ -1,0 +1,468 @@
+"""SQLite connections: pragmas, the lock file, migrations, the writer with group commit,
+the checkpointer, backup.
+
+Group commit (`Writer`): every write is an operation queued to one writer. The writer
+takes every queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
+transaction (consecutive operations of one kind together) and commits once; each caller's
+future resolves only after that commit. If the transaction fails, it is rolled back and
+each operation is re-run alone, so one bad operation cannot fail its neighbours. With
+`[storage] sync = "full"`, commits that answer a caller's request (ingest, API changes)
+use `synchronous=FULL` (fsync: acknowledged means on disk); with "normal" they use NORMAL
+(acknowledged means handed to the OS). Claims and outcomes always use NORMAL, since losing
+one only repeats a delivery (at-least-once).
+
+Checkpoints: the writer does not checkpoint after its commits (`wal_autocheckpoint=0`), so
+no commit waits for the copy of the WAL into the database file and its two fsyncs. A
+checkpointer thread with its own connection runs PASSIVE checkpoints (they never block
+the writer) when the writer is idle or the WAL file passes `_WAL_CHECKPOINT_BYTES`; only
+if steady writes kept the WAL from starting over past `_WAL_RESTART_BYTES` does the
+writer run a RESTART between two transactions.
+
+Threads: the only writing connection lives on a thread of its own, which takes the queued
+operations itself and runs each transaction whole: no hop back to the event loop per
+statement, and the next transaction starts while the loop answers the last one's callers.
+Reads (store.py) go through aiosqlite on a second, read-only connection: one query, one
+hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from relay.errors import RelayError, StorageError
+from relay.storage.base import Observer
+
+_MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
+MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
+# The WAL starts over (from its first byte) only after a checkpoint copied all of it, and
+# the first commit after that fsyncs the WAL header, even with synchronous=NORMAL: with
+# sync = "normal" the one fsync left on the commit path, holding every request that
+# arrives meanwhile. So checkpoints run when the writer is idle (the fsync then falls on
+# the first request after the pause), and under steady writes only once the WAL passes
+# _WAL_CHECKPOINT_BYTES: every 10-20 s at a steady 500 single-event requests/s (each
+# commit writes whole pages, tens of KB). The writer's journal_size_limit trims the file
+# back to that size when it starts over, so the file's size says how much the WAL holds.
+_WAL_CHECKPOINT_BYTES = 256 << 20
+_WAL_RESTART_BYTES = 1 << 30  # past this, a RESTART: commits wait, the WAL stays bounded
+_IDLE_SECONDS = 1.0  # no commit for this long: the writer is idle, checkpoint now
+_CHECKPOINT_POLL = 0.1  # seconds between looks
+_CATCH_UP_ROUNDS = 20  # PASSIVE checkpoints in a row, chasing the writer
+_RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
+
+Sync = Literal["full", "normal"]
+
+WriteFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: WriteFn
+    arg: Any
+    durable: bool
+    future: asyncio.Future[Any]
+    bare: bool = False  # run alone, outside a transaction
+    alone: bool = False  # its own transaction: long work that must not hold others' commits
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("relay.storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = migrations()[-1][0]
+
+
+_Settled = tuple[_Op, Any, BaseException | None]  # an operation, its result, its error
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Resolve a caller's future (on the loop), unless the caller gave up waiting."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _run_bare(db: sqlite3.Connection, op: _Op) -> _Settled:
+    """An operation run alone, outside a transaction (Store.pragma)."""
+    try:
+        [result] = op.fn(db, [op.arg])
+    except Exception as exc:
+        return op, None, _write_error(exc)
+    return op, result, None
+
+
+def _write_error(exc: Exception) -> Exception:
+    """What a caller gets for a failed write: SQLite's errors as StorageError (503), an
+    operation's own errors (Conflict, NotFound, ...) as they are."""
+    return StorageError(f"database write failed: {exc}") if isinstance(exc, sqlite3.Error) \
+        else exc
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The writing connection: WAL, no auto-checkpoint (the checkpointer's job), migrated."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's job
+        db.execute(f"PRAGMA journal_size_limit={_WAL_CHECKPOINT_BYTES}")
+        migrate(db, path)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def take_lock(path: Path) -> int:
+    """Lock `<path>.lock` for this process (its pid written in it); the descriptor holds
+    the lock until closed. StorageError naming the holder if another process has it."""
+    lock_path = f"{path}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StorageError(
+            f"database {path} is in use by another relay process (pid {holder}); "
+            "stop it first, or give this one another [storage] path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Run the numbered files newer than `PRAGMA user_version`, each in a transaction; a
+    database newer than this relay is refused."""
+    current = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise StorageError(
+            f"database {path} has schema version {current}, newer than this relay "
+            f"supports ({SCHEMA_VERSION}); run the newer relay or restore a backup"
+        )
+    for version, sql in migrations():
+        if version <= current:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class Writer:
+    """The writer thread with group commit and the checkpointer thread beside it, on one
+    database file (see the module docstring). `on_health` hears, on the loop, whether
+    writes succeed."""
+
+    def __init__(self, path: Path, *, sync: Sync, observer: Observer | None,
+                 on_health: Callable[[bool], None]) -> None:
+        self.path = path
+        self._durable_full = sync == "full"  # durable commits fsync ([storage] sync)
+        self._observer = observer
+        self._on_health = on_health
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoints_stop = threading.Event()
+        self._restart_due = False  # set by the checkpointer, cleared by the writer
+        self._commits = 0  # commits so far, and the monotonic time of the last one: the
+        self._last_commit = 0.0  # checkpointer's view of the writer (plain reads, GIL)
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None  # resolved when the thread ends
+        self._closing = False  # set on the loop before the sentinel: nothing queued after it
+        self._sync_full = False  # the writer thread's PRAGMA synchronous
+
+    async def open(self) -> None:
+        """Start the writer thread (it opens and migrates the database), then the
+        checkpointer. Raises what opening raised; the caller closes."""
+        self._closing = False
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        thread = threading.Thread(
+            target=self._write_loop, args=(loop, opened, self._stopped),
+            name="relay-sqlite-writer", daemon=True,
+        )
+        thread.start()
+        self._thread = thread  # only once started: close() waits for it to stop
+        await opened
+        self._checkpoints_stop.clear()
+        self._restart_due = False
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="relay-sqlite-checkpointer", daemon=True,
+            args=(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),),
+        )
+        self._checkpointer.start()
+
+    async def close(self) -> None:
+        """Finish queued writes, then stop both threads. Safe to call twice, even at once."""
+        if self._thread is not None:
+            assert self._stopped is not None
+            if not self._closing:
+                self._closing = True
+                self._ops.put(None)
+            await asyncio.shield(self._stopped)  # a cancelled close() can be repeated
+            self._thread = None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            self._checkpoints_stop.set()
+            await asyncio.shield(asyncio.to_thread(checkpointer.join))
+
+    async def submit(self, fn: WriteFn, arg: Any, *, durable: bool = False,
+                     bare: bool = False, alone: bool = False) -> Any:
+        if self._thread is None or self._closing or not self._thread.is_alive():
+            raise StorageError("the store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.put(_Op(fn, arg, durable, future, bare, alone))
+        return await future
+
+    def queued(self) -> int:
+        return self._ops.qsize()
+
+    def _write_loop(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None],
+                    stopped: asyncio.Future[None]) -> None:
+        """The writer thread: open the database, then run queued operations, a batch per
+        transaction, until the None sentinel. Results go back to the loop without waiting
+        for it: the next transaction starts while the loop answers the last one's callers."""
+        try:
+            try:
+                db = connect(self.path)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, opened, None, exc)
+                return
+            loop.call_soon_threadsafe(_settle, opened, None, None)
+            try:
+                stop = False
+                pending: _Op | None = None  # a bare operation met while filling a batch
+                while not stop:
+                    op = pending if pending is not None else self._ops.get()
+                    pending = None
+                    if op is None:
+                        break
+                    if op.bare:
+                        loop.call_soon_threadsafe(self._settle_all, [_run_bare(db, op)], None)
+                        continue
+                    batch = [op]
+                    while not op.alone and len(batch) < _MAX_BATCH and not self._ops.empty():
+                        nxt = self._ops.get_nowait()
+                        if nxt is None:
+                            stop = True
+                            break
+                        if nxt.bare or nxt.alone:
+                            pending = nxt
+                            break
+                        batch.append(nxt)
+                    if self._restart_due:
+                        self._restart_due = False
+                        self._restart_wal(db)
+                    parts = self._parts(batch)
+                    for i, part in enumerate(parts):
+                        try:
+                            settled, healthy = self._run(db, part, retry_singly=len(part) > 1)
+                        except BaseException as exc:  # a bug: answer the batch, then stop
+                            failed: list[_Settled] = [
+                                (op, None, exc) for later in parts[i:] for op in later]
+                            loop.call_soon_threadsafe(self._settle_all, failed, False)
+                            raise
+                        loop.call_soon_threadsafe(self._settle_all, settled, healthy)
+            finally:
+                db.close()
+        finally:
+            if not self._closing:  # the thread died: writes fail from now on
+                loop.call_soon_threadsafe(self._on_health, False)
+            closed = StorageError("the store is closed")
+            while not self._ops.empty():  # submitted while closing: never run
+                if (late := self._ops.get_nowait()) is not None:
+                    loop.call_soon_threadsafe(_settle, late.future, None, closed)
+            loop.call_soon_threadsafe(_settle, stopped, None, None)
+
+    def _parts(self, batch: list[_Op]) -> list[list[_Op]]:
+        """The transactions a batch runs as. With sync = "full", the operations that need
+        no fsync (claims, outcomes) commit first on their own, so a claim never waits for
+        the durable group queued beside it: its caller has it while that group's fsync
+        runs. Operations submitted together have no order between them to keep."""
+        if not self._durable_full:
+            return [batch]
+        quick = [op for op in batch if not op.durable]
+        if not quick or len(quick) == len(batch):
+            return [batch]
+        return [quick, [op for op in batch if op.durable]]
+
+    def _settle_all(self, settled: list[_Settled], healthy: bool | None) -> None:
+        """On the loop: resolve the callers' futures; record whether writes succeed (None:
+        no write was tried)."""
+        if healthy is not None:
+            self._on_health(healthy)
+        for op, result, error in settled:
+            _settle(op.future, result, error)
+
+    def _run(self, db: sqlite3.Connection, batch: list[_Op], *,
+             retry_singly: bool) -> tuple[list[_Settled], bool]:
+        """Each operation's result or error, and whether the database took its writes
+        (false after any SQLite error; an operation refusing its input, such as an id
+        conflict, says nothing about the database). A failed batch is re-run one
+        operation at a time, so one bad operation cannot fail its neighbours."""
+        try:
+            results = self._transaction(db, batch)
+        except Exception as exc:
+            if retry_singly:
+                settled: list[_Settled] = []
+                healthy = True
+                for op in batch:
+                    one, ok = self._run(db, [op], retry_singly=False)
+                    settled += one
+                    healthy = healthy and ok
+                return settled, healthy
+            error = _write_error(exc)
+            return [(op, None, error) for op in batch], not isinstance(exc, sqlite3.Error)
+        return [(op, result, result if isinstance(result, RelayError) else None)
+                for op, result in zip(batch, results, strict=True)], True
+
+    def _transaction(self, db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
+        """One transaction for the whole batch, rolled back on any error. The COMMIT's
+        time goes to the observer: with sync = "full" a durable one includes the fsync."""
+        durable = any(op.durable for op in batch)
+        full = durable and self._durable_full
+        if full != self._sync_full:
+            db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._sync_full = full
+        results: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            start = 0
+            while start < len(batch):
+                end = start
+                while end < len(batch) and batch[end].fn is batch[start].fn:
+                    end += 1
+                results.extend(batch[start].fn(db, [op.arg for op in batch[start:end]]))
+                start = end
+            began = time.perf_counter()
+            db.execute("COMMIT")
+            ended = time.perf_counter()
+            self._commits += 1
+            self._last_commit = time.monotonic()
+            if self._observer is not None:
+                self._observer.commit("durable" if durable else "other", ended - began)
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+        return results
+
+    # --- the checkpointer -------------------------------------------------------------
+
+    def _checkpoint_loop(self, db: sqlite3.Connection) -> None:
+        """The checkpointer thread, on its own connection: copy the WAL into the database
+        file off the writer's commit path, when the writer is idle or the WAL is large (see
+        `_WAL_CHECKPOINT_BYTES`). A failed checkpoint is tried again at the next look; the
+        WAL keeps every commit meanwhile."""
+        wal = Path(f"{self.path}-wal")
+        copied_at = self._commits  # the commit count at the start of the last catch-up
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")  # fsync the WAL, then the database file
+            page = int(db.execute("PRAGMA page_size").fetchone()[0])
+            while not self._checkpoints_stop.wait(_CHECKPOINT_POLL):
+                commits = self._commits
+                idle = time.monotonic() - self._last_commit >= _IDLE_SECONDS
+                try:
+                    if (idle and commits != copied_at) or \
+                            wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
+                        copied_at = commits
+                        self._catch_up(db, page)
+                except (OSError, sqlite3.Error):
+                    continue
+        finally:
+            db.close()
+
+    def _catch_up(self, db: sqlite3.Connection, page: int) -> None:
+        """PASSIVE checkpoints back to back, each copying what was committed during the
+        last one, until one copies everything with no commit meanwhile (the next commit
+        then writes the WAL from its start) or the WAL started over. Writes that never
+        pause that long keep the WAL growing: past `_WAL_RESTART_BYTES` the writer is asked
+        for a RESTART between two transactions."""
+        last = -1
+        for _ in range(_CATCH_UP_ROUNDS):
+            _busy, frames, copied = self._checkpoint(db, "PASSIVE")
+            if frames < last or frames == last == copied:
+                return
+            last = frames
+        if last * page > _WAL_RESTART_BYTES:
+            self._restart_due = True
+
+    def _restart_wal(self, db: sqlite3.Connection) -> None:
+        """On the writer, between transactions: a RESTART checkpoint (it copies what the
+        last PASSIVE left, little, and makes the next commit write the WAL from its
+        start). Commits wait for it: the price of a bounded WAL, paid once per
+        `_WAL_RESTART_BYTES` of writes that never paused. It waits for readers
+        `_RESTART_WAIT_MS` at most; if they stay, the checkpointer asks again."""
+        db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+        try:
+            self._checkpoint(db, "RESTART")
+        except sqlite3.Error:
+            pass  # the checkpointer asks again while the WAL stays large
+        finally:
+            db.execute("PRAGMA busy_timeout=5000")
+
+    def _checkpoint(self, db: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
+        """One checkpoint: (busy, frames in the WAL, frames copied), its time observed."""
+        began = time.perf_counter()
+        busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        if self._observer is not None:
+            self._observer.checkpoint(mode.lower(), time.perf_counter() - began)
+        return int(busy), int(frames), int(copied)
+
+
+def backup(source: Path, dest: Path) -> int:
+    """Copy a database, live or not, with SQLite's online backup API: a consistent
+    snapshot while `relay serve` keeps writing. Written beside `dest` and renamed, so a
+    failed backup never leaves a partial file under that name. Returns the events copied."""
+    if not source.exists():
+        raise StorageError(f"no database at {source}")
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+                [(events,)] = dst.execute("SELECT COUNT(*) FROM events").fetchall()
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(partial, dest)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"backup of {source} failed: {exc}") from exc
+    return int(events)
+

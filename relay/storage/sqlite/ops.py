@@ -1,0 +1,570 @@
+"""The SQLite store's write operations and their SQL, by name.
+
+Each operation takes the writer's connection and a list of arguments (one per queued
+call) and returns one result per argument, inside the writer's transaction (a RelayError
+result refuses that call alone). The row helpers and column lists here serve the store's
+reads too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from relay.delivery import health, opsevents
+from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.storage import idempotency
+from relay.storage.base import (
+    CANCELLABLE,
+    FINISHED,
+    AttemptResult,
+    Claimed,
+    DeliveryRow,
+    EndpointRow,
+    NewEvent,
+    Notice,
+    Ops,
+    Recorded,
+    not_cancellable,
+)
+
+CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
+INTERRUPTED = "interrupted: relay stopped before the attempt finished"
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def qmarks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows with one multi-row statement per chunk rather than `executemany`: less
+    per-row work (an ingest of 16 events: 0.37 ms of CPU instead of 0.51)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+    row_marks = f"({qmarks(width)})"
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        db.execute(f"INSERT INTO {into} VALUES {','.join([row_marks] * len(chunk))}",
+                   [v for row in chunk for v in row])
+
+
+ENDPOINT_COLS = (
+    "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
+    "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
+    "consecutive_failures, failing_since"
+)
+DELIVERY_COLS = (
+    "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
+    "last_status, last_error"
+)
+
+
+def endpoint(row: Sequence[Any]) -> EndpointRow:
+    return EndpointRow(
+        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
+        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
+        is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
+        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
+        failing_since=row[15],
+    )
+
+
+def pragma(db: sqlite3.Connection, statements: list[str]) -> list[Any]:
+    return [db.execute(f"PRAGMA {statement}").fetchall() for statement in statements]
+
+
+def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
+    """Events and their deliveries; a repeated idempotency key answers the original
+    (relay.storage.idempotency decides)."""
+    stored: dict[idempotency.Key, idempotency.Prior] = {}
+    for chunk in chunks(idempotency.keys(batches), CHUNK // 2):
+        sql = (
+            "SELECT tenant, idem_key, id, type, created_at, digest, n_deliveries FROM events "
+            f"WHERE (tenant, idem_key) IN (VALUES {','.join(['(?,?)'] * len(chunk))})"
+        )
+        cur = db.execute(sql, [v for key in chunk for v in key])
+        for row in cur.fetchall():
+            stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
+    decision = idempotency.decide(batches, stored)
+    events = decision.fresh
+    _insert(db, "events (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload)",
+            [(e.id, e.tenant, e.type, e.idem_key, e.digest, e.created_at, len(e.deliveries),
+              e.payload) for e in events])
+    _insert(db, "deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at)",
+            [(e.id, endpoint_id, state, e.created_at, e.created_at, e.created_at)
+             for e in events for endpoint_id, state in e.deliveries])
+    return decision.results
+
+
+HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
+    "SELECT id, state, next_at, attempts FROM deliveries WHERE endpoint_id = ? "
+    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
+)
+_CLAIM_ONE = (
+    "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ? WHERE id = ? RETURNING id, event_id, endpoint_id, attempts"
+)
+_CLAIM = (
+    "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND "
+    "endpoint_id = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?) "
+    "RETURNING id, event_id, endpoint_id, attempts"
+)
+
+
+def claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for wanted, now, lease_until, ordered in args:
+        claimed: list[Any] = []
+        next_due: dict[str, float | None] = {}
+        for endpoint_id, limit in wanted.items():
+            if endpoint_id in ordered:
+                head = db.execute(HEAD, (endpoint_id,)).fetchone()
+                if head is None or head[1] == "delivering":
+                    next_due[endpoint_id] = None
+                elif head[2] > now:
+                    next_due[endpoint_id] = float(head[2])
+                else:
+                    claimed.extend(db.execute(_CLAIM_ONE, (lease_until, now, head[0])))
+                continue
+            rows = db.execute(_CLAIM, (lease_until, now, endpoint_id, now, limit)).fetchall()
+            claimed.extend(rows)
+            if len(rows) < limit:
+                [row] = db.execute(
+                    "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' "
+                    "AND endpoint_id = ?",
+                    (endpoint_id,),
+                ).fetchall()
+                next_due[endpoint_id] = None if row[0] is None else float(row[0])
+        payloads: dict[str, bytes] = {}
+        event_ids = sorted({row[1] for row in claimed})
+        for chunk in chunks(event_ids):
+            payloads.update(db.execute(
+                f"SELECT id, payload FROM events WHERE id IN ({qmarks(len(chunk))})", chunk
+            ).fetchall())
+        claimed.sort()
+        out.append((
+            [Claimed(r[0], r[1], r[2], r[3], payloads[r[1]]) for r in claimed],
+            next_due,
+        ))
+    return out
+
+
+def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    results: list[AttemptResult] = [r for batch, _, _, _ in args for r in batch]
+    now = max(a[1] for a in args)
+    disable_after, ops = args[-1][2], args[-1][3]
+    db.executemany(
+        "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
+        "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (r.delivery_id, r.attempt, r.started_at, r.duration_ms,
+             orjson.dumps(r.request_headers).decode(), r.status,
+             orjson.dumps(r.response_headers).decode(),
+             r.response_body, r.error)
+            for r in results
+        ],
+    )
+    db.executemany(
+        "UPDATE deliveries SET state = ?, next_at = COALESCE(?, next_at), lease_until = NULL, "
+        "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
+        [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
+    )
+    # Endpoint health: decided by health.after_attempts, applied here.
+    attempted: dict[str, list[AttemptResult]] = {}
+    for r in results:
+        attempted.setdefault(r.endpoint_id, []).append(r)
+    updates: list[tuple[Any, ...]] = []
+    disabled: dict[str, str] = {}
+    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
+    for chunk in chunks(list(attempted)):
+        cur = db.execute(
+            "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
+            f"last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id IN "
+            f"({qmarks(len(chunk))})",
+            chunk,
+        )
+        for row in cur.fetchall():
+            before = health.Health(
+                is_active=bool(row[1]), disable_reason=row[2], consecutive_failures=row[3],
+                failing_since=row[4], last_delivery_at=row[5], last_delivery_status=row[6],
+            )
+            change = health.after_attempts(before, attempted[row[0]], now, disable_after)
+            after = change.health
+            updates.append((after.is_active, after.disable_reason, after.consecutive_failures,
+                            after.failing_since, after.last_delivery_at,
+                            after.last_delivery_status, row[0]))
+            streaks[row[0]] = (row[7], row[3])
+            if change.disabled is not None:
+                disabled[row[0]] = change.disabled
+    db.executemany(
+        "UPDATE endpoints SET is_active = ?, disable_reason = ?, consecutive_failures = ?, "
+        "failing_since = ?, last_delivery_at = ?, last_delivery_status = ? WHERE id = ?",
+        updates,
+    )
+    for eid in disabled:
+        db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
+    set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
+    recorded = Recorded(disabled)
+    if ops is not None:
+        codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
+                 for eid, reason in disabled.items()}
+        recorded = _emit(db, ops, attempted, streaks, disabled, codes, now)
+    return [recorded for _ in args]
+
+
+def _emit(db: sqlite3.Connection, ops: Ops, attempted: dict[str, list[AttemptResult]],
+          before: dict[str, tuple[str, int]], disabled: dict[str, str],
+          codes: dict[str, str], now: float) -> Recorded:
+    """Store the operational events `results` cause, in the record transaction: a crash
+    loses the outcome and its events together (the attempt is then repeated)."""
+    events: dict[int, tuple[str, str]] = {}
+
+    def event_of(delivery_id: int) -> tuple[str, str]:
+        if delivery_id not in events:
+            row = db.execute(
+                "SELECT e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
+                "WHERE d.id = ?", (delivery_id,),
+            ).fetchone()
+            events[delivery_id] = ("", "") if row is None else (row[0], row[1])
+        return events[delivery_id]
+
+    notices: list[Notice] = []
+    for eid, attempts in attempted.items():
+        if eid not in before:  # deleted meanwhile
+            continue
+        tenant, streak = before[eid]
+        notices += opsevents.from_attempts(
+            eid, tenant, streak, attempts, failing_after=ops.failing_after,
+            disabled=disabled.get(eid), disabled_code=codes.get(eid), event_of=event_of,
+        )
+    new = ops.build(notices, now) if notices else []
+    if not new:
+        return Recorded(disabled, tuple(notices))
+    ingest(db, [new])
+    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
+    return Recorded(disabled, tuple(notices), due)
+
+
+def renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for delivery_ids, lease_until in args:
+        count = 0
+        for chunk in chunks(delivery_ids):
+            cur = db.execute(
+                f"UPDATE deliveries SET lease_until = ? WHERE id IN ({qmarks(len(chunk))}) "
+                "AND state = 'delivering' AND lease_until < ?",
+                [lease_until, *chunk, lease_until],
+            )
+            count += cur.rowcount
+        out.append(count)
+    return out
+
+
+def recover(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for now, expired_before in args:
+        where = "state = 'delivering'" + (" AND lease_until < ?" if expired_before else "")
+        params: list[Any] = [expired_before] if expired_before else []
+        db.execute(
+            "INSERT INTO attempts (delivery_id, n, started_at, error) "
+            f"SELECT id, attempts, updated_at, ? FROM deliveries WHERE {where}",
+            [INTERRUPTED, *params],
+        )
+        cur = db.execute(
+            "UPDATE deliveries SET state = 'pending', next_at = ?, lease_until = NULL, "
+            f"updated_at = ?, last_error = ? WHERE {where}",
+            [now, now, INTERRUPTED, *params],
+        )
+        out.append(cur.rowcount)
+    return out
+
+
+def set_accepting(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoint_id, accepting, now in args:
+        if accepting:
+            cur = db.execute(
+                "UPDATE deliveries SET state = 'pending', next_at = ?, updated_at = ? "
+                "WHERE endpoint_id = ? AND state = 'held'",
+                (now, now, endpoint_id),
+            )
+        else:
+            cur = db.execute(
+                "UPDATE deliveries SET state = 'held', updated_at = ? "
+                "WHERE endpoint_id = ? AND state = 'pending'",
+                (now, endpoint_id),
+            )
+        out.append(cur.rowcount)
+    return out
+
+
+def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoints, now, new_secret in args:
+        cur = db.execute(
+            "SELECT id, secret, source FROM endpoints WHERE source = 'config' "
+            "OR id IN (SELECT value FROM json_each(?))",
+            (json.dumps([e.id for e in endpoints]),),
+        )
+        existing = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+        wanted = {e.id for e in endpoints}
+        for ep in endpoints:
+            if ep.id in existing and existing[ep.id][1] != "config":
+                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
+            spec = json.dumps(ep.spec, sort_keys=True)
+            if ep.id in existing:
+                db.execute(
+                    "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
+                    "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
+                    (ep.tenant, ep.id, spec, ep.secret, now, ep.id),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                    "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
+                    (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
+                )
+        for eid in sorted(set(existing) - wanted):
+            _remove_endpoint(db, eid, now)
+        cur = db.execute(
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
+        )
+        out.append([endpoint(r) for r in cur.fetchall()])
+    return out
+
+
+def _select_endpoint(db: sqlite3.Connection, endpoint_id: str) -> EndpointRow | None:
+    cur = db.execute(
+        f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
+        (endpoint_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else endpoint(row)
+
+
+def _no_endpoint(endpoint_id: str) -> NotFound:
+    return NotFound(f"no webhook {endpoint_id!r}")
+
+
+def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> int:
+    """Mark an endpoint deleted and cancel its unfinished deliveries (how many). An
+    attempt in flight is still recorded; its delivery stays cancelled (record() only
+    updates rows still `delivering`)."""
+    db.execute(
+        "UPDATE endpoints SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+        (now, now, endpoint_id),
+    )
+    cur = db.execute(
+        "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+        "WHERE endpoint_id = ? AND state IN ('pending', 'held', 'delivering')",
+        (now, endpoint_id),
+    )
+    return cur.rowcount
+
+
+def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for ep, limit in args:
+        if limit is not None:
+            cur = db.execute(
+                "SELECT COUNT(*) FROM endpoints WHERE tenant = ? AND source = 'api' "
+                "AND deleted_at IS NULL",
+                (ep.tenant,),
+            )
+            row = cur.fetchone()
+            if row is not None and row[0] >= limit:
+                out.append(TooManyRequests(
+                    f"tenant {ep.tenant!r} already has {row[0]} webhooks, its max_webhooks; "
+                    "delete one first"
+                ))
+                continue
+        db.execute(
+            "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+            "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
+            (ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+             ep.created_at, ep.created_at),
+        )
+        out.append(_select_endpoint(db, ep.id))
+    return out
+
+
+_UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
+                        "failing_since", "consecutive_failures"})
+
+
+def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, changes, now in args:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = {k: json.dumps(v, sort_keys=True) if k == "spec" else v
+                  for k, v in changes.items()}
+        sets = "".join(f"{col} = ?, " for col in values)
+        db.execute(
+            f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+            [*values.values(), now, endpoint_id],
+        )
+        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+    return out
+
+
+def rotate_secret(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, secret, until, now in args:
+        # The right-hand sides see the row before the update: prev_secret gets the old one.
+        db.execute(
+            "UPDATE endpoints SET prev_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
+            "prev_secret_until = ?, secret = ?, updated_at = ? "
+            "WHERE id = ? AND deleted_at IS NULL",
+            (until, until, secret, now, endpoint_id),
+        )
+        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+    return out
+
+
+def delete_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for endpoint_id, now in args:
+        if _select_endpoint(db, endpoint_id) is None:
+            out.append(_no_endpoint(endpoint_id))
+        else:
+            out.append(_remove_endpoint(db, endpoint_id, now))
+    return out
+
+
+def retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, state, now in args:
+        cur = db.execute(
+            f"UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE id = ? "
+            f"AND state IN ({qmarks(len(FINISHED))}) RETURNING {DELIVERY_COLS}",
+            (state, now, now, delivery_id, *FINISHED),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            out.append(DeliveryRow(*row))
+            continue
+        cur = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,))
+        found = cur.fetchone()
+        out.append(
+            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
+                f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
+                f"({', '.join(FINISHED)}) can be retried"
+            )
+        )
+    return out
+
+
+def cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for delivery_id, now in args:
+        cur = db.execute(
+            "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+            f"WHERE id = ? AND state IN ({qmarks(len(CANCELLABLE))}) "
+            f"RETURNING {DELIVERY_COLS}",
+            (now, delivery_id, *CANCELLABLE),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            out.append(DeliveryRow(*row))
+            continue
+        found = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
+                   else not_cancellable(delivery_id, found[0]))
+    return out
+
+
+def recover_failed(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for endpoint_id, since, state, now in args:
+        cur = db.execute(
+            "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? "
+            "WHERE endpoint_id = ? AND state = 'failed' AND updated_at >= ?",
+            (state, now, now, endpoint_id, since),
+        )
+        out.append(cur.rowcount)
+    return out
+
+
+def add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for event_id, deliveries, now in args:
+        rows = []
+        for endpoint_id, state in deliveries:
+            cur = db.execute(
+                "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
+                f"updated_at) VALUES (?,?,?,?,?,?) RETURNING {DELIVERY_COLS}",
+                (event_id, endpoint_id, state, now, now, now),
+            )
+            rows.append(DeliveryRow(*cur.fetchone()))
+        out.append(rows)
+    return out
+
+
+def purge(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for before, limit in args:
+        cur = db.execute(
+            "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
+            "deliveries d WHERE d.event_id = events.id AND d.state IN "
+            "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT ?",
+            (before, limit),
+        )
+        ids = [r[0] for r in cur.fetchall()]
+        for chunk in chunks(ids):
+            marks = qmarks(len(chunk))
+            db.execute(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
+                f"event_id IN ({marks}))",
+                chunk,
+            )
+            db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", chunk)
+            db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+        out.append(len(ids))
+    return out
+
+
+def unclaim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for delivery_ids, now in args:
+        count = 0
+        for chunk in chunks(delivery_ids):
+            marks = qmarks(len(chunk))
+            cur = db.execute(
+                "SELECT DISTINCT endpoint_id FROM deliveries WHERE state = 'delivering' "
+                f"AND id IN ({marks})",
+                chunk,
+            )
+            for (endpoint_id,) in cur.fetchall():
+                row = _select_endpoint(db, endpoint_id)
+                state = health.waiting_state(row is not None and health.accepting(row))
+                count += db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = attempts - 1, "
+                    "lease_until = NULL, updated_at = ? WHERE state = 'delivering' "
+                    f"AND endpoint_id = ? AND id IN ({marks})",
+                    [state, now, endpoint_id, *chunk],
+                ).rowcount
+        out.append(count)
+    return out
+
+
+def secret_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out = []
+    for name, key, now in args:
+        db.execute("INSERT OR IGNORE INTO secret_keys (name, key, created_at) VALUES (?, ?, ?)",
+                   (name, key, now))
+        [(stored,)] = db.execute("SELECT key FROM secret_keys WHERE name = ?", (name,))
+        out.append(bytes(stored))
+    return out
