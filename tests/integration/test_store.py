@@ -339,6 +339,17 @@ async def test_an_ordered_claim_takes_only_the_head_while_it_blocks(store: Store
     await store.retry_delivery(head.id, "pending", NOW + 4)
     [again], _ = await store.claim({"a": 10}, NOW + 4, NOW + 34, ordered=fifo)
     assert again.id == head.id
+    # Retried while a later one is in flight, it waits: one request at a time, always.
+    await store.record([result(again.id, "a", 2, "succeeded", ok=True, status=200)],
+                       NOW + 5, 1e9)
+    [third], _ = await store.claim({"a": 10}, NOW + 5, NOW + 35, ordered=fifo)
+    assert third.event_id == "evt_0002"
+    await store.retry_delivery(second.id, "pending", NOW + 6)
+    assert await store.claim({"a": 10}, NOW + 6, NOW + 36, ordered=fifo) == ([], {"a": None})
+    await store.record([result(third.id, "a", 1, "succeeded", ok=True, status=200)],
+                       NOW + 7, 1e9)
+    [retried], _ = await store.claim({"a": 10}, NOW + 7, NOW + 37, ordered=fifo)
+    assert retried.id == second.id
 
 
 async def test_record_stores_the_operational_events_it_causes(store: Store) -> None:

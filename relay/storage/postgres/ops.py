@@ -175,6 +175,9 @@ _HEAD = (  # an ordered endpoint's head: its unfinished delivery with the lowest
     "SELECT id, state, next_at FROM deliveries WHERE endpoint_id = $1 "
     "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
 )
+_IN_FLIGHT = (  # usually the head, not always: an operator's retry may sit below it
+    "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 'delivering' LIMIT 1"
+)
 _CLAIM_HEAD = (
     "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
     "lease_until = $1, updated_at = $2 FROM events e WHERE d.id = $3 AND e.id = d.event_id "
@@ -196,8 +199,9 @@ async def _claim_head(con: Connection, a: ClaimArgs, endpoint_id: str,
     """An ordered endpoint: its head alone, when pending and due; under the endpoint's
     claim lock, so across processes only one ever holds it (as on SQLite otherwise)."""
     await con.execute(_CLAIM_LOCK, endpoint_id)
-    head = await con.fetchrow(_HEAD, endpoint_id)
-    if head is None or head[1] == "delivering":
+    busy = await con.fetchval(_IN_FLIGHT, endpoint_id) is not None
+    head = None if busy else await con.fetchrow(_HEAD, endpoint_id)
+    if head is None:
         next_due[endpoint_id] = None
     elif head[2] > a.now:
         next_due[endpoint_id] = float(head[2])

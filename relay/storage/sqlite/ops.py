@@ -110,6 +110,13 @@ HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
     "SELECT id, state, next_at, attempts FROM deliveries WHERE endpoint_id = ? "
     "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
 )
+# Whether an ordered endpoint has a request in flight. Usually its head, but not always:
+# an earlier delivery retried by an operator is pending below it. INDEXED BY: the rows in
+# flight are few (the concurrency), an endpoint's unfinished ones may be a backlog.
+IN_FLIGHT = (
+    "SELECT 1 FROM deliveries INDEXED BY deliveries_inflight WHERE state = 'delivering' "
+    "AND endpoint_id = ? LIMIT 1"
+)
 _CLAIM_ONE = (
     "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_until = ?, "
     "updated_at = ? WHERE id = ? RETURNING id, event_id, endpoint_id, attempts"
@@ -129,8 +136,9 @@ def claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         next_due: dict[str, float | None] = {}
         for endpoint_id, limit in wanted.items():
             if endpoint_id in ordered:
-                head = db.execute(HEAD, (endpoint_id,)).fetchone()
-                if head is None or head[1] == "delivering":
+                busy = db.execute(IN_FLIGHT, (endpoint_id,)).fetchone() is not None
+                head = None if busy else db.execute(HEAD, (endpoint_id,)).fetchone()
+                if head is None:
                     next_due[endpoint_id] = None
                 elif head[2] > now:
                     next_due[endpoint_id] = float(head[2])

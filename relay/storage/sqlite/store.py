@@ -143,9 +143,10 @@ class SQLiteStore:
         backends shared by several processes: here the one scheduler holds them itself.
 
         An `ordered` endpoint gives only its head (its unfinished delivery with the lowest
-        id), and only when the head is pending and due: while it is in flight or waiting for
-        a retry nothing behind it goes. Its next due time is the head's (None while the head
-        is in flight: the outcome's recording wakes the scheduler)."""
+        id), and only when the head is pending and due and nothing of the endpoint is in
+        flight: while a request is out or the head waits for a retry, nothing goes. Its
+        next due time is the head's (None while a request is in flight: the outcome's
+        recording wakes the scheduler)."""
         result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
             queries.claim, (wanted, now, lease_until, ordered)
         )
