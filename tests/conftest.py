@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,8 +121,10 @@ class ServeProcess:
 
     async def start(self, timeout: float = 20.0) -> None:
         """Start and wait until /readyz answers 200 (without blocking the event loop, so
-        receivers in this process keep serving)."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        receivers in this process keep serving). One still not ready at the deadline is
+        aborted, its faulthandler writing every thread's stack to the log, whose end the
+        failure shows: a hang on a CI machine says where it was."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "relay", "serve", "--config", str(self.config_path)],
@@ -138,7 +141,16 @@ class ServeProcess:
             except httpx.HTTPError:
                 return False
 
-        await eventually(ready, timeout, f"relay serve to be ready; log:\n{self.log}")
+        try:
+            await eventually(ready, timeout, f"relay serve to be ready; log: {self.log}")
+        except AssertionError:
+            if proc.poll() is not None:
+                raise  # it exited: the message has its log
+            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack to the log
+            proc.wait(10)
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-80:])
+            raise AssertionError(f"relay serve not ready after {timeout}s; the end of "
+                                 f"{self.log}, its threads' stacks last:\n{tail}") from None
 
     def kill(self) -> None:
         assert self.proc is not None

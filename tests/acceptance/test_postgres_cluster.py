@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServeProcess, eventually, free_port, serve_toml
+from tests.helpers import FlakyReceiver, assert_in_order
 from tests.postgres import pg_url, terminate
 from tests.receiver import Receiver
 
@@ -136,6 +137,26 @@ async def test_two_processes_deliver_every_event_once_within_the_cap(
         assert all(n > 0 for n in logs), logs
     finally:
         await stop_all(relays)
+
+
+async def test_two_processes_keep_a_fifo_endpoint_in_order(tmp_path: Path, pg_url: str) -> None:
+    async with FlakyReceiver(fail_every=5, failures=2) as rx:
+        relays = start_relays(tmp_path, pg_url, rx.url, endpoint='ordering = "fifo"')
+        try:
+            await asyncio.gather(*(r.start() for r in relays))
+            async with httpx.AsyncClient(timeout=30) as http:
+                for n in range(100):  # one sequence, taken in turn by both processes
+                    response = await http.post(f"{relays[n % 2].url}/v1/events", json={
+                        "type": "order.created", "data": {"n": n}})
+                    assert response.status_code == 202, response.text
+            await eventually(lambda: len(rx.succeeded) == 100, 60, "all 100 delivered")
+            assert_in_order(rx, 100)
+            assert rx.max_in_flight == 1
+            # Both took part.
+            logs = [(r.cwd / "relay.log").read_text().count("action=attempt") for r in relays]
+            assert all(n > 0 for n in logs), logs
+        finally:
+            await stop_all(relays)
 
 
 async def test_kill_9_mid_delivery_the_other_delivers_after_the_lease(
