@@ -8,12 +8,14 @@ everything queued (up to `MAX_BATCH`), runs it in one transaction on one pooled
 connection (consecutive operations of one kind together) and commits once; each
 caller's future resolves only after that commit. A failed transaction is rolled back and
 each operation re-run alone, so one bad operation (or the loser of an idempotency race
-with another process) cannot fail its neighbours. Batches that answer a caller's request
-commit with `synchronous_commit` on (the commit is on disk before the answer); claims
-and outcomes commit with it off, since losing one only repeats a delivery. `[storage]
-sync = "normal"` turns it off for every commit (PostgresStore passes no durable ops):
-a crash of relay loses nothing, a crash of the database server may lose the last
-moments of acknowledged events. Each commit's time goes to the observer (/metrics).
+with another process) cannot fail its neighbours. Claims do not queue (`Writer.alone`):
+each is one statement on a connection of its own, so it never waits for a batch's
+commit. Batches that answer a caller's request commit with `synchronous_commit` on (the
+commit is on disk before the answer); claims and outcomes commit with it off, since
+losing one only repeats a delivery. `[storage] sync = "normal"` turns it off for every
+commit (PostgresStore passes no durable ops): a crash of relay loses nothing, a crash
+of the database server may lose the last moments of acknowledged events. Each batch's
+commit time goes to the observer (/metrics).
 """
 
 from __future__ import annotations
@@ -229,15 +231,43 @@ class Writer:
                 return settled
             if again and isinstance(exc, _RACES):
                 return await self._batch(batch, retry_singly=False, again=False)
-            if isinstance(exc, DRIVER_ERRORS):
-                self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
-                error: Exception = driver_error("database write", exc)
-            else:
-                error = exc
+            error = self._failure(exc)
             return [(op, None, error) for op in batch]
         self._on_health(True)
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)]
+
+    async def alone(self, fn: WriteFn, arg: Any) -> Any:
+        """Run one operation now, beside the queue, on a pooled connection of its own and
+        in no transaction of the writer's: for an operation that is a single statement
+        (atomic by itself, committed when it returns) and must not wait behind other
+        writes' commits: a claim. A lost race runs once more, as in a batch."""
+        if self._closing or self._task.done():
+            raise StorageError("the store is closed")
+
+        async def run() -> Any:
+            async with self._pool.acquire() as con:
+                return (await fn(con, [arg]))[0]
+
+        try:
+            try:
+                result = await run()
+            except _RACES:
+                result = await run()
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        self._on_health(True)
+        if isinstance(result, RelayError):
+            raise result
+        return result
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What the callers of a failed operation get: a driver's error as StorageError
+        (and the store unhealthy unless the database refused only this input)."""
+        if not isinstance(exc, DRIVER_ERRORS):
+            return exc
+        self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
+        return driver_error("database write", exc)
 
     async def _transaction(self, batch: list[_Op]) -> list[Any]:
         results: list[Any] = []

@@ -14,7 +14,7 @@ which PostgreSQL delivers to every listening process at commit; endpoint changes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,36 +183,12 @@ async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
 
 # --- claim -----------------------------------------------------------------------------
 
-# Serialises one endpoint's claims across every process, so a count of its live leases
-# and its shared rate bucket hold for the whole cluster (released at commit).
-_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.claim:' || $1, 0))"
-_LIVE_LEASES = (
-    "SELECT count(*) FROM deliveries WHERE state = 'delivering' AND endpoint_id = $1 "
-    "AND lease_until >= $2"
-)
-_TAKE_TOKENS = (
-    "INSERT INTO rate_buckets AS b (endpoint_id, tokens, refilled) VALUES ($1, $2, $3) "
-    "ON CONFLICT (endpoint_id) DO UPDATE SET "
-    "tokens = least($2, b.tokens + greatest(0, $3 - b.refilled) * $2), refilled = $3 "
-    "RETURNING tokens"
-)
-_SPEND_TOKENS = "UPDATE rate_buckets SET tokens = tokens - $2 WHERE endpoint_id = $1"
+# One statement (migrations/postgres/003_claim_function.sql says what it does): the
+# endpoint's advisory lock, its live leases, its rate bucket and the SKIP LOCKED claim
+# in one round trip, committed on its own.
 _CLAIM = (
-    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
-    "lease_until = $1, updated_at = $2 FROM (SELECT id FROM deliveries WHERE state = 'pending' "
-    "AND endpoint_id = $3 AND next_at <= $2 ORDER BY next_at, id LIMIT $4 "
-    "FOR UPDATE SKIP LOCKED) c, events e WHERE d.id = c.id AND e.id = d.event_id "
-    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
-)
-_NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
-_HEAD = (  # an ordered endpoint's head: its unfinished delivery with the lowest id
-    "SELECT id, state, next_at FROM deliveries WHERE endpoint_id = $1 "
-    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
-)
-_CLAIM_HEAD = (
-    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
-    "lease_until = $1, updated_at = $2 FROM events e WHERE d.id = $3 AND e.id = d.event_id "
-    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
+    "SELECT c_endpoint, c_id, c_event, c_attempt, c_payload, c_due FROM relay_claim("
+    "$1::text[], $2::int[], $3::int[], $4::float8[], $5::bool[], $6::bigint[], $7, $8)"
 )
 
 
@@ -223,60 +199,29 @@ class ClaimArgs:
     lease_until: float
     limits: Limits
     ordered: frozenset[str] = frozenset()
-
-
-async def _claim_head(con: Connection, a: ClaimArgs, endpoint_id: str,
-                      claimed: list[Claimed], next_due: dict[str, float | None]) -> None:
-    """An ordered endpoint: its head alone, when pending and due; under the endpoint's
-    claim lock, so across processes only one ever holds it (as on SQLite otherwise)."""
-    await con.execute(_CLAIM_LOCK, endpoint_id)
-    head = await con.fetchrow(_HEAD, endpoint_id)
-    if head is None or head[1] == "delivering":
-        next_due[endpoint_id] = None
-    elif head[2] > a.now:
-        next_due[endpoint_id] = float(head[2])
-    else:
-        rows = await con.fetch(_CLAIM_HEAD, a.lease_until, a.now, head[0])
-        claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    finished: Collection[int] = ()
 
 
 async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
     """Up to `wanted` due deliveries per endpoint, oldest first, marked `delivering` under
-    a lease. With a limit for an endpoint, its live leases in the whole cluster stay within
-    its concurrency and its shared bucket within its rate (held back by the bucket, an
-    endpoint is due again when its next token is)."""
+    a lease. With a limit for an endpoint, its live leases in the whole cluster (less this
+    process's `finished` ones) stay within its concurrency and its shared bucket within
+    its rate (held back by the bucket, an endpoint is due again when its next token is).
+    An ordered endpoint gives its head alone, when pending and due, under the same lock,
+    so across processes only one ever holds it."""
     out: list[Any] = []
     for a in args:
-        claimed: list[Claimed] = []
-        next_due: dict[str, float | None] = {}
-        for endpoint_id, limit in sorted(a.wanted.items()):  # lock order: no deadlock
-            if endpoint_id in a.ordered:
-                await _claim_head(con, a, endpoint_id, claimed, next_due)
-                continue
-            want, retry_at = limit, None
-            cap = a.limits.get(endpoint_id)
-            if cap is not None:
-                await con.execute(_CLAIM_LOCK, endpoint_id)
-                live = int(await con.fetchval(_LIVE_LEASES, endpoint_id, a.now))
-                want = min(want, cap[0] - live)  # at the cap: "full", claimed again on a
-                # wake-up (this process's own outcome recorded, a NOTIFY, the rescan poll)
-                rate = cap[1]
-                if rate and want > 0:
-                    tokens = float(await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now))
-                    if int(tokens) < want:
-                        want, retry_at = int(tokens), a.now + (1 - tokens % 1) / rate
-            rows = [] if want <= 0 else await con.fetch(
-                _CLAIM, a.lease_until, a.now, endpoint_id, want)
-            if cap is not None and cap[1] and rows:
-                await con.execute(_SPEND_TOKENS, endpoint_id, len(rows))
-            claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
-            if len(rows) < want or retry_at is not None:
-                value = await con.fetchval(_NEXT_DUE, endpoint_id)
-                due = None if value is None else float(value)
-                if due is not None and retry_at is not None:
-                    due = max(due, retry_at)
-                next_due[endpoint_id] = due
-        claimed.sort(key=lambda c: c.id)
+        ids = sorted(a.wanted)  # the order the function takes the locks in: no deadlock
+        caps = [a.limits.get(e) for e in ids]
+        rows = await con.fetch(
+            _CLAIM, ids, [a.wanted[e] for e in ids],
+            [None if cap is None else cap[0] for cap in caps],
+            [cap[1] if cap is not None and cap[1] else None for cap in caps],
+            [e in a.ordered for e in ids], list(a.finished), a.now, a.lease_until,
+        )
+        claimed = sorted((Claimed(r[1], r[2], r[0], r[3], r[4]) for r in rows
+                          if r[1] is not None), key=lambda c: c.id)
+        next_due = {r[0]: None if r[5] is None else float(r[5]) for r in rows if r[1] is None}
         out.append((claimed, next_due))
     return out
 
