@@ -70,11 +70,13 @@ def delivery(row: Row) -> DeliveryRow:
     return DeliveryRow(*row)
 
 
-_NOTIFY_DUE = (
-    f"SELECT pg_notify('{DUE_CHANNEL}', "
-    "current_setting('application_name') || ' ' || e || ' ' || t::text) "
-    "FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
-)
+def _notify(endpoint: str, due: str) -> str:
+    """The SQL expression that sends one wake-up, of these SQL values."""
+    return (f"pg_notify('{DUE_CHANNEL}', current_setting('application_name') || ' ' || "
+            f"{endpoint} || ' ' || {due}::text)")
+
+
+_NOTIFY_DUE = f"SELECT {_notify('e', 't')} FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
 _BUMP_ENDPOINTS = (
     "UPDATE endpoint_changes SET version = version + 1; "
     f"NOTIFY {ENDPOINTS_CHANNEL}"
@@ -242,30 +244,31 @@ async def renew(con: Connection, args: list[tuple[list[int], float]]) -> list[An
 
 # --- outcomes --------------------------------------------------------------------------
 
-_INSERT_ATTEMPTS = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, status, "
-    "response_headers, response_body, error) SELECT * FROM unnest($1::bigint[], $2::int[], "
-    "$3::float8[], $4::float8[], $5::text[], $6::int[], $7::text[], $8::bytea[], $9::text[])"
-)
-_SET_OUTCOMES = (
-    "UPDATE deliveries d SET state = u.state, next_at = COALESCE(u.next_at, d.next_at), "
-    "lease_until = NULL, updated_at = $1, last_status = u.status, last_error = u.error "
-    "FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::int[], $6::text[]) "
-    "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering'"
-)
-# Locked in id order (no deadlock between processes recording at once), NO KEY UPDATE so
-# that ingest's foreign-key checks (KEY SHARE) on these endpoints never wait for it.
-_HEALTH_OF = (
+# One statement: the attempt rows, the deliveries' next states, and the endpoints' health
+# rows as they were, locked in id order (no deadlock between processes recording at
+# once), NO KEY UPDATE so that ingest's foreign-key checks (KEY SHARE) on these endpoints
+# never wait for it. (Data-modifying CTEs run to completion unread.)
+_RECORD = (
+    "WITH a AS (INSERT INTO attempts (delivery_id, n, started_at, duration_ms, "
+    "request_headers, status, response_headers, response_body, error) SELECT * FROM unnest("
+    "$1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::text[], $6::int[], $7::text[], "
+    "$8::bytea[], $9::text[])), "
+    "o AS (UPDATE deliveries d SET state = u.state, next_at = COALESCE(u.next_at, d.next_at), "
+    "lease_until = NULL, updated_at = $10, last_status = u.status, last_error = u.error "
+    "FROM unnest($1::bigint[], $11::text[], $12::float8[], $6::int[], $9::text[]) "
+    "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering') "
     "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-    "last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id = ANY($1::text[]) "
-    "ORDER BY id FOR NO KEY UPDATE"
+    "last_delivery_at, last_delivery_status, tenant FROM endpoints "
+    "WHERE id = ANY($13::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
+# The health these attempts leave, and a wake-up per endpoint whose slots they freed.
 _SET_HEALTH = (
-    "UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
+    "WITH h AS (UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
     "consecutive_failures = u.failures, failing_since = u.since, last_delivery_at = u.last_at, "
     "last_delivery_status = u.status FROM unnest($1::text[], $2::bool[], $3::text[], "
     "$4::int[], $5::float8[], $6::float8[], $7::int[]) "
-    "AS u(id, active, reason, failures, since, last_at, status) WHERE e.id = u.id"
+    "AS u(id, active, reason, failures, since, last_at, status) WHERE e.id = u.id) "
+    f"SELECT {_notify('f', '$9::float8')} FROM unnest($8::text[]) AS n(f)"
 )
 _DISABLED_AT = "UPDATE endpoints SET updated_at = $2 WHERE id = $1"
 _HOLD_PENDING = (
@@ -283,28 +286,25 @@ async def record(con: Connection,
     results = [r for batch, _, _, _ in args for r in batch]
     now = max(a[1] for a in args)
     disable_after, ops_config = args[-1][2], args[-1][3]
-    if results:
-        await con.execute(
-            _INSERT_ATTEMPTS, [r.delivery_id for r in results], [r.attempt for r in results],
-            [r.started_at for r in results], [r.duration_ms for r in results],
-            [orjson.dumps(r.request_headers).decode() for r in results],
-            [r.status for r in results],
-            [orjson.dumps(r.response_headers).decode() for r in results],
-            [r.response_body for r in results], [r.error for r in results],
-        )
-        await con.execute(
-            _SET_OUTCOMES, now, [r.delivery_id for r in results], [r.state for r in results],
-            [r.next_at for r in results], [r.status for r in results],
-            [r.error for r in results],
-        )
-    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
+    if not results:
+        return [Recorded({}) for _ in args]
     attempted: dict[str, list[AttemptResult]] = {}
     for r in results:
         attempted.setdefault(r.endpoint_id, []).append(r)
+    rows = await con.fetch(
+        _RECORD, [r.delivery_id for r in results], [r.attempt for r in results],
+        [r.started_at for r in results], [r.duration_ms for r in results],
+        [orjson.dumps(r.request_headers).decode() for r in results],
+        [r.status for r in results],
+        [orjson.dumps(r.response_headers).decode() for r in results],
+        [r.response_body for r in results], [r.error for r in results], now,
+        [r.state for r in results], [r.next_at for r in results], list(attempted),
+    )
+    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
     disabled: dict[str, str] = {}
     after: list[tuple[str, health.Health]] = []
     streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
-    for row in await con.fetch(_HEALTH_OF, list(attempted)) if attempted else []:
+    for row in rows:
         before = health.Health(
             is_active=row["is_active"], disable_reason=row["disable_reason"],
             consecutive_failures=row["consecutive_failures"],
@@ -316,21 +316,19 @@ async def record(con: Connection,
         streaks[row["id"]] = (row["tenant"], row["consecutive_failures"])
         if change.disabled is not None:
             disabled[row["id"]] = change.disabled
-    if after:
-        await con.execute(
-            _SET_HEALTH, [i for i, _ in after], [h.is_active for _, h in after],
-            [h.disable_reason for _, h in after], [h.consecutive_failures for _, h in after],
-            [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
-            [h.last_delivery_status for _, h in after],
-        )
+    # Slots freed (their leases end with this commit): the other processes may claim
+    # for these endpoints now; a retry's own due time is found by that claim.
+    await con.execute(
+        _SET_HEALTH, [i for i, _ in after], [h.is_active for _, h in after],
+        [h.disable_reason for _, h in after], [h.consecutive_failures for _, h in after],
+        [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
+        [h.last_delivery_status for _, h in after], list(attempted), now,
+    )
     for eid in sorted(disabled):
         await con.execute(_DISABLED_AT, eid, now)
         await con.execute(_HOLD_PENDING, eid, now)
     if disabled:
         await _endpoints_changed(con)
-    # Slots freed (their leases end with this commit): the other processes may claim
-    # for these endpoints now; a retry's own due time is found by that claim.
-    await notify_due(con, {r.endpoint_id: now for r in results})
     recorded = Recorded(disabled)
     if ops_config is not None:
         recorded = await _emit(con, ops_config, attempted, streaks, disabled, now)
