@@ -3,19 +3,22 @@
 Driver errors stop here: asyncpg's errors and socket errors become StorageError (503)
 with what failed; an operation's own refusals (Conflict, NotFound, ...) pass as they are.
 
-Group commit (`Writer`): every write is an operation queued to one writer task. It takes
+Group commit (`Writer`): every write is an operation queued to the writer. It takes
 everything queued (up to `MAX_BATCH`), runs it in one transaction on one pooled
 connection (consecutive operations of one kind together) and commits once; each
-caller's future resolves only after that commit. A failed transaction is rolled back and
-each operation re-run alone, so one bad operation (or the loser of an idempotency race
-with another process) cannot fail its neighbours. Claims do not queue (`Writer.alone`):
-each is one statement on a connection of its own, so it never waits for a batch's
-commit. Batches that answer a caller's request commit with `synchronous_commit` on (the
-commit is on disk before the answer); claims and outcomes commit with it off, since
-losing one only repeats a delivery. `[storage] sync = "normal"` turns it off for every
-commit (PostgresStore passes no durable ops): a crash of relay loses nothing, a crash
-of the database server may lose the last moments of acknowledged events. Each batch's
-commit time goes to the observer (/metrics).
+caller's future resolves only after that commit. Up to `IN_FLIGHT` such transactions
+run at once on their own connections, so a batch never waits for the previous one's
+commit; they contend as two processes' transactions would (row locks, the races below).
+A failed transaction is rolled back and each operation re-run alone, so one bad
+operation (or the loser of an idempotency race with another process) cannot fail its
+neighbours. Claims do not queue (`Writer.alone`): each is one statement on a connection
+of its own, so it never waits for a batch's commit. Batches that answer a caller's
+request commit with `synchronous_commit` on (the commit is on disk before the answer);
+claims and outcomes commit with it off, since losing one only repeats a delivery.
+`[storage] sync = "normal"` turns it off for every commit (PostgresStore passes no
+durable ops): a crash of relay loses nothing, a crash of the database server may lose
+the last moments of acknowledged events. Each batch's commit time goes to the observer
+(/metrics).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from relay.storage.base import Observer
 MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable database fails requests, not hangs them
-POOL_SIZE = 8  # the writer's connection and concurrent reads
+POOL_SIZE = 8  # the writer's connections, claims and concurrent reads
+IN_FLIGHT = 2  # write transactions at once (see Writer._run)
 STALL_TIMEOUT_MS = "5000"  # see open_pool
 _MIGRATION_LOCK = 0x72656C6179  # advisory lock key ("relay"): one process migrates at once
 
@@ -200,6 +204,16 @@ class Writer:
         await asyncio.shield(self._task)
 
     async def _run(self) -> None:
+        """`IN_FLIGHT` loops take batches from the one queue, each on its own connection:
+        while one batch waits for its commit (an ingest's WAL flush), the next runs."""
+        loops = [asyncio.create_task(self._loop()) for _ in range(IN_FLIGHT)]
+        try:
+            await asyncio.gather(*loops)
+        finally:  # one crashed (a bug): stop the others too
+            for loop in loops:
+                loop.cancel()
+
+    async def _loop(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
