@@ -52,7 +52,8 @@ BEGIN
                 RETURN QUERY UPDATE deliveries d SET state = 'delivering',
                     attempts = d.attempts + 1, lease_until = p_lease_until,
                     updated_at = p_now
-                FROM events e WHERE d.id = head.id AND e.id = d.event_id
+                FROM events e WHERE d.id = head.id AND d.state = 'pending'
+                AND e.id = d.event_id  -- not cancelled meanwhile
                 RETURNING d.endpoint_id, d.id, d.event_id, d.attempts, e.payload,
                     NULL::DOUBLE PRECISION;
             END IF;
