@@ -136,9 +136,9 @@ class Scheduler:
         self._claiming = False
         self._rotation = itertools.count()
         self._task: asyncio.Task[None] | None = None
-        # Outcomes waiting to be recorded, and how many the recorder is writing now.
+        # Outcomes waiting to be recorded, and those the recorder is writing now.
         self._outcomes: list[_Finished] = []
-        self._recording = 0
+        self._recording: list[_Finished] = []
         self._outcome_ready = asyncio.Event()
         self._recorder: asyncio.Task[None] | None = None
         self._closing = False
@@ -291,7 +291,7 @@ class Scheduler:
         left = budget.total(
             concurrency=self.concurrency, inflight=self._inflight,
             ready=sum(len(lane.ready) for lane in self._lanes.values()),
-            unrecorded=len(self._outcomes) + self._recording,
+            unrecorded=len(self._outcomes) + len(self._recording),
         )
         wanted: dict[str, int] = {}
         soonest: float | None = None
@@ -340,6 +340,7 @@ class Scheduler:
             claimed, next_due = await self._store.claim(
                 wanted, now, now + lease, self._limits(wanted),
                 ordered=frozenset(e for e in wanted if self._endpoints[e].ordered),
+                finished=self._finished(wanted),
             )
         finally:
             self._claiming = False
@@ -368,6 +369,14 @@ class Scheduler:
         if claimed:
             self._wake.set()  # look again: start them, and other work may be due
         return soonest
+
+    def _finished(self, wanted: dict[str, int]) -> list[int]:
+        """Deliveries of these endpoints that were sent and wait for their outcome's
+        commit: still `delivering` in the database, no longer at the receiver, so a store
+        that counts live leases across processes leaves them out of the endpoint's cap
+        (and the next claim need not wait for the record)."""
+        return [f.result.delivery_id for f in itertools.chain(self._outcomes, self._recording)
+                if f.result.endpoint_id in wanted]
 
     def _lease_for(self, wanted: dict[str, int]) -> float:
         """Time for one attempt plus a margin; renewed every `_RENEW_EVERY` while the
@@ -489,7 +498,7 @@ class Scheduler:
                 if self._closing:
                     return
                 continue
-            self._recording = len(batch)
+            self._recording = batch
             try:
                 recorded: Recorded = await self._store.record(
                     [f.result for f in batch], max(f.now for f in batch), self._disable_after(),
@@ -504,7 +513,7 @@ class Scheduler:
                                                  exc_info=exc)
                 continue
             finally:
-                self._recording = 0
+                self._recording = []
                 self._settled(batch)
                 self._wake.set()
                 for finished in batch:  # recorded, or left for its lease to expire

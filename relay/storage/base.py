@@ -13,7 +13,7 @@ recorded, the delivery stays cancelled).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
@@ -272,6 +272,7 @@ class Store(Protocol):
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None,
         ordered: frozenset[str] = frozenset(),
+        finished: Collection[int] = (),
     ) -> tuple[list[Claimed], dict[str, float | None]]: ...
     async def renew(self, delivery_ids: list[int], lease_until: float) -> int: ...
     async def record(

@@ -92,6 +92,21 @@ async def test_concurrency_cap_holds_across_stores(
     assert freed.id not in taken
 
 
+async def test_a_claims_own_finished_deliveries_free_their_slots_for_it_alone(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    one, two = pair
+    await one.ingest([event(i, endpoints=("a",)) for i in range(10)])
+    limits = {"a": (3, None)}
+    held, _ = await one.claim({"a": 5}, NOW, NOW + 30, limits)
+    assert len(held) == 3
+    # Two of them sent, their outcomes not committed yet: still leased in the database.
+    done = [held[0].id, held[1].id]
+    assert (await two.claim({"a": 5}, NOW, NOW + 30, limits))[0] == []  # its cap is full
+    more, _ = await one.claim({"a": 5}, NOW, NOW + 30, limits, finished=done)
+    assert len(more) == 2 and not {c.id for c in more} & {c.id for c in held}
+    assert (await one.claim({"a": 5}, NOW, NOW + 30, limits, finished=done))[0] == []
+
+
 async def test_rate_limit_is_one_bucket_for_all_stores(
         pair: tuple[PostgresStore, PostgresStore]) -> None:
     one, two = pair

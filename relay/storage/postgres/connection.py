@@ -3,17 +3,22 @@
 Driver errors stop here: asyncpg's errors and socket errors become StorageError (503)
 with what failed; an operation's own refusals (Conflict, NotFound, ...) pass as they are.
 
-Group commit (`Writer`): every write is an operation queued to one writer task. It takes
+Group commit (`Writer`): every write is an operation queued to the writer. It takes
 everything queued (up to `MAX_BATCH`), runs it in one transaction on one pooled
 connection (consecutive operations of one kind together) and commits once; each
-caller's future resolves only after that commit. A failed transaction is rolled back and
-each operation re-run alone, so one bad operation (or the loser of an idempotency race
-with another process) cannot fail its neighbours. Batches that answer a caller's request
-commit with `synchronous_commit` on (the commit is on disk before the answer); claims
-and outcomes commit with it off, since losing one only repeats a delivery. `[storage]
-sync = "normal"` turns it off for every commit (PostgresStore passes no durable ops):
-a crash of relay loses nothing, a crash of the database server may lose the last
-moments of acknowledged events. Each commit's time goes to the observer (/metrics).
+caller's future resolves only after that commit. Up to `IN_FLIGHT` such transactions
+run at once on their own connections, so a batch never waits for the previous one's
+commit; they contend as two processes' transactions would (row locks, the races below).
+A failed transaction is rolled back and each operation re-run alone, so one bad
+operation (or the loser of an idempotency race with another process) cannot fail its
+neighbours. Claims do not queue (`Writer.alone`): each is one statement on a connection
+of its own, so it never waits for a batch's commit. Batches that answer a caller's
+request commit with `synchronous_commit` on (the commit is on disk before the answer);
+claims and outcomes commit with it off, since losing one only repeats a delivery.
+`[storage] sync = "normal"` turns it off for every commit (PostgresStore passes no
+durable ops): a crash of relay loses nothing, a crash of the database server may lose
+the last moments of acknowledged events. Each batch's commit time goes to the observer
+(/metrics).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from relay.storage.base import Observer
 MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable database fails requests, not hangs them
-POOL_SIZE = 8  # the writer's connection and concurrent reads
+POOL_SIZE = 8  # the writer's connections, claims and concurrent reads
+IN_FLIGHT = 2  # write transactions at once (see Writer._run)
 STALL_TIMEOUT_MS = "5000"  # see open_pool
 _MIGRATION_LOCK = 0x72656C6179  # advisory lock key ("relay"): one process migrates at once
 
@@ -92,7 +98,7 @@ async def open_pool(url: str, name: str) -> Pool:
     try:
         pool = await asyncpg.create_pool(
             url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT,
-            command_timeout=60, server_settings={
+            command_timeout=60, reset=_keep_session, server_settings={
                 "application_name": name[:63],
                 # A process that stalls inside a transaction (a frozen VM, SIGSTOP, a
                 # network partition) must not hold the others' locks for long: the
@@ -112,6 +118,15 @@ async def open_pool(url: str, name: str) -> Pool:
             raise driver_error(f"migrating {redact(url)}", exc) from exc
         raise
     return pool
+
+
+async def _keep_session(_con: Connection) -> None:
+    """What a released connection is reset with: nothing beyond asyncpg's own (it rolls
+    back an open transaction). Its default reset query (advisory unlock, CLOSE ALL,
+    UNLISTEN *, RESET ALL) is one more round trip per write and per read, for session
+    state relay never leaves behind: settings are SET LOCAL, advisory locks are
+    transaction locks (the migration's session lock is released in `migrate`), LISTEN
+    runs on a connection of its own."""
 
 
 async def migrate(con: Connection, where: str) -> None:
@@ -135,6 +150,10 @@ async def migrate(con: Connection, where: str) -> None:
                 await con.execute("INSERT INTO relay_schema VALUES ($1)", version)
     finally:
         await con.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+_BEGIN = "BEGIN"
+_BEGIN_NOT_DURABLE = "BEGIN; SET LOCAL synchronous_commit = off"
 
 
 @dataclass(slots=True)
@@ -185,6 +204,16 @@ class Writer:
         await asyncio.shield(self._task)
 
     async def _run(self) -> None:
+        """`IN_FLIGHT` loops take batches from the one queue, each on its own connection:
+        while one batch waits for its commit (an ingest's WAL flush), the next runs."""
+        loops = [asyncio.create_task(self._loop()) for _ in range(IN_FLIGHT)]
+        try:
+            await asyncio.gather(*loops)
+        finally:  # one crashed (a bug): stop the others too
+            for loop in loops:
+                loop.cancel()
+
+    async def _loop(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
@@ -216,25 +245,51 @@ class Writer:
                 return settled
             if again and isinstance(exc, _RACES):
                 return await self._batch(batch, retry_singly=False, again=False)
-            if isinstance(exc, DRIVER_ERRORS):
-                self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
-                error: Exception = driver_error("database write", exc)
-            else:
-                error = exc
+            error = self._failure(exc)
             return [(op, None, error) for op in batch]
         self._on_health(True)
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)]
 
+    async def alone(self, fn: WriteFn, arg: Any) -> Any:
+        """Run one operation now, beside the queue, on a pooled connection of its own and
+        in no transaction of the writer's: for an operation that is a single statement
+        (atomic by itself, committed when it returns) and must not wait behind other
+        writes' commits: a claim. A lost race runs once more, as in a batch."""
+        if self._closing or self._task.done():
+            raise StorageError("the store is closed")
+
+        async def run() -> Any:
+            async with self._pool.acquire() as con:
+                return (await fn(con, [arg]))[0]
+
+        try:
+            try:
+                result = await run()
+            except _RACES:
+                result = await run()
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        self._on_health(True)
+        if isinstance(result, RelayError):
+            raise result
+        return result
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What the callers of a failed operation get: a driver's error as StorageError
+        (and the store unhealthy unless the database refused only this input)."""
+        if not isinstance(exc, DRIVER_ERRORS):
+            return exc
+        self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
+        return driver_error("database write", exc)
+
     async def _transaction(self, batch: list[_Op]) -> list[Any]:
         results: list[Any] = []
         durable = any(op.durable for op in batch)
         async with self._pool.acquire() as con:
-            transaction = con.transaction()
-            await transaction.start()
+            # One round trip for both (a simple query may hold several statements).
+            await con.execute(_BEGIN if durable else _BEGIN_NOT_DURABLE)
             try:
-                if not durable:
-                    await con.execute("SET LOCAL synchronous_commit = off")
                 start = 0
                 while start < len(batch):
                     end = start
@@ -244,10 +299,10 @@ class Writer:
                         await batch[start].fn(con, [op.arg for op in batch[start:end]]))
                     start = end
             except BaseException:
-                await transaction.rollback()
+                await con.execute("ROLLBACK")
                 raise
             began = time.perf_counter()
-            await transaction.commit()
+            await con.execute("COMMIT")
         if self._observer is not None:
             self._observer.commit("durable" if durable else "other", time.perf_counter() - began)
         return results

@@ -14,7 +14,7 @@ which PostgreSQL delivers to every listening process at commit; endpoint changes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +72,13 @@ def delivery(row: Row) -> DeliveryRow:
     return DeliveryRow(*row)
 
 
-_NOTIFY_DUE = (
-    f"SELECT pg_notify('{DUE_CHANNEL}', "
-    "current_setting('application_name') || ' ' || e || ' ' || t::text) "
-    "FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
-)
+def _notify(endpoint: str, due: str) -> str:
+    """The SQL expression that sends one wake-up, of these SQL values."""
+    return (f"pg_notify('{DUE_CHANNEL}', current_setting('application_name') || ' ' || "
+            f"{endpoint} || ' ' || {due}::text)")
+
+
+_NOTIFY_DUE = f"SELECT {_notify('e', 't')} FROM unnest($1::text[], $2::float8[]) AS u(e, t)"
 _BUMP_ENDPOINTS = (
     "UPDATE endpoint_changes SET version = version + 1; "
     f"NOTIFY {ENDPOINTS_CHANNEL}"
@@ -149,39 +151,12 @@ async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
 
 # --- claim -----------------------------------------------------------------------------
 
-# Serialises one endpoint's claims across every process, so a count of its live leases
-# and its shared rate bucket hold for the whole cluster (released at commit).
-_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.claim:' || $1, 0))"
-_LIVE_LEASES = (
-    "SELECT count(*) FROM deliveries WHERE state = 'delivering' AND endpoint_id = $1 "
-    "AND lease_until >= $2"
-)
-_TAKE_TOKENS = (
-    "INSERT INTO rate_buckets AS b (endpoint_id, tokens, refilled) VALUES ($1, $2, $3) "
-    "ON CONFLICT (endpoint_id) DO UPDATE SET "
-    "tokens = least($2, b.tokens + greatest(0, $3 - b.refilled) * $2), refilled = $3 "
-    "RETURNING tokens"
-)
-_SPEND_TOKENS = "UPDATE rate_buckets SET tokens = tokens - $2 WHERE endpoint_id = $1"
+# One statement (migrations/postgres/003_claim_function.sql says what it does): the
+# endpoint's advisory lock, its live leases, its rate bucket and the SKIP LOCKED claim
+# in one round trip, committed on its own.
 _CLAIM = (
-    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
-    "lease_until = $1, updated_at = $2 FROM (SELECT id FROM deliveries WHERE state = 'pending' "
-    "AND endpoint_id = $3 AND next_at <= $2 ORDER BY next_at, id LIMIT $4 "
-    "FOR UPDATE SKIP LOCKED) c, events e WHERE d.id = c.id AND e.id = d.event_id "
-    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
-)
-_NEXT_DUE = "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1"
-_HEAD = (  # an ordered endpoint's head: its unfinished delivery with the lowest id
-    "SELECT id, state, next_at FROM deliveries WHERE endpoint_id = $1 "
-    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
-)
-_IN_FLIGHT = (  # usually the head, not always: an operator's retry may sit below it
-    "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 'delivering' LIMIT 1"
-)
-_CLAIM_HEAD = (
-    "UPDATE deliveries d SET state = 'delivering', attempts = d.attempts + 1, "
-    "lease_until = $1, updated_at = $2 FROM events e WHERE d.id = $3 AND e.id = d.event_id "
-    "RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.payload"
+    "SELECT c_endpoint, c_id, c_event, c_attempt, c_payload, c_due FROM relay_claim("
+    "$1::text[], $2::int[], $3::int[], $4::float8[], $5::bool[], $6::bigint[], $7, $8)"
 )
 
 
@@ -192,61 +167,29 @@ class ClaimArgs:
     lease_until: float
     limits: Limits
     ordered: frozenset[str] = frozenset()
-
-
-async def _claim_head(con: Connection, a: ClaimArgs, endpoint_id: str,
-                      claimed: list[Claimed], next_due: dict[str, float | None]) -> None:
-    """An ordered endpoint: its head alone, when pending and due; under the endpoint's
-    claim lock, so across processes only one ever holds it (as on SQLite otherwise)."""
-    await con.execute(_CLAIM_LOCK, endpoint_id)
-    busy = await con.fetchval(_IN_FLIGHT, endpoint_id) is not None
-    head = None if busy else await con.fetchrow(_HEAD, endpoint_id)
-    if head is None:
-        next_due[endpoint_id] = None
-    elif head[2] > a.now:
-        next_due[endpoint_id] = float(head[2])
-    else:
-        rows = await con.fetch(_CLAIM_HEAD, a.lease_until, a.now, head[0])
-        claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    finished: Collection[int] = ()
 
 
 async def claim(con: Connection, args: list[ClaimArgs]) -> list[Any]:
     """Up to `wanted` due deliveries per endpoint, oldest first, marked `delivering` under
-    a lease. With a limit for an endpoint, its live leases in the whole cluster stay within
-    its concurrency and its shared bucket within its rate (held back by the bucket, an
-    endpoint is due again when its next token is)."""
+    a lease. With a limit for an endpoint, its live leases in the whole cluster (less this
+    process's `finished` ones) stay within its concurrency and its shared bucket within
+    its rate (held back by the bucket, an endpoint is due again when its next token is).
+    An ordered endpoint gives its head alone, when pending and due, under the same lock,
+    so across processes only one ever holds it."""
     out: list[Any] = []
     for a in args:
-        claimed: list[Claimed] = []
-        next_due: dict[str, float | None] = {}
-        for endpoint_id, limit in sorted(a.wanted.items()):  # lock order: no deadlock
-            if endpoint_id in a.ordered:
-                await _claim_head(con, a, endpoint_id, claimed, next_due)
-                continue
-            want, retry_at = limit, None
-            cap = a.limits.get(endpoint_id)
-            if cap is not None:
-                await con.execute(_CLAIM_LOCK, endpoint_id)
-                live = int(await con.fetchval(_LIVE_LEASES, endpoint_id, a.now))
-                want = min(want, cap[0] - live)  # at the cap: "full", claimed again on a
-                # wake-up (this process's own outcome recorded, a NOTIFY, the rescan poll)
-                rate = cap[1]
-                if rate and want > 0:
-                    tokens = float(await con.fetchval(_TAKE_TOKENS, endpoint_id, rate, a.now))
-                    if int(tokens) < want:
-                        want, retry_at = int(tokens), a.now + (1 - tokens % 1) / rate
-            rows = [] if want <= 0 else await con.fetch(
-                _CLAIM, a.lease_until, a.now, endpoint_id, want)
-            if cap is not None and cap[1] and rows:
-                await con.execute(_SPEND_TOKENS, endpoint_id, len(rows))
-            claimed.extend(Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows)
-            if len(rows) < want or retry_at is not None:
-                value = await con.fetchval(_NEXT_DUE, endpoint_id)
-                due = None if value is None else float(value)
-                if due is not None and retry_at is not None:
-                    due = max(due, retry_at)
-                next_due[endpoint_id] = due
-        claimed.sort(key=lambda c: c.id)
+        ids = sorted(a.wanted)  # the order the function takes the locks in: no deadlock
+        caps = [a.limits.get(e) for e in ids]
+        rows = await con.fetch(
+            _CLAIM, ids, [a.wanted[e] for e in ids],
+            [None if cap is None else cap[0] for cap in caps],
+            [cap[1] if cap is not None and cap[1] else None for cap in caps],
+            [e in a.ordered for e in ids], list(a.finished), a.now, a.lease_until,
+        )
+        claimed = sorted((Claimed(r[1], r[2], r[0], r[3], r[4]) for r in rows
+                          if r[1] is not None), key=lambda c: c.id)
+        next_due = {r[0]: None if r[5] is None else float(r[5]) for r in rows if r[1] is None}
         out.append((claimed, next_due))
     return out
 
@@ -267,30 +210,31 @@ async def renew(con: Connection, args: list[tuple[list[int], float]]) -> list[An
 
 # --- outcomes --------------------------------------------------------------------------
 
-_INSERT_ATTEMPTS = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, status, "
-    "response_headers, response_body, error) SELECT * FROM unnest($1::bigint[], $2::int[], "
-    "$3::float8[], $4::float8[], $5::text[], $6::int[], $7::text[], $8::bytea[], $9::text[])"
-)
-_SET_OUTCOMES = (
-    "UPDATE deliveries d SET state = u.state, next_at = COALESCE(u.next_at, d.next_at), "
-    "lease_until = NULL, updated_at = $1, last_status = u.status, last_error = u.error "
-    "FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::int[], $6::text[]) "
-    "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering'"
-)
-# Locked in id order (no deadlock between processes recording at once), NO KEY UPDATE so
-# that ingest's foreign-key checks (KEY SHARE) on these endpoints never wait for it.
-_HEALTH_OF = (
+# One statement: the attempt rows, the deliveries' next states, and the endpoints' health
+# rows as they were, locked in id order (no deadlock between processes recording at
+# once), NO KEY UPDATE so that ingest's foreign-key checks (KEY SHARE) on these endpoints
+# never wait for it. (Data-modifying CTEs run to completion unread.)
+_RECORD = (
+    "WITH a AS (INSERT INTO attempts (delivery_id, n, started_at, duration_ms, "
+    "request_headers, status, response_headers, response_body, error) SELECT * FROM unnest("
+    "$1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::text[], $6::int[], $7::text[], "
+    "$8::bytea[], $9::text[])), "
+    "o AS (UPDATE deliveries d SET state = u.state, next_at = COALESCE(u.next_at, d.next_at), "
+    "lease_until = NULL, updated_at = $10, last_status = u.status, last_error = u.error "
+    "FROM unnest($1::bigint[], $11::text[], $12::float8[], $6::int[], $9::text[]) "
+    "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering') "
     "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-    "last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id = ANY($1::text[]) "
-    "ORDER BY id FOR NO KEY UPDATE"
+    "last_delivery_at, last_delivery_status, tenant FROM endpoints "
+    "WHERE id = ANY($13::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
+# The health these attempts leave, and a wake-up per endpoint whose slots they freed.
 _SET_HEALTH = (
-    "UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
+    "WITH h AS (UPDATE endpoints e SET is_active = u.active, disable_reason = u.reason, "
     "consecutive_failures = u.failures, failing_since = u.since, last_delivery_at = u.last_at, "
     "last_delivery_status = u.status FROM unnest($1::text[], $2::bool[], $3::text[], "
     "$4::int[], $5::float8[], $6::float8[], $7::int[]) "
-    "AS u(id, active, reason, failures, since, last_at, status) WHERE e.id = u.id"
+    "AS u(id, active, reason, failures, since, last_at, status) WHERE e.id = u.id) "
+    f"SELECT {_notify('f', '$9::float8')} FROM unnest($8::text[]) AS n(f)"
 )
 _DISABLED_AT = "UPDATE endpoints SET updated_at = $2 WHERE id = $1"
 _HOLD_PENDING = (
@@ -308,28 +252,25 @@ async def record(con: Connection,
     results = [r for batch, _, _, _ in args for r in batch]
     now = max(a[1] for a in args)
     disable_after, ops_config = args[-1][2], args[-1][3]
-    if results:
-        await con.execute(
-            _INSERT_ATTEMPTS, [r.delivery_id for r in results], [r.attempt for r in results],
-            [r.started_at for r in results], [r.duration_ms for r in results],
-            [orjson.dumps(r.request_headers).decode() for r in results],
-            [r.status for r in results],
-            [orjson.dumps(r.response_headers).decode() for r in results],
-            [r.response_body for r in results], [r.error for r in results],
-        )
-        await con.execute(
-            _SET_OUTCOMES, now, [r.delivery_id for r in results], [r.state for r in results],
-            [r.next_at for r in results], [r.status for r in results],
-            [r.error for r in results],
-        )
-    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
+    if not results:
+        return [Recorded({}) for _ in args]
     attempted: dict[str, list[AttemptResult]] = {}
     for r in results:
         attempted.setdefault(r.endpoint_id, []).append(r)
+    rows = await con.fetch(
+        _RECORD, [r.delivery_id for r in results], [r.attempt for r in results],
+        [r.started_at for r in results], [r.duration_ms for r in results],
+        [orjson.dumps(r.request_headers).decode() for r in results],
+        [r.status for r in results],
+        [orjson.dumps(r.response_headers).decode() for r in results],
+        [r.response_body for r in results], [r.error for r in results], now,
+        [r.state for r in results], [r.next_at for r in results], list(attempted),
+    )
+    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
     disabled: dict[str, str] = {}
     after: list[tuple[str, health.Health]] = []
     streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
-    for row in await con.fetch(_HEALTH_OF, list(attempted)) if attempted else []:
+    for row in rows:
         before = health.Health(
             is_active=row["is_active"], disable_reason=row["disable_reason"],
             consecutive_failures=row["consecutive_failures"],
@@ -341,21 +282,19 @@ async def record(con: Connection,
         streaks[row["id"]] = (row["tenant"], row["consecutive_failures"])
         if change.disabled is not None:
             disabled[row["id"]] = change.disabled
-    if after:
-        await con.execute(
-            _SET_HEALTH, [i for i, _ in after], [h.is_active for _, h in after],
-            [h.disable_reason for _, h in after], [h.consecutive_failures for _, h in after],
-            [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
-            [h.last_delivery_status for _, h in after],
-        )
+    # Slots freed (their leases end with this commit): the other processes may claim
+    # for these endpoints now; a retry's own due time is found by that claim.
+    await con.execute(
+        _SET_HEALTH, [i for i, _ in after], [h.is_active for _, h in after],
+        [h.disable_reason for _, h in after], [h.consecutive_failures for _, h in after],
+        [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
+        [h.last_delivery_status for _, h in after], list(attempted), now,
+    )
     for eid in sorted(disabled):
         await con.execute(_DISABLED_AT, eid, now)
         await con.execute(_HOLD_PENDING, eid, now)
     if disabled:
         await _endpoints_changed(con)
-    # Slots freed (their leases end with this commit): the other processes may claim
-    # for these endpoints now; a retry's own due time is found by that claim.
-    await notify_due(con, {r.endpoint_id: now for r in results})
     recorded = Recorded(disabled)
     if ops_config is not None:
         recorded = await _emit(con, ops_config, attempted, streaks, disabled, now)

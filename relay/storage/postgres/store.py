@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 import asyncpg
@@ -267,12 +267,18 @@ class PostgresStore:
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None, ordered: frozenset[str] = frozenset(),
+        finished: Collection[int] = (),
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries `delivering`, oldest first; with
-        `limits` (endpoint -> concurrency, rate), within them across every process; an
-        `ordered` endpoint gives only its head (see SQLiteStore.claim)."""
-        result: tuple[list[Claimed], dict[str, float | None]] = await self._submit(
-            queries.claim, queries.ClaimArgs(wanted, now, lease_until, limits or {}, ordered)
+        `limits` (endpoint -> concurrency, rate), within them across every process, where
+        this process's `finished` deliveries (sent, outcome not yet committed) no longer
+        count; an `ordered` endpoint gives only its head (see SQLiteStore.claim). One
+        statement beside the writer's queue: a claim never waits for a record's commit."""
+        if self._writer is None:
+            raise StorageError("the store is closed")
+        result: tuple[list[Claimed], dict[str, float | None]] = await self._writer.alone(
+            queries.claim,
+            queries.ClaimArgs(wanted, now, lease_until, limits or {}, ordered, finished),
         )
         return result
 

@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +136,13 @@ class SQLiteStore:
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None,
         ordered: frozenset[str] = frozenset(),
+        finished: Collection[int] = (),
     ) -> tuple[list[Claimed], dict[str, float | None]]:
         """Mark up to `wanted[endpoint]` due deliveries per endpoint `delivering`, oldest
         first, counting the attempt now. Returns them and, for each endpoint that ran out of
-        due work, when its next delivery is due (None: nothing pending). `limits` is for
-        backends shared by several processes: here the one scheduler holds them itself.
+        due work, when its next delivery is due (None: nothing pending). `limits` and
+        `finished` (what the scheduler has sent and not yet recorded) are for backends
+        shared by several processes: here the one scheduler holds the limits itself.
 
         An `ordered` endpoint gives only its head (its unfinished delivery with the lowest
         id), and only when the head is pending and due and nothing of the endpoint is in
