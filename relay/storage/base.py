@@ -15,9 +15,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Literal, Protocol, get_args
 
-from relay.errors import Conflict
+from relay.errors import Conflict, StorageError
+
+# The columns behind EndpointRow and DeliveryRow, in their fields' order: both backends
+# select them so (the rows are built positionally).
+ENDPOINT_COLS = (
+    "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
+    "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
+    "consecutive_failures, failing_since"
+)
+DELIVERY_COLS = (
+    "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
+    "last_status, last_error"
+)
+
+
+def migrations(folder: str) -> list[tuple[int, str]]:
+    """A backend's numbered migrations (`relay/storage/migrations/<folder>`, "" for
+    SQLite's): (number, SQL), in order."""
+    files = resources.files("relay.storage") / "migrations"
+    if folder:
+        files = files / folder
+    found = []
+    for entry in files.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def check_schema(where: str, current: int, supported: int) -> None:
+    """Refuse a database that a newer relay migrated: this one cannot know its schema."""
+    if current > supported:
+        raise StorageError(
+            f"database {where} has schema version {current}, newer than this relay "
+            f"supports ({supported}); run the newer relay or restore a backup"
+        )
 
 State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
 STATES: tuple[State, ...] = get_args(State)

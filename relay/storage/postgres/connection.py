@@ -29,7 +29,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +36,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from relay.errors import RelayError, StorageError
-from relay.storage.base import Observer
+from relay.storage.base import Observer, check_schema
+from relay.storage.base import migrations as base_migrations
 
 MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
@@ -80,12 +80,7 @@ def driver_error(what: str, exc: BaseException) -> StorageError:
 
 
 def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("relay.storage") / "migrations" / "postgres"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return base_migrations("postgres")
 
 
 SCHEMA_VERSION = migrations()[-1][0]
@@ -137,11 +132,7 @@ async def migrate(con: Connection, where: str) -> None:
     try:
         await con.execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")
         current = await con.fetchval("SELECT max(version) FROM relay_schema") or 0
-        if current > SCHEMA_VERSION:
-            raise StorageError(
-                f"database {where} has schema version {current}, newer than this relay "
-                f"supports ({SCHEMA_VERSION}); run the newer relay or restore a backup"
-            )
+        check_schema(where, current, SCHEMA_VERSION)
         for version, sql in migrations():
             if version <= current:
                 continue

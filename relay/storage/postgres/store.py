@@ -31,6 +31,8 @@ from relay import __version__
 from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
 from relay.storage.base import (
+    DELIVERY_COLS,
+    ENDPOINT_COLS,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -365,7 +367,7 @@ class PostgresStore:
             ("tenant = $?", tenant),
             ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = $?)", after),
         )
-        sql = (f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
+        sql = (f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
         if limit >= 0:
             sql += f" LIMIT {int(limit)}"
@@ -373,7 +375,7 @@ class PostgresStore:
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
-            f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id,
         )
         return queries.endpoint(rows[0]) if rows else None
@@ -403,7 +405,7 @@ class PostgresStore:
 
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
         rows = await self._read(
-            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
             event_id,
         )
         return [queries.delivery(row) for row in rows]
@@ -416,14 +418,14 @@ class PostgresStore:
             ("endpoint_id = $?", endpoint_id), ("state = $?", state), ("id < $?", before),
         )
         rows = await self._read(
-            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
             f"ORDER BY id DESC LIMIT {int(limit)}",
             *params,
         )
         return [queries.delivery(row) for row in rows]
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
-        cols = ", ".join(f"d.{c}" for c in queries.DELIVERY_COLS.split(", "))
+        cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
         rows = await self._read(
             f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
             "WHERE d.id = $1 AND e.tenant = $2",

@@ -37,12 +37,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import RelayError, StorageError
-from relay.storage.base import Observer
+from relay.storage.base import Observer, check_schema
+from relay.storage.base import migrations as base_migrations
 
 _MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
@@ -79,12 +79,7 @@ class _Op:
 
 
 def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("relay.storage") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return base_migrations("")
 
 
 SCHEMA_VERSION = migrations()[-1][0]
@@ -158,11 +153,7 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Run the numbered files newer than `PRAGMA user_version`, each in a transaction; a
     database newer than this relay is refused."""
     current = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if current > SCHEMA_VERSION:
-        raise StorageError(
-            f"database {path} has schema version {current}, newer than this relay "
-            f"supports ({SCHEMA_VERSION}); run the newer relay or restore a backup"
-        )
+    check_schema(str(path), current, SCHEMA_VERSION)
     for version, sql in migrations():
         if version <= current:
             continue

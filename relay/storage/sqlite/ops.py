@@ -20,6 +20,8 @@ from relay.errors import Conflict, NotFound, TooManyRequests
 from relay.storage import idempotency
 from relay.storage.base import (
     CANCELLABLE,
+    DELIVERY_COLS,
+    ENDPOINT_COLS,
     FINISHED,
     AttemptResult,
     Claimed,
@@ -58,15 +60,6 @@ def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) 
                    [v for row in chunk for v in row])
 
 
-ENDPOINT_COLS = (
-    "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
-    "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
-    "consecutive_failures, failing_since"
-)
-DELIVERY_COLS = (
-    "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
-    "last_status, last_error"
-)
 
 
 def endpoint(row: Sequence[Any]) -> EndpointRow:

@@ -24,6 +24,8 @@ import aiosqlite
 
 from relay.errors import StorageError, TooManyRequests
 from relay.storage.base import (
+    DELIVERY_COLS,
+    ENDPOINT_COLS,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -263,7 +265,7 @@ class SQLiteStore:
             ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
         )
         rows = await self._read(
-            f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
             f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
             (*params, limit),
         )
@@ -271,7 +273,7 @@ class SQLiteStore:
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
-            f"SELECT {queries.ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
             (endpoint_id,),
         )
         return queries.endpoint(rows[0]) if rows else None
@@ -334,7 +336,7 @@ class SQLiteStore:
 
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
         rows = await self._read(
-            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
             (event_id,),
         )
         return [DeliveryRow(*row) for row in rows]
@@ -348,7 +350,7 @@ class SQLiteStore:
             ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
         )
         rows = await self._read(
-            f"SELECT {queries.DELIVERY_COLS} FROM deliveries WHERE {where} "
+            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {where} "
             "ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
@@ -356,7 +358,7 @@ class SQLiteStore:
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
         """A delivery of one of `tenant`'s events (None for another tenant's)."""
-        cols = ", ".join(f"d.{c}" for c in queries.DELIVERY_COLS.split(", "))
+        cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
         rows = await self._read(
             f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
             "WHERE d.id = ? AND e.tenant = ?",
