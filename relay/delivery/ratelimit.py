@@ -34,3 +34,11 @@ def take(bucket: Bucket, now: float, rate: float) -> Taken:
     allowed = int(tokens + _ROUNDING)
     left = max(0.0, tokens - allowed)
     return Taken(allowed, now + (1 - left) / rate, Bucket(left, now))
+
+
+def give_back(bucket: Bucket, unused: int, rate: float) -> Bucket:
+    """Return tokens taken but not spent (the claim found fewer due deliveries than it
+    was allowed, or the endpoint's concurrency allowed fewer), up to the burst."""
+    if unused <= 0:
+        return bucket
+    return Bucket(min(max(rate, 1.0), bucket.tokens + unused), bucket.at)

@@ -23,6 +23,7 @@ after moving it, `wait_idle` to learn when it next has work).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -322,6 +323,9 @@ class Scheduler:
                 ready=len(lane.ready), budget=left,
                 tokens=None if taken is None else taken.allowed, ordered=endpoint.ordered,
             )
+            if taken is not None and endpoint.rate_limit:  # tokens beyond the ask stay
+                lane.bucket = ratelimit.give_back(lane.bucket, taken.allowed - max(free, 0),
+                                                  endpoint.rate_limit)
             if free <= 0:
                 if taken is not None and lane.inflight < endpoint.concurrency:
                     soonest = _earliest(soonest, taken.next_at)  # a free slot, no token
@@ -358,6 +362,13 @@ class Scheduler:
                     soonest = _earliest(soonest, due)
             else:
                 wanting.due = now  # the claim was full: more may be due
+        got = collections.Counter(item.endpoint_id for item in claimed)
+        for endpoint_id, asked in wanted.items():  # fewer were due: their tokens stay
+            short = self._lanes.get(endpoint_id)
+            limited = self._endpoints.get(endpoint_id)
+            if short is not None and limited is not None and limited.rate_limit:
+                short.bucket = ratelimit.give_back(short.bucket, asked - got[endpoint_id],
+                                                   limited.rate_limit)
         lost: list[int] = []
         for item in claimed:
             owner = self._lanes.get(item.endpoint_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.delivery.ratelimit import Bucket, Taken, take
+from relay.delivery.ratelimit import Bucket, Taken, give_back, take
 
 NOW = 1_000_000.0
 
@@ -46,3 +46,13 @@ def test_never_more_than_rate_per_second_plus_the_burst(rate: float) -> None:
         bucket, now, takes = taken.bucket, taken.next_at, takes + 1
     assert rate * 60 - 1 <= started <= rate * 60 + max(rate, 1.0)
     assert takes <= rate * 60 + 1  # each take at next_at finds a token
+
+
+@pytest.mark.parametrize(("bucket", "unused", "rate", "after"), [
+    (Bucket(0.0, 10.0), 3, 5.0, Bucket(3.0, 10.0)),  # returned, at the same count time
+    (Bucket(0.5, 10.0), 9, 5.0, Bucket(5.0, 10.0)),  # never past the burst
+    (Bucket(0.2, 10.0), 1, 0.5, Bucket(1.0, 10.0)),  # a slow rate's burst is one token
+    (Bucket(0.2, 10.0), 0, 5.0, Bucket(0.2, 10.0)),  # nothing unused: unchanged
+])
+def test_give_back(bucket: Bucket, unused: int, rate: float, after: Bucket) -> None:
+    assert give_back(bucket, unused, rate) == after
