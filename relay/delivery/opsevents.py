@@ -20,7 +20,7 @@ reports nothing, so a streak made `failing_after` long by such an attempt report
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from relay.ids import delivery_ref
@@ -85,6 +85,29 @@ def is_operational(event_type: str) -> bool:
     return event_type.startswith(PREFIX)
 
 
+def _reporting(failures_before: int, attempts: Sequence[AttemptResult], failing_after: int
+               ) -> Iterator[tuple[AttemptResult, int, int, bool, bool]]:
+    """The attempts that may cause a notice, each with the streak before and after it,
+    whether it crossed `failing_after` and whether it ended a reported streak."""
+    streak = failures_before
+    for attempt in attempts:
+        before = streak
+        streak = 0 if attempt.success else streak + 1
+        crossed = not attempt.success and streak == failing_after
+        ended = attempt.success and before >= failing_after
+        if crossed or ended or attempt.state == "failed":
+            yield attempt, before, streak, crossed, ended
+
+
+def lookups(failures_before: int, attempts: Sequence[AttemptResult], *, failing_after: int,
+            disabled: str | None) -> list[int]:
+    """The deliveries `from_attempts` may ask `event_of` about, for a caller that fetches
+    them beforehand (PostgreSQL: one query, and none for the usual outcome)."""
+    if disabled is not None:
+        return [a.delivery_id for a in attempts]
+    return [a.delivery_id for a, *_ in _reporting(failures_before, attempts, failing_after)]
+
+
 def from_attempts(
     endpoint_id: str, tenant: str, failures_before: int, attempts: Sequence[AttemptResult],
     *, failing_after: int, disabled: str | None, disabled_code: str | None,
@@ -94,20 +117,14 @@ def from_attempts(
 
     `failures_before`: its streak before them; `disabled`: why they disabled it (None:
     they did not), `disabled_code` the `reason` for that; `event_of(delivery_id)` ->
-    (event id, event type) of a delivery (called only for attempts that may report)."""
+    (event id, event type) of a delivery (called only for the attempts `lookups` names)."""
     out: list[Notice] = []
-    streak = failures_before
 
     def notice(kind: str, **data: Any) -> None:
         out.append(Notice(kind, endpoint_id, tenant, data))
 
-    for attempt in attempts:
-        before = streak
-        streak = 0 if attempt.success else streak + 1
-        crossed = not attempt.success and streak == failing_after
-        ended = attempt.success and before >= failing_after
-        if not (crossed or ended or attempt.state == "failed"):
-            continue
+    for attempt, before, streak, crossed, ended in _reporting(
+            failures_before, attempts, failing_after):
         event_id, event_type = event_of(attempt.delivery_id)
         if is_operational(event_type):
             continue

@@ -53,12 +53,23 @@ def event_of(delivery_id: int) -> tuple[str, str]:
 def test_from_attempts(before: int, codes: list[str], ops: bool, disabled: str | None,
                        expected: list[str]) -> None:
     attempts = [attempt(c, OPS_DELIVERY if ops else n) for n, c in enumerate(codes)]
+    asked: list[int] = []
+
+    def asking(delivery_id: int) -> tuple[str, str]:
+        asked.append(delivery_id)
+        return event_of(delivery_id)
+
     notices = opsevents.from_attempts(
         "e", "acme", before, attempts, failing_after=3, disabled=disabled,
-        disabled_code=None if disabled is None else opsevents.GONE, event_of=event_of,
+        disabled_code=None if disabled is None else opsevents.GONE, event_of=asking,
     )
     assert [n.type.rsplit(".", 1)[1] for n in notices] == expected
     assert all(n.endpoint_id == "e" and n.tenant == "acme" for n in notices)
+    # What a caller fetches beforehand covers every question, and is empty when nothing
+    # can report (PostgreSQL then skips the query).
+    fetched = opsevents.lookups(before, attempts, failing_after=3, disabled=disabled)
+    assert set(asked) <= set(fetched)
+    assert bool(fetched) == bool(asked)
 
 
 def test_exhausted_names_the_delivery_event_and_last_error() -> None:

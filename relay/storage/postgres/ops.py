@@ -100,15 +100,17 @@ _KNOWN_KEYS = (
     "FROM events e JOIN unnest($1::text[], $2::text[]) AS k(tenant, idem_key) "
     "ON e.tenant = k.tenant AND e.idem_key = k.idem_key"
 )
-_INSERT_EVENTS = (
-    "INSERT INTO events (id, tenant, type, idem_key, digest, created_at, n_deliveries, "
-    "payload) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-    "$5::text[], $6::float8[], $7::int[], $8::bytea[])"
-)
-_INSERT_DELIVERIES = (
-    "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at) "
-    "SELECT e, p, s, t, t, t FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) "
-    "AS u(e, p, s, t)"
+# One statement (one round trip): the events, their deliveries, and a wake-up per
+# endpoint with pending work. A delivery's event is inserted by the sibling CTE: the
+# statement's own rows are visible to the checks that run at its end.
+_INSERT = (
+    "WITH ev AS (INSERT INTO events (id, tenant, type, idem_key, digest, created_at, "
+    "n_deliveries, payload) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+    "$4::text[], $5::text[], $6::float8[], $7::int[], $8::bytea[])), "
+    "dl AS (INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
+    "updated_at) SELECT e, p, s, t, t, t FROM unnest($9::text[], $10::text[], $11::text[], "
+    "$12::float8[]) AS u(e, p, s, t)) "
+    f"SELECT {_notify('e', 't')} FROM unnest($13::text[], $14::float8[]) AS u(e, t)"
 )
 
 
@@ -123,22 +125,20 @@ async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
             stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
     decision = idempotency.decide(batches, stored)
     events = decision.fresh
-    due: dict[str, float] = {}
     if events:
+        rows = [(e.id, p, st, e.created_at) for e in events for p, st in e.deliveries]
+        due: dict[str, float] = {}
+        for _, endpoint_id, state, at in rows:
+            if state == "pending":
+                _earliest(due, endpoint_id, at)
         await con.execute(
-            _INSERT_EVENTS, [e.id for e in events], [e.tenant for e in events],
+            _INSERT, [e.id for e in events], [e.tenant for e in events],
             [e.type for e in events], [e.idem_key for e in events],
             [e.digest for e in events], [e.created_at for e in events],
             [len(e.deliveries) for e in events], [e.payload for e in events],
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            [r[3] for r in rows], list(due), list(due.values()),
         )
-        rows = [(e.id, p, s, e.created_at) for e in events for p, s in e.deliveries]
-        if rows:
-            await con.execute(_INSERT_DELIVERIES, *(list(col) for col in zip(*rows, strict=True)))
-        for e in events:
-            for endpoint_id, state in e.deliveries:
-                if state == "pending":
-                    _earliest(due, endpoint_id, e.created_at)
-        await notify_due(con, due)
     return decision.results
 
 
@@ -299,11 +299,13 @@ async def _emit(con: Connection, ops_config: Ops, attempted: dict[str, list[Atte
                 now: float) -> Recorded:
     """The operational events these outcomes cause, stored in the record transaction:
     a crash loses the outcome and its events together (the attempt is then repeated)."""
+    wanted = [delivery_id for eid, attempts in attempted.items() if eid in before
+              for delivery_id in opsevents.lookups(
+                  before[eid][1], attempts, failing_after=ops_config.failing_after,
+                  disabled=disabled.get(eid))]
     rows = await con.fetch(
         "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
-        "WHERE d.id = ANY($1::bigint[])",
-        [r.delivery_id for attempts in attempted.values() for r in attempts],
-    )
+        "WHERE d.id = ANY($1::bigint[])", wanted) if wanted else []
     events = {row[0]: (row[1], row[2]) for row in rows}
     codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
              for eid, reason in disabled.items()}
