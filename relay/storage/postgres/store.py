@@ -235,10 +235,12 @@ class PostgresStore:
             raise StorageError("the store is closed")
         return self._pool
 
-    async def _submit(self, fn: WriteFn, arg: Any, *, durable: bool = False) -> Any:
+    async def _submit(self, fn: WriteFn, arg: Any, *, durable: bool = False,
+                      single: bool = False) -> Any:
         if self._writer is None:
             raise StorageError("the store is closed")
-        return await self._writer.submit(fn, arg, durable=durable and self._durable)
+        return await self._writer.submit(fn, arg, durable=durable and self._durable,
+                                         single=single)
 
     async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         pool = self._live_pool()
@@ -263,7 +265,10 @@ class PostgresStore:
         answer the original (Conflict if the key came with a different event)."""
         if self.overloaded():
             raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(queries.ingest, events, durable=True)
+        # Without idempotency keys, one statement (nothing to look up first).
+        result: list[Ingested] = await self._submit(
+            queries.ingest, events, durable=True,
+            single=all(e.idem_key is None for e in events))
         return result
 
     async def claim(
