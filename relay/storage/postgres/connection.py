@@ -7,9 +7,10 @@ Group commit (`Writer`): every write is an operation queued to the writer. It ta
 everything queued (up to `MAX_BATCH`), runs it in one transaction on one pooled
 connection (consecutive operations of one kind together) and commits once; each
 caller's future resolves only after that commit. A batch that is one statement (ingest
-without idempotency keys) runs as that statement alone, committed by the server with it. Up to `IN_FLIGHT` such transactions
-run at once on their own connections, so a batch never waits for the previous one's
-commit; they contend as two processes' transactions would (row locks, the races below).
+without idempotency keys) runs as that statement alone, committed by the server with
+it. Up to `IN_FLIGHT` such transactions run at once on their own connections, so a batch
+never waits for the previous one's commit; they contend as two processes' transactions
+would (row locks, the races below).
 A failed transaction is rolled back and each operation re-run alone, so one bad
 operation (or the loser of an idempotency race with another process) cannot fail its
 neighbours. Claims do not queue (`Writer.alone`): each is one statement on a connection
