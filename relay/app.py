@@ -433,9 +433,12 @@ class Relay:
         from watchfiles import awatch
 
         target = path.resolve()
-        async for changes in awatch(target.parent, debounce=200, step=50):
-            if any(Path(p).resolve() == target for _, p in changes):
-                await self.reload()
+        # The config's folder alone, not what lies below it: relay.toml often sits in a
+        # project folder (the README's tour), where a recursive watch covers .venv and .git.
+        async for _changes in awatch(
+                target.parent, debounce=200, step=50, recursive=False,
+                watch_filter=lambda _change, changed: Path(changed).resolve() == target):
+            await self.reload()
 
     # --- housekeeping ---------------------------------------------------------------
 
