@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -293,14 +294,8 @@ class Writer:
                 # One round trip for both (a simple query may hold several statements).
                 await con.execute(_BEGIN if durable else _BEGIN_NOT_DURABLE)
                 try:
-                    start = 0
-                    while start < len(batch):
-                        end = start
-                        while end < len(batch) and batch[end].fn is batch[start].fn:
-                            end += 1
-                        results.extend(
-                            await batch[start].fn(con, [op.arg for op in batch[start:end]]))
-                        start = end
+                    for fn, ops in itertools.groupby(batch, key=lambda op: op.fn):
+                        results.extend(await fn(con, [op.arg for op in ops]))
                 except BaseException:
                     await con.execute("ROLLBACK")
                     raise

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import os
 import queue
 import sqlite3
@@ -348,13 +349,8 @@ class Writer:
         results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            start = 0
-            while start < len(batch):
-                end = start
-                while end < len(batch) and batch[end].fn is batch[start].fn:
-                    end += 1
-                results.extend(batch[start].fn(db, [op.arg for op in batch[start:end]]))
-                start = end
+            for fn, ops in itertools.groupby(batch, key=lambda op: op.fn):
+                results.extend(fn(db, [op.arg for op in ops]))
             began = time.perf_counter()
             db.execute("COMMIT")
             ended = time.perf_counter()
