@@ -30,6 +30,7 @@ import asyncpg
 from relay import __version__
 from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
+from relay.storage import idempotency
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -265,10 +266,9 @@ class PostgresStore:
         answer the original (Conflict if the key came with a different event)."""
         if self.overloaded():
             raise TooManyRequests("relay is receiving events faster than it can store them")
-        # Without idempotency keys, one statement (nothing to look up first).
+        # With no key to look up first (the rule ops.ingest applies), one statement.
         result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True,
-            single=all(e.idem_key is None for e in events))
+            queries.ingest, events, durable=True, single=not idempotency.keys([events]))
         return result
 
     async def claim(
