@@ -41,6 +41,12 @@ def keys(batches: Sequence[Sequence[NewEvent]]) -> list[Key]:
     return sorted({(e.tenant, e.idem_key) for b in batches for e in b if e.idem_key})
 
 
+def keyless(events: Sequence[NewEvent]) -> bool:
+    """Whether an ingest has no key to look up first: then both stores write it with one
+    statement, merged with others like it, outside a transaction of their own."""
+    return not keys([events])
+
+
 def decide(batches: Sequence[Sequence[NewEvent]], stored: dict[Key, Prior]) -> Decision:
     """Per batch its answers or its Conflict, and the events to insert, given the events
     already `stored` under the batches' keys (not changed)."""

@@ -8,6 +8,7 @@ SQLite has (the lock file, the writer thread, recovery at start); PostgreSQL's o
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from relay.errors import Conflict, StorageError
 from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
-from relay.storage.sqlite import SQLiteStore
+from relay.storage.sqlite import SQLiteStore, ops
+from relay.storage.sqlite.connection import connect
 from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
 
 
@@ -207,6 +209,25 @@ async def test_purge_keeps_unfinished_work(store: Store) -> None:
     assert await store.deliveries_of("evt_0001") == []
     assert len(await store.deliveries_of("evt_0002")) == 1
     assert await store.attempts_of(claimed[0].id) == []
+
+
+def test_an_ingest_past_one_statement_is_stored_all_or_none(tmp_path: Path) -> None:
+    """The writer runs a keyless ingest outside any transaction, as one statement; when
+    its rows need several (past SQLite's variable limit, here lowered to 2 events per
+    statement), they get a transaction of their own and are stored whole or not at all."""
+    db = connect(tmp_path / "relay.db")
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 18)  # 9 per event
+    stored = "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM deliveries)"
+    with pytest.raises(sqlite3.IntegrityError):  # the last repeats the first's id
+        ops.ingest(db, [[event(i) for i in range(5)] + [event(0)]])
+    assert db.execute(stored).fetchone() == (0, 0)
+    assert not db.in_transaction
+    ops.ingest(db, [[event(i) for i in range(5)]])
+    assert db.execute(stored).fetchone() == (5, 10)
+    # Deliveries follow their events: ids in event order, then endpoint order.
+    rows = db.execute("SELECT event_id, endpoint_id FROM deliveries ORDER BY id").fetchall()
+    assert rows == [(f"evt_{i:04d}", e) for i in range(5) for e in ("a", "b")]
+    db.close()
 
 
 async def test_newer_schema_refused(tmp_path: Path) -> None:

@@ -266,9 +266,8 @@ class PostgresStore:
         answer the original (Conflict if the key came with a different event)."""
         if self.overloaded():
             raise TooManyRequests("relay is receiving events faster than it can store them")
-        # With no key to look up first (the rule ops.ingest applies), one statement.
         result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True, single=not idempotency.keys([events]))
+            queries.ingest, events, durable=True, single=idempotency.keyless(events))
         return result
 
     async def claim(

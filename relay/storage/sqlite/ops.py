@@ -48,16 +48,28 @@ def qmarks(n: int) -> str:
 
 def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows with one multi-row statement per chunk rather than `executemany`: less
-    per-row work (an ingest of 16 events: 0.37 ms of CPU instead of 0.51)."""
+    per-row work (an ingest of 16 events: 0.37 ms of CPU instead of 0.51). Outside a
+    transaction (the writer's single-statement batches), rows that need more than one
+    statement get a transaction of their own, so that they are stored all or none."""
     if not rows:
         return
     width = len(rows[0])
     per = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
     row_marks = f"({qmarks(width)})"
-    for start in range(0, len(rows), per):
-        chunk = rows[start:start + per]
-        db.execute(f"INSERT INTO {into} VALUES {','.join([row_marks] * len(chunk))}",
-                   [v for row in chunk for v in row])
+    own = len(rows) > per and not db.in_transaction
+    if own:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        for start in range(0, len(rows), per):
+            chunk = rows[start:start + per]
+            db.execute(f"INSERT INTO {into} VALUES {','.join([row_marks] * len(chunk))}",
+                       [v for row in chunk for v in row])
+        if own:
+            db.execute("COMMIT")
+    except BaseException:
+        if own and db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 
@@ -89,13 +101,10 @@ def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
         for row in cur.fetchall():
             stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
     decision = idempotency.decide(batches, stored)
-    events = decision.fresh
-    _insert(db, "events (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload)",
+    _insert(db, "ingest (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload,"
+            " targets)",  # the view of migration 005: events and their deliveries at once
             [(e.id, e.tenant, e.type, e.idem_key, e.digest, e.created_at, len(e.deliveries),
-              e.payload) for e in events])
-    _insert(db, "deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at)",
-            [(e.id, endpoint_id, state, e.created_at, e.created_at, e.created_at)
-             for e in events for endpoint_id, state in e.deliveries])
+              e.payload, orjson.dumps(e.deliveries).decode()) for e in decision.fresh])
     return decision.results
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 
 from relay.errors import StorageError, TooManyRequests
+from relay.storage import idempotency
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -110,8 +111,9 @@ class SQLiteStore:
     # --- the writer ------------------------------------------------------------------
 
     async def _submit(self, fn: WriteFn, arg: Any, *, durable: bool = False,
-                      bare: bool = False, alone: bool = False) -> Any:
-        return await self._writer.submit(fn, arg, durable=durable, bare=bare, alone=alone)
+                      bare: bool = False, alone: bool = False, single: bool = False) -> Any:
+        return await self._writer.submit(fn, arg, durable=durable, bare=bare, alone=alone,
+                                         single=single)
 
     async def pragma(self, statement: str) -> list[Any]:
         """Run `PRAGMA statement` on the writing connection, outside any transaction (tests
@@ -129,7 +131,8 @@ class SQLiteStore:
         answer the original (Conflict if the key came with a different event)."""
         if self.overloaded():
             raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(queries.ingest, events, durable=True)
+        result: list[Ingested] = await self._submit(
+            queries.ingest, events, durable=True, single=idempotency.keyless(events))
         return result
 
     # --- delivery --------------------------------------------------------------------
