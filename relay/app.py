@@ -48,6 +48,7 @@ from relay.storage.base import (
 )
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
+_CONFIG_POLL = 0.25  # seconds between looks at the config file for edits
 _PURGE_BATCH = 100  # events per purge transaction (its own): bounds how long ingest waits
 SHUTDOWN_GRACE = 5.0  # seconds in-flight attempts may finish at shutdown
 
@@ -60,6 +61,15 @@ class EventIn:
     data: dict[str, Any]
     tenant: str
     idem_key: str | None
+
+
+def _file_version(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is edited or replaced (None while it is missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
 
 
 def timestamp(ts: float) -> str:
@@ -430,15 +440,20 @@ class Relay:
         return True
 
     async def _watch_config(self, path: Path) -> None:
-        from watchfiles import awatch
-
-        target = path.resolve()
-        # The config's folder alone, not what lies below it: relay.toml often sits in a
-        # project folder (the README's tour), where a recursive watch covers .venv and .git.
-        async for _changes in awatch(
-                target.parent, debounce=200, step=50, recursive=False,
-                watch_filter=lambda _change, changed: Path(changed).resolve() == target):
-            await self.reload()
+        """Reload when the config file changes, once the change has held for one look (an
+        editor may write in several steps). A look is a stat of the path every
+        `_CONFIG_POLL` s, following symlinks. Not inotify: a watch of the file's folder
+        woke for every write beside it (the database's WAL in the README's layout, 8% of
+        a core under load), and it missed a symlink swapped underneath (a Kubernetes
+        ConfigMap replaces the folder that relay.toml points into)."""
+        applied = last = _file_version(path)
+        while True:
+            await asyncio.sleep(_CONFIG_POLL)
+            seen = _file_version(path)
+            if seen == last and seen != applied:
+                applied = seen
+                await self.reload()
+            last = seen
 
     # --- housekeeping ---------------------------------------------------------------
 

@@ -72,6 +72,32 @@ async def test_file_edit_applies_and_invalid_edit_is_refused(
             assert counts.get("pending", 0) == 0 and counts.get("held", 0) == 0
 
 
+async def test_replaced_files_and_swapped_symlinks_apply(tmp_path: Path) -> None:
+    """Editors that write a new file and rename it over the old one, and Kubernetes'
+    ConfigMaps (relay.toml a symlink into a folder that is swapped whole)."""
+    link = tmp_path / "relay.toml"
+    async with Receiver() as rx:
+        for version in ("v1", "v2", "v3"):
+            (tmp_path / version).mkdir()
+            events = {"v1": "", "v2": 'events = ["x.*"]', "v3": 'events = ["y.*"]'}[version]
+            write(tmp_path / version / "relay.toml", tmp_path,
+                  endpoint("a", f"{rx.url}/a", events))
+        (tmp_path / "data").symlink_to("v1")
+        link.symlink_to("data/relay.toml")
+        async with running(cfgmod.load(link), watch=True) as r:
+            new = tmp_path / "data.new"
+            new.symlink_to("v2")
+            new.replace(tmp_path / "data")  # the swap: one rename of a symlink
+            await eventually(lambda: r.relay.endpoints["a"].events == ("x.*",), 10,
+                             "the symlink's new target")
+            # A new file renamed over the link itself.
+            replacement = tmp_path / "relay.toml.tmp"
+            replacement.write_text((tmp_path / "v3" / "relay.toml").read_text())
+            replacement.replace(link)
+            await eventually(lambda: r.relay.endpoints["a"].events == ("y.*",), 10,
+                             "the renamed file")
+
+
 async def test_reload_method_for_sighup(tmp_path: Path) -> None:
     path = tmp_path / "relay.toml"
     async with Receiver() as rx:
