@@ -9,7 +9,6 @@ HTTP layer (relay.api) calls into it; it installs no signal handlers (relay.cli 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -63,13 +62,14 @@ class EventIn:
     idem_key: str | None
 
 
-def _file_version(path: Path) -> tuple[int, int, int, int] | None:
-    """What changes when a file is edited or replaced (None while it is missing)."""
+def _file_version(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is edited or replaced (None while it is missing). The
+    ctime too: a copy that keeps the mtime (`cp -p`, `rsync -t`) cannot keep that."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev
 
 
 def timestamp(ts: float) -> str:
@@ -137,7 +137,8 @@ class Relay:
         ))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
         if self._watch and self.loaded.source is not None:
-            self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source)))
+            self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source),
+                                                  name="relay-config-watch"))
         self.started = True
         log("started", listen=self.config.server.listen, database=str(self.store.path),
             endpoints=len(self.endpoints), recovered=recovered or None)
@@ -154,8 +155,12 @@ class Relay:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # a bug in a background task: still close the store
+                log("task_failed", logging.ERROR, task=task.get_name(), error=repr(exc))
         if self.started:
             await self.scheduler.stop(grace)
             await self.sender.close()

@@ -805,9 +805,16 @@ def load(path: Path | None, env: dict[str, str] | None = None) -> Loaded:
     if path is None:
         return validate({}, env)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # TOML is UTF-8
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: not UTF-8 text: byte {raw[exc.start]:#04x} at line "
+                          f"{line}, column {column}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relay import config as cfgmod
+from relay.errors import StorageError
 from tests.conftest import eventually, running
 from tests.receiver import Receiver
 
@@ -96,6 +98,43 @@ async def test_replaced_files_and_swapped_symlinks_apply(tmp_path: Path) -> None
             replacement.replace(link)
             await eventually(lambda: r.relay.endpoints["a"].events == ("y.*",), 10,
                              "the renamed file")
+
+
+async def test_an_edit_that_keeps_size_and_mtime_applies(tmp_path: Path) -> None:
+    """`cp -p` or `rsync -t` over the file: same size, the old mtime; the ctime moves."""
+    path = tmp_path / "relay.toml"
+    async with Receiver() as rx:
+        write(path, tmp_path, endpoint("a", f"{rx.url}/a", 'events = ["x.*"]'))
+        async with running(cfgmod.load(path), watch=True) as r:
+            before = path.stat()
+            write(path, tmp_path, endpoint("a", f"{rx.url}/a", 'events = ["y.*"]'))
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            assert (path.stat().st_size, path.stat().st_mtime_ns) == (
+                before.st_size, before.st_mtime_ns)
+            await eventually(lambda: r.relay.endpoints["a"].events == ("y.*",), 10,
+                             "the edit with the old mtime")
+
+
+async def test_a_failed_background_task_does_not_stop_the_shutdown(
+    tmp_path: Path, relay_log: pytest.LogCaptureFixture,
+) -> None:
+    """A bug that kills the config watch (simulated: its reload raises) is logged when
+    relay stops, and the store is closed all the same."""
+    path = tmp_path / "relay.toml"
+    write(path, tmp_path, endpoint("a", "http://127.0.0.1:9/a"))
+    async with running(cfgmod.load(path), watch=True) as r:
+        async def broken() -> bool:
+            raise RuntimeError("a bug")
+
+        r.relay.reload = broken  # type: ignore[method-assign]
+        write(path, tmp_path, endpoint("b", "http://127.0.0.1:9/b"))
+        await eventually(lambda: any(t.done() for t in r.relay._tasks), 10, "the watch to die")
+        store = r.relay.store
+    failed = [rec for rec in relay_log.records if rec.msg == "task_failed"]
+    assert failed[0].fields == {"task": "relay-config-watch", "error": "RuntimeError('a bug')"}
+    assert [rec.msg for rec in relay_log.records][-1] == "stopped"
+    with pytest.raises(StorageError, match="closed"):
+        await store.ingest([])
 
 
 async def test_reload_method_for_sighup(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from relay.errors import Conflict, StorageError
 from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
 from relay.storage.sqlite import SQLiteStore, ops
-from relay.storage.sqlite.connection import connect
+from relay.storage.sqlite.connection import connect, statements
 from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
 
 
@@ -228,6 +228,20 @@ def test_an_ingest_past_one_statement_is_stored_all_or_none(tmp_path: Path) -> N
     rows = db.execute("SELECT event_id, endpoint_id FROM deliveries ORDER BY id").fetchall()
     assert rows == [(f"evt_{i:04d}", e) for i in range(5) for e in ("a", "b")]
     db.close()
+
+
+def test_migrations_split_where_statements_end() -> None:
+    """Semicolons inside a trigger's body, a comment or a string do not end a statement;
+    a last statement without its semicolon still runs."""
+    sql = ("CREATE TABLE t (a); -- a comment; with 'quotes\n"
+           "CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT ';'; SELECT 2; END;\n"
+           "INSERT INTO t VALUES ('x;y')\n")
+    assert [s.strip() for s in statements(sql)] == [
+        "CREATE TABLE t (a);",
+        "-- a comment; with 'quotes\nCREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT ';'; "
+        "SELECT 2; END;",
+        "INSERT INTO t VALUES ('x;y')\n;",
+    ]
 
 
 async def test_newer_schema_refused(tmp_path: Path) -> None:

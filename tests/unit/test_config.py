@@ -225,6 +225,14 @@ def test_load_reports_toml_syntax_with_the_file(tmp_path: Path) -> None:
         cfgmod.load(path)
 
 
+def test_load_reports_text_that_is_not_utf8_with_where(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_bytes(b'[delivery]\nallow_http = true  # caf\xe9\n')  # Latin-1, not UTF-8
+    with pytest.raises(ConfigError, match=r"relay.toml: not UTF-8 text: byte 0xe9 at line 2, "
+                       r"column 25$"):
+        cfgmod.load(path)
+
+
 def test_example_file_is_the_rendered_key_table() -> None:
     """config.example.toml is generated from the models: regenerate it when this fails
     (python -c 'from relay.config import render_example; print(render_example())')."""

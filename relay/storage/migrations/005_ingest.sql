@@ -21,5 +21,5 @@ BEGIN
     INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, updated_at)
     SELECT NEW.id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NEW.created_at,
            NEW.created_at, NEW.created_at
-    FROM json_each(NEW.targets);
+    FROM json_each(NEW.targets) ORDER BY key;
 END;

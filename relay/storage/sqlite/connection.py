@@ -162,6 +162,8 @@ def statements(sql: str) -> list[str]:
             if part.strip(" \n;"):
                 found.append(part)
             part = ""
+    if part.strip(" \n;"):  # a last statement without its semicolon: run, not dropped
+        found.append(part)
     return found
 
 
@@ -365,7 +367,7 @@ class Writer:
         if full != self._sync_full:
             db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
             self._sync_full = full
-        if all(op.single and op.fn is batch[0].fn for op in batch):
+        if not db.in_transaction and all(op.single and op.fn is batch[0].fn for op in batch):
             began = time.perf_counter()
             merged = batch[0].fn(db, [op.arg for op in batch])
             self._committed(durable, time.perf_counter() - began)

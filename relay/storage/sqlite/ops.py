@@ -8,6 +8,7 @@ reads too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -68,7 +69,8 @@ def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) 
             db.execute("COMMIT")
     except BaseException:
         if own and db.in_transaction:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to raise
+                db.execute("ROLLBACK")
         raise
 
 
