@@ -245,8 +245,6 @@ def test_migrations_split_where_statements_end() -> None:
 
 
 async def test_newer_schema_refused(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "new.db"
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version=999")
