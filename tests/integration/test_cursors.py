@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from relay import config as cfgmod
 from relay import client, cursors
+from relay import config as cfgmod
 from relay.errors import InvalidCursor
 from tests.conftest import Running, eventually
 from tests.helpers import ACME, ADMIN, admin_api, assert_error, auth, create, send
@@ -94,7 +94,7 @@ async def test_another_tenants_cursor_an_altered_one_or_a_raw_id_answers_400(
 
 async def test_the_console_pages_with_cursors_and_refuses_another_tenants(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
-    async with admin_api(make_config) as (r, rx):
+    async with admin_api(make_config) as (r, _):
         for tenant_key in (ADMIN, ACME):
             for i in range(27):  # more than a console page (25)
                 await send(r, key=tenant_key, n=i)
