@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from relay import config as cfgmod
-from relay import logs
+from relay import logs, sessions
 from relay.delivery import opsevents
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
 from relay.delivery.matching import type_matches
@@ -261,6 +261,18 @@ class Relay:
         )
         self.loaded = loaded
         await self.refresh_endpoints()
+        await self._end_sessions()
+
+    async def _end_sessions(self) -> None:
+        """End the console and portal sessions this config no longer grants (an admin key
+        removed, a tenant disabled or removed): their rows go, so every process sharing
+        the database refuses them at their next request, whatever its own config says.
+        At start too, for an edit made while relay was stopped."""
+        for kind, keep in sessions.subjects(self.loaded).items():
+            ended = await self.store.end_sessions(kind, keep)
+            if ended:
+                log("sessions_ended", kind="operator" if kind == "o" else "portal",
+                    sessions=ended, reason="no longer in the config")
 
     async def refresh_endpoints(self) -> None:
         """Re-read endpoints, hold or release deliveries where acceptance changed, and
@@ -463,7 +475,8 @@ class Relay:
     # --- housekeeping ---------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        """Purge old history in small batches; return expired leases; re-check hints."""
+        """Purge old history in small batches and dead console sessions; return expired
+        leases; re-check hints."""
         while True:
             await asyncio.sleep(_HOUSEKEEPING_EVERY)
             try:
@@ -481,7 +494,9 @@ class Relay:
                 break
             await asyncio.sleep(0)  # let ingest in between batches
         reclaimed = await self.store.reclaim_expired(now)
-        if purged or reclaimed:
-            log("housekeeping", purged_events=purged, reclaimed=reclaimed)
+        ended = await self.store.purge_sessions(now, self.config.ui.session_idle)
+        if purged or reclaimed or ended:
+            log("housekeeping", purged_events=purged, reclaimed=reclaimed,
+                ended_sessions=ended or None)
         self.scheduler.rescan()
         return purged

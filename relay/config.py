@@ -245,6 +245,19 @@ class UiConfig(_Section):
         "frame-ancestors); none: it cannot be embedded. The operator console never can.",
         examples=[["https://app.example.com"]],
     )
+    session_idle: Duration = Field(
+        "1h", validate_default=True, gt=0,
+        description="A console or portal session not used for this long ends (sign in or "
+        "open a portal link again). Use is recorded at most once a minute (a tenth of this "
+        "when shorter), so a session may end up to that much earlier; the deliveries "
+        "table's automatic refresh is not use.",
+    )
+    session_lifetime: Duration = Field(
+        "12h", validate_default=True, gt=0,
+        description="A console or portal session ends this long after signing in or "
+        "opening the portal link, however busy (a portal session ends sooner with its "
+        "link's expires_in).",
+    )
 
 
 class OperatorConfig(_Section):

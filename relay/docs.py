@@ -160,7 +160,9 @@ def api_page() -> str:
            "Requests and answers are JSON. Routes with a scope need `Authorization: Bearer "
            "KEY` with that scope (or `admin`); without `[[api_keys]]` relay listens on "
            "loopback only and every caller is an admin of tenant `default`. Lists are "
-           'cursor-paginated: `{"data": [...], "next": "<cursor>" | null}`. '
+           'cursor-paginated: `{"data": [...], "next": "<cursor>" | null}`; pass `next` '
+           "as `after`, as it is: a cursor is opaque and valid only for the list and caller "
+           "it was handed to (any other `after` answers `400 invalid_cursor`). "
            "`GET /openapi.json` serves the full schema of every body.", "",
            "## Routes", "", "| route | scope | what it does |", "|---|---|---|"]
     routes: list[tuple[str, dict[str, Any]]] = []

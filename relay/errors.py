@@ -3,6 +3,7 @@
     RelayError                     code, HTTP status, message, details
     ├── ConfigError                invalid config file (one "key.path: reason" per detail)
     ├── BadRequest (400)           malformed JSON
+    ├── InvalidCursor (400)        `after` is not a cursor relay gave this caller
     ├── Unauthorized (401)         missing or unknown API key
     ├── Forbidden (403)            scope missing, tenant webhooks disabled
     ├── NotFound (404)
@@ -53,6 +54,13 @@ class BadRequest(RelayError):
 
     status = 400
     code = "malformed_json"
+
+
+class InvalidCursor(RelayError):
+    """`after` is not a cursor relay handed to this caller for this list."""
+
+    status = 400
+    code = "invalid_cursor"
 
 
 class Unauthorized(RelayError):

@@ -4,8 +4,9 @@ Both front ends build an `Operations` for the caller (an API key's tenant, a con
 login, a portal session) and call the same methods, so each rule lives here once: which
 fields a config-defined endpoint may change, what re-enabling resets, which endpoints a
 replay may name, which event types a test may send. Another tenant's webhook, delivery or
-event is a NotFound, as if it did not exist. `can_write` false (a read-only portal
-session, a `webhooks:read` key) refuses every change with Forbidden.
+event is a NotFound, as if it did not exist, and a list's `after` cursor is one relay
+minted for that list in that tenant (relay.cursors) or a 400. `can_write` false (a
+read-only portal session, a `webhooks:read` key) refuses every change with Forbidden.
 
 Inputs are the validated pydantic models of relay.api.models; answers are its answer
 models, so both front ends show the same thing.
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from relay import config as cfgmod
+from relay import cursors
 from relay.api.models import (
     PATCH_SPEC_FIELDS,
     DeliveriesQuery,
@@ -46,7 +48,7 @@ from relay.config import EndpointConfig, TenantConfig
 from relay.delivery import health, opsevents
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
-from relay.ids import delivery_ref
+from relay.sessions import new_key
 from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Store
 
 # What a test send carries when no event type is named.
@@ -54,22 +56,31 @@ PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
 _T = TypeVar("_T")
 
 
-def page_of(rows: Sequence[_T], limit: int,
-            cursor: Callable[[_T], str]) -> tuple[list[_T], str | None]:
-    """Rows were read with limit + 1: the extra one only says a next page exists."""
+async def after_of(relay: Relay, scope: str, after: str | None) -> str | None:
+    """The position an `after` cursor of the list `scope` resumes from (relay.cursors:
+    400 for a cursor of another list or caller, an altered one, or a raw id)."""
+    if after is None:
+        return None
+    return cursors.position(await relay.secret_key(cursors.KEY_NAME, new_key), scope, after)
+
+
+async def page_of(relay: Relay, scope: str, rows: Sequence[_T], limit: int,
+                  position: Callable[[_T], str]) -> tuple[list[_T], str | None]:
+    """Rows were read with limit + 1: the extra one only says a next page exists, whose
+    cursor resumes after this page's last row, in the list `scope` only."""
     page = list(rows[:limit])
-    return page, cursor(page[-1]) if len(rows) > limit else None
+    if len(rows) <= limit:
+        return page, None
+    key = await relay.secret_key(cursors.KEY_NAME, new_key)
+    return page, cursors.mint(key, scope, position(page[-1]))
 
 
-def delivery_number(ref: str, path: str | None = None) -> int:
-    """`dlv_<n>` -> n. A malformed id is a 404 in a path, a 422 in a query."""
+def delivery_number(ref: str) -> int:
+    """`dlv_<n>` -> n; a malformed id is a 404, as an unknown one."""
     number = ref.removeprefix("dlv_")
     if ref.startswith("dlv_") and number.isascii() and number.isdigit() and len(number) < 19:
         return int(number)
-    if path is None:
-        raise NotFound(f"no delivery {ref!r}")
-    raise Unprocessable("the request has invalid fields",
-                        [{"path": path, "message": f"not a delivery id: {ref!r}"}])
+    raise NotFound(f"no delivery {ref!r}")
 
 
 WebhookState = Literal["active", "failing", "paused", "disabled"]
@@ -101,16 +112,17 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
     are few and live in memory anyway, while deliveries, the long lists, are paged in the
     database). Only operator code passes None: Operations always passes its tenant."""
     store = relay.store
+    scope = f"webhooks {tenant or '*'}"
+    after = await after_of(relay, scope, query.after)
     if state is not None:
         webhooks = await with_counts(store, await store.list_endpoints(tenant))
         ids = [w.id for w in webhooks]
-        start = 0 if query.after is None else (
-            ids.index(query.after) + 1 if query.after in ids else len(ids))
+        start = 0 if after is None else (ids.index(after) + 1 if after in ids else len(ids))
         matching = [w for w in webhooks[start:] if webhook_state(w) == state]
-        data, cursor = page_of(matching, query.limit, lambda w: w.id)
+        data, cursor = await page_of(relay, scope, matching, query.limit, lambda w: w.id)
         return Page[Webhook](data=data, next=cursor)
-    rows = await store.list_endpoints(tenant, after=query.after, limit=query.limit + 1)
-    page, cursor = page_of(rows, query.limit, lambda row: row.id)
+    rows = await store.list_endpoints(tenant, after=after, limit=query.limit + 1)
+    page, cursor = await page_of(relay, scope, rows, query.limit, lambda row: row.id)
     return Page[Webhook](data=await with_counts(store, page), next=cursor)
 
 
@@ -255,10 +267,12 @@ class Operations:
 
     async def deliveries(self, webhook_id: str, query: DeliveriesQuery) -> Page[Delivery]:
         row = await self.own_webhook(webhook_id)
-        before = None if query.after is None else delivery_number(query.after, "after")
-        rows = await self.relay.store.list_deliveries(row.id, state=query.status,
-                                                      before=before, limit=query.limit + 1)
-        page, cursor = page_of(rows, query.limit, lambda d: delivery_ref(d.id))
+        scope = f"deliveries {self.tenant.id} {row.id}"
+        after = await after_of(self.relay, scope, query.after)
+        rows = await self.relay.store.list_deliveries(
+            row.id, state=query.status, before=None if after is None else int(after),
+            limit=query.limit + 1)
+        page, cursor = await page_of(self.relay, scope, rows, query.limit, lambda d: str(d.id))
         return Page[Delivery](data=[delivery_of(d) for d in page], next=cursor)
 
     async def delivery(self, ref: str) -> DeliveryDetail:
@@ -280,13 +294,15 @@ class Operations:
     # --- events --------------------------------------------------------------------------
 
     async def events(self, query: EventsQuery) -> Page[Event]:
+        scope = f"events {self.tenant.id}"
         rows = await self.relay.store.list_events(
-            self.tenant.id, type=query.type, before=query.after,
+            self.tenant.id, type=query.type,
+            before=await after_of(self.relay, scope, query.after),
             since=None if query.since is None else query.since.timestamp(),
             until=None if query.until is None else query.until.timestamp(),
             limit=query.limit + 1,
         )
-        page, cursor = page_of(rows, query.limit, lambda e: e.id)
+        page, cursor = await page_of(self.relay, scope, rows, query.limit, lambda e: e.id)
         return Page[Event](data=[event_of(e) for e in page], next=cursor)
 
     async def event(self, event_id: str) -> Event:

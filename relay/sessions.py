@@ -10,6 +10,18 @@ kind `p` (portal: subject is the tenant id), `o` (operator: the first 16 hex dig
 the API key's SHA-256, or `-` without API keys), `a` (a visitor not signed in yet: it
 carries only a CSRF nonce). No part can contain a dot (tenant ids cannot), so splitting
 is unambiguous. Signatures are compared in constant time.
+
+A signed-in session (operator with an API key, portal) also has a row in the database
+(`sessions`, keyed by the nonce), and is live only while its row is: signing out deletes
+it, a config that no longer grants its key or tenant deletes it (every process sharing
+the database then refuses the cookie at its next request, since each reads the row), and
+`decide` ends it after `[ui] session_idle` without use or at `session_lifetime`. Use is
+written at most every `touch_every(idle)` seconds (a minute by default), not per request,
+so a session may end up to that much before `session_idle` has passed since its last
+request. Two kinds stay stateless: a visitor not signed in (`a`, a CSRF nonce that grants
+nothing), and the operator of an open relay (`-`: without API keys every loopback caller
+gets one anyway, so a row would protect nothing and cost a write per cookieless request).
+A portal link is a stateless token until used: opening it starts a session with a row.
 """
 
 from __future__ import annotations
@@ -18,8 +30,11 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
+
+from relay.config import DEFAULT_TENANT, Loaded
+from relay.storage.base import SessionRow
 
 KEY_NAME = "console-sessions"  # the Store.secret_key name
 Kind = Literal["a", "o", "p"]
@@ -43,9 +58,10 @@ class Session:
         """The one tenant a portal session may see; None for the operator."""
         return self.subject if self.kind == "p" else None
 
-    def renewed(self) -> Session:
-        """The same grant with a new nonce (so a new CSRF token) after signing in."""
-        return replace(self, nonce=secrets.token_urlsafe(12))
+    @property
+    def stored(self) -> bool:
+        """Whether it lives in the database too (a signed-in session: see above)."""
+        return self.kind == "p" or (self.kind == "o" and self.subject != "-")
 
 
 def new_session(kind: Kind, subject: str, expires_at: float, read_only: bool) -> Session:
@@ -86,3 +102,44 @@ def csrf_token(key: bytes, session: Session) -> str:
 
 def csrf_ok(key: bytes, session: Session, given: str) -> bool:
     return hmac.compare_digest(given.encode(), csrf_token(key, session).encode())
+
+
+# --- which sessions hold ----------------------------------------------------------------
+
+TOUCH_EVERY = 60.0  # seconds: how often a session's use is written, at most
+Decision = Literal["expired", "idle", "live", "touch"]
+
+
+def touch_every(idle: float) -> float:
+    """How often use is written: a minute, or a tenth of `idle` when that is shorter (so
+    a short `session_idle` keeps its precision)."""
+    return min(TOUCH_EVERY, idle / 10)
+
+
+def decide(row: SessionRow, now: float, idle: float) -> Decision:
+    """A stored session at `now`: dead (`expired` at its lifetime's end, `idle` after
+    `idle` seconds since its recorded use), or live, and `touch` when its use should be
+    written now. Both stores' purge_sessions delete exactly the dead ones."""
+    if now >= row.expires_at:
+        return "expired"
+    if now - row.last_seen_at >= idle:
+        return "idle"
+    return "touch" if now - row.last_seen_at >= touch_every(idle) else "live"
+
+
+def subjects(loaded: Loaded) -> dict[str, frozenset[str]]:
+    """Who may hold a session under a config, by kind: operators, the first 16 hex digits
+    of each admin key's SHA-256 (`-` when relay has no API keys: open on loopback);
+    portals, every tenant whose webhooks are enabled."""
+    keys = loaded.api_keys
+    operators = frozenset(k.sha256[:16] for k in keys if "admin" in k.scopes) if keys \
+        else frozenset({"-"})
+    config = loaded.config
+    tenants = {DEFAULT_TENANT, *(t.id for t in config.tenants)}
+    return {"o": operators, "p": frozenset(
+        t for t in tenants if (tenant := config.tenant(t)) is not None and tenant.webhooks_enabled)}
+
+
+def granted(loaded: Loaded, session: Session) -> bool:
+    """Whether a config still grants the session's key or tenant (a visitor's: always)."""
+    return session.kind == "a" or session.subject in subjects(loaded)[session.kind]

@@ -136,7 +136,9 @@ class ReplayIn(StrictBody):
 
 class PageQuery(BaseModel):
     limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="Items per page.")
-    after: str | None = Field(None, description="The `next` cursor of the previous page.")
+    after: str | None = Field(
+        None, description="The `next` cursor of the previous page, as given: opaque, and "
+        "valid only for the list and caller it was given to (any other value answers 400).")
 
 
 class DeliveriesQuery(PageQuery):
@@ -268,7 +270,8 @@ class Replayed(BaseModel):
 
 class Page(BaseModel, Generic[_T]):
     data: list[_T]
-    next: str | None = Field(description="Pass as `after` for the next page; null: last page.")
+    next: str | None = Field(description="Pass as `after` for the next page (an opaque "
+                             "cursor of this list for this caller); null: last page.")
 
 
 # --- rows as answers -------------------------------------------------------------------

@@ -66,7 +66,8 @@ class NotReady(BaseModel):
 
 
 _ERRORS = {
-    400: "The body is not valid JSON.",
+    400: "The body is not valid JSON; on a list, `after` is not a cursor relay handed to "
+         "this caller for it (`invalid_cursor`).",
     401: "Missing or unknown API key.",
     403: "The key lacks the scope, or webhooks are disabled for the tenant.",
     404: "No such object in the caller's tenant.",
@@ -216,6 +217,8 @@ def _operation(op: Op, refs: Refs) -> dict[str, Any]:
         statuses |= set(_BODY_ERRORS)
     if op.query is not None:
         statuses.add(422)
+        if "after" in op.query.model_fields:
+            statuses.add(400)
     responses: dict[str, Any] = {}
     for status, (description, model) in sorted(op.answers.items()):
         answer: dict[str, Any] = {"description": description}

@@ -28,7 +28,8 @@ class PortalSessionIn(StrictBody):
                         examples=["acme"])
     expires_in: Annotated[Duration, AfterValidator(_at_most_30d)] = Field(
         "1h", validate_default=True,
-        description="How long the link (and the session it opens) lasts; at most 30d.")
+        description="How long the link lasts, at most 30d; a session it opens ends then "
+        "or sooner ([ui] session_idle, session_lifetime).")
     read_only: bool = Field(False, description="true: the portal shows but changes nothing.")
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 
 from relay.errors import Conflict, StorageError
 
-# The columns behind EndpointRow and DeliveryRow, in their fields' order: both backends
+# The columns behind EndpointRow, DeliveryRow and SessionRow, in their fields' order: both backends
 # select them so (the rows are built positionally).
 ENDPOINT_COLS = (
     "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
@@ -31,6 +31,7 @@ DELIVERY_COLS = (
     "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
     "last_status, last_error"
 )
+SESSION_COLS = "id, kind, subject, created_at, last_seen_at, expires_at"
 
 
 def migrations(folder: str) -> list[tuple[int, str]]:
@@ -278,6 +279,19 @@ class Watcher:
     config_digest: str  # this process's config-file endpoints, shown beside the others'
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A signed-in console or portal session; relay.sessions.decide says whether it is
+    live at a time, and both backends' purges delete what it calls dead."""
+
+    id: str  # the nonce of the session's signed cookie
+    kind: str  # "o" operator, "p" portal
+    subject: str  # the admin key's digest prefix, or the tenant id
+    created_at: float
+    last_seen_at: float  # recorded at most every sessions.touch_every(idle) seconds
+    expires_at: float
+
+
 Limits = dict[str, tuple[int, float | None]]  # endpoint -> (concurrency, rate_limit/s)
 
 
@@ -363,3 +377,9 @@ class Store(Protocol):
     async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]: ...
     async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]: ...
     async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes: ...
+    async def add_session(self, session: SessionRow) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRow | None: ...
+    async def touch_session(self, session_id: str, now: float) -> None: ...
+    async def end_session(self, session_id: str) -> bool: ...
+    async def end_sessions(self, kind: str, keep: Collection[str]) -> int: ...
+    async def purge_sessions(self, now: float, idle: float) -> int: ...

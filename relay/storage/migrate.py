@@ -2,7 +2,7 @@
 
 Everything is copied as it is, ids included (deliveries keep their dlv_ references):
 endpoints with their secrets and health, events, deliveries in every state, attempts,
-the keys relay made for itself (the console's session key).
+the keys relay made for itself (the console's session key), the console's sessions.
 The copy runs in one PostgreSQL transaction, so a failure leaves the target empty. The
 SQLite file is locked like `relay serve` locks it (stop relay first). Deliveries caught
 `delivering` keep their lease: once it has passed, a relay on PostgreSQL sends them again
@@ -36,6 +36,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "attempts": ("id", "delivery_id", "n", "started_at", "duration_ms", "request_headers",
                  "status", "response_headers", "response_body", "error"),
     "secret_keys": ("name", "key", "created_at"),  # the console's session signing key
+    "sessions": ("id", "kind", "subject", "created_at", "last_seen_at", "expires_at"),
 }
 _FLAGS = {"is_active", "is_paused"}
 _SEQUENCES = {"events": "seq", "deliveries": "id", "attempts": "id"}

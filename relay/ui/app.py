@@ -6,9 +6,11 @@ operations the JSON API calls: what a page may show or change is decided there, 
 Who is looking is a signed session cookie (relay.sessions): an operator (signed in with
 an admin API key, or anyone on loopback when relay has no `[[api_keys]]`), a portal
 visitor (opened a `/v1/portal-sessions` link: one tenant, maybe read-only), or nobody yet
-(the cookie then only carries the nonce the login form's CSRF token is bound to). The
-cookie is HttpOnly, SameSite=Strict, Secure unless relay is on loopback over http. Every POST
-carries the session's CSRF token; every page has a CSP without inline scripts.
+(the cookie then only carries the nonce the login form's CSRF token is bound to). A
+signed-in session also has a row in the database, read on every request: signing out,
+idle time, and a config that no longer grants its key or tenant end it on every process.
+The cookie is HttpOnly, SameSite=Strict, Secure unless relay is on loopback over http.
+Every POST carries the session's CSRF token; every page has a CSP without inline scripts.
 
 Pages that act in a tenant live under /ui/t/{tenant}/: an operator may open any tenant,
 a portal session only its own (another tenant's pages are a plain 404 that names
@@ -66,20 +68,33 @@ from relay.operations import (
 )
 from relay.sessions import (
     KEY_NAME,
+    Kind,
     Session,
     csrf_ok,
     csrf_token,
+    decide,
+    granted,
     new_key,
     new_session,
     sign,
     verify,
 )
-from relay.storage.base import CANCELLABLE, FINISHED, MinuteOutcomes, Store, not_cancellable
+from relay.storage.base import (
+    CANCELLABLE,
+    FINISHED,
+    MinuteOutcomes,
+    SessionRow,
+    Store,
+    not_cancellable,
+)
 from relay.ui import chart
 
 COOKIE = "relay_session"
-OPERATOR_HOURS = 12  # an operator's sign-in lasts this long
 VISITOR_HOURS = 24  # a not-signed-in visitor's cookie (only a CSRF nonce)
+# Sent by the endpoint page's automatic refresh of its deliveries: a tab left open is not
+# use, so it does not keep a session from its idle end (a client sending it only ends its
+# own session sooner).
+REFRESH_HEADER = "x-relay-refresh"
 PAGE = 25  # rows per page on the console's lists
 RECENT = 10  # recent errors on the overview
 HTMX = "htmx-2.0.4.min.js"
@@ -150,13 +165,22 @@ def _key_digest(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
-def _operator_subject(relay: Relay, session: Session) -> bool:
-    """An operator session stays valid while its admin key is still configured (`-`:
-    relay still has no API keys at all)."""
-    keys = relay.loaded.api_keys
-    if session.subject == "-":
-        return not keys
-    return any(k.sha256[:16] == session.subject and "admin" in k.scopes for k in keys)
+async def _live(request: Request, relay: Relay, session: Session, now: float) -> bool:
+    """Whether a validly signed session still holds: this process's config still grants
+    its key or tenant, and a signed-in session's row is live (signing out, idle time, and
+    another process's config end it there). Its use is written when `decide` says so,
+    except by the deliveries table's automatic refresh."""
+    if not granted(relay.loaded, session):
+        return False
+    if not session.stored:
+        return True
+    row = await relay.store.get_session(session.nonce)
+    if row is None or (row.kind, row.subject) != (session.kind, session.subject):
+        return False
+    decision = decide(row, now, relay.config.ui.session_idle)
+    if decision == "touch" and not request.headers.get(REFRESH_HEADER):
+        await relay.store.touch_session(row.id, now)
+    return decision in ("live", "touch")
 
 
 async def _visit(request: Request) -> Visit:
@@ -165,16 +189,34 @@ async def _visit(request: Request) -> Visit:
     now = relay.clock()
     token = request.cookies.get(COOKIE)
     session = verify(key, token, now) if token else None
-    if session is not None and session.kind == "o" and not _operator_subject(relay, session):
-        session = None
-    if session is not None and session.kind == "p" and relay.config.tenant(
-            session.subject) is None:
-        session = None
-    if session is not None:
+    if session is not None and await _live(request, relay, session, now):
         return Visit(relay, key, session, fresh=False)
     if not relay.loaded.api_keys:  # open, as the API is (relay refuses to listen beyond loopback)
-        return Visit(relay, key, new_session("o", "-", now + OPERATOR_HOURS * 3600, False), True)
+        lifetime = relay.config.ui.session_lifetime
+        return Visit(relay, key, new_session("o", "-", now + lifetime, False), True)
     return Visit(relay, key, new_session("a", "-", now + VISITOR_HOURS * 3600, False), True)
+
+
+async def _end(visit: Visit) -> None:
+    """End this browser's signed-in session on every process: its row goes."""
+    if visit.session.stored:
+        await visit.relay.store.end_session(visit.session.nonce)
+
+
+async def _sign_in(visit: Visit, kind: Kind, subject: str, read_only: bool = False,
+                   until: float | None = None) -> Session:
+    """A new signed-in session (a new nonce, so a new CSRF token), stored: live until it is
+    signed out, idle, `session_lifetime` (or `until`, if sooner) old, or its key or tenant
+    is no longer granted. The session it replaces in this browser ends."""
+    relay = visit.relay
+    await _end(visit)
+    now = relay.clock()
+    expires_at = now + relay.config.ui.session_lifetime
+    session = new_session(kind, subject, expires_at if until is None else min(until, expires_at),
+                          read_only)
+    await relay.store.add_session(SessionRow(session.nonce, kind, subject, now, now,
+                                             session.expires_at))
+    return session
 
 
 def _switch(request: Request, visit: Visit, session: Session) -> Visit:
@@ -286,6 +328,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except _SignIn:
             if request.method == "POST":
                 response = _error(request, visit, Unauthorized("sign in first"))
+            elif request.headers.get("hx-request"):  # a refresh: the page goes, not the box
+                shown = urllib.parse.urlsplit(request.headers.get("hx-current-url", "")).path
+                response = Response(status_code=204, headers={
+                    "hx-redirect": "/ui/login?" + urllib.parse.urlencode({"next": _next(shown)})})
             else:
                 response = _see_other("/ui/login?" + urllib.parse.urlencode(
                     {"next": request.url.path}))
@@ -358,7 +404,7 @@ async def login_post(request: Request, visit: Visit) -> Response:
     relay = visit.relay
     for key in relay.loaded.api_keys:
         if key.sha256 == digest and "admin" in key.scopes:
-            session = new_session("o", digest[:16], relay.clock() + OPERATOR_HOURS * 3600, False)
+            session = await _sign_in(visit, "o", digest[:16])
             _switch(request, visit, session)
             return _see_other(nxt)
     return _render(request, visit, "login.html", 401, next=nxt,
@@ -368,6 +414,7 @@ async def login_post(request: Request, visit: Visit) -> Response:
 @page
 async def logout(request: Request, visit: Visit) -> Response:
     relay = visit.relay
+    await _end(visit)  # on every process, not only in this browser
     session = new_session("a", "-", relay.clock() + VISITOR_HOURS * 3600, False)
     _switch(request, visit, session)
     return _see_other("/ui/login")
@@ -375,17 +422,20 @@ async def logout(request: Request, visit: Visit) -> Response:
 
 @page
 async def portal(request: Request, visit: Visit) -> Response:
-    """The link of POST /v1/portal-sessions: its token becomes this browser's session.
-    The answer is a page that moves on by itself (meta refresh), not a redirect: a
-    SameSite=Strict cookie set while arriving from another site is only sent once the
-    browser navigates from relay's own page."""
+    """The link of POST /v1/portal-sessions: its token (stateless, valid until its
+    expiry) starts a stored session for this browser, which ends with the link or sooner
+    (`[ui] session_idle`, `session_lifetime`, the tenant disabled). The answer is a page
+    that moves on by itself (meta refresh), not a redirect: a SameSite=Strict cookie set
+    while arriving from another site is only sent once the browser navigates from relay's
+    own page."""
     relay = visit.relay
     token = request.query_params.get("token", "")
-    session = verify(visit.key, token, relay.clock())
-    if session is None or session.kind != "p" or relay.config.tenant(session.subject) is None:
+    link = verify(visit.key, token, relay.clock())
+    if link is None or link.kind != "p" or not granted(relay.loaded, link):
         raise Unauthorized("this portal link is invalid or has expired: ask for a new one")
-    visit = _switch(request, visit, session.renewed())
-    return _render(request, visit, "portal.html", target=f"/ui/t/{session.subject}/endpoints")
+    session = await _sign_in(visit, "p", link.subject, link.read_only, until=link.expires_at)
+    visit = _switch(request, visit, session)
+    return _render(request, visit, "portal.html", target=f"/ui/t/{link.subject}/endpoints")
 
 
 async def theme(request: Request) -> Response:

@@ -72,12 +72,16 @@ async def test_deliveries_list_and_detail(make_config: Callable[..., cfgmod.Load
         assert ok["response_headers"]["content-type"] == "application/json"
         assert ok["at"].endswith("Z") and ok["duration_ms"] > 0
         # Bad input.
-        for params in ({"status": "lost"}, {"limit": 0}, {"limit": 501}, {"limit": "x"},
-                       {"after": "nope"}):
+        for params in ({"status": "lost"}, {"limit": 0}, {"limit": 501}, {"limit": "x"}):
             error = assert_error(
                 await r.client.get(f"/v1/webhooks/{hook['id']}/deliveries", params=params),
                 422, "validation_failed")
             assert error["details"][0]["path"] == next(iter(params))
+        for after in ("nope", page[0]["id"]):  # not a cursor: tests/integration/test_cursors.py
+            error = assert_error(await r.client.get(
+                f"/v1/webhooks/{hook['id']}/deliveries", params={"after": after}),
+                400, "invalid_cursor")
+            assert error["details"][0]["path"] == "after"
         for ref in ("dlv_999", "xyz", "dlv_", "dlv_1x"):
             assert_error(await r.client.get(f"/v1/deliveries/{ref}"), 404, "not_found")
         assert_error(await r.client.get("/v1/webhooks/ep_nope/deliveries"), 404, "not_found")

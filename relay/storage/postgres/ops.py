@@ -29,6 +29,7 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    SESSION_COLS,
     AttemptResult,
     Claimed,
     ConfigEndpoint,
@@ -40,6 +41,7 @@ from relay.storage.base import (
     Notice,
     Ops,
     Recorded,
+    SessionRow,
     not_cancellable,
 )
 from relay.storage.postgres.connection import Connection
@@ -668,4 +670,42 @@ async def secret_key(con: Connection, args: list[tuple[str, bytes, float]]) -> l
             "ON CONFLICT (name) DO NOTHING", name, key, now)
         out.append(bytes(await con.fetchval(
             "SELECT key FROM secret_keys WHERE name = $1", name)))
+    return out
+
+
+async def add_session(con: Connection, args: list[tuple[SessionRow]]) -> list[Any]:
+    await con.executemany(
+        f"INSERT INTO sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6)",
+        [(r.id, r.kind, r.subject, r.created_at, r.last_seen_at, r.expires_at)
+         for (r,) in args])
+    return [None] * len(args)
+
+
+async def touch_session(con: Connection, args: list[tuple[str, float]]) -> list[Any]:
+    await con.executemany(
+        "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1", args)
+    return [None] * len(args)
+
+
+async def end_session(con: Connection, args: list[tuple[str]]) -> list[Any]:
+    return [(await con.execute("DELETE FROM sessions WHERE id = $1", session_id))
+            != "DELETE 0" for (session_id,) in args]
+
+
+async def end_sessions(con: Connection, args: list[tuple[str, list[str]]]) -> list[Any]:
+    out = []
+    for kind, keep in args:
+        status = await con.execute(
+            "DELETE FROM sessions WHERE kind = $1 AND subject <> ALL($2::text[])", kind, keep)
+        out.append(int(status.split()[-1]))
+    return out
+
+
+async def purge_sessions(con: Connection, args: list[tuple[float, float]]) -> list[Any]:
+    """The sessions relay.sessions.decide calls dead at `now`: expired, or idle too long."""
+    out = []
+    for now, idle in args:
+        status = await con.execute(
+            "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, now - idle)
+        out.append(int(status.split()[-1]))
     return out

@@ -34,6 +34,7 @@ from relay.storage import idempotency
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
+    SESSION_COLS,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -51,6 +52,7 @@ from relay.storage.base import (
     Observer,
     Ops,
     Recorded,
+    SessionRow,
     State,
     Watcher,
 )
@@ -539,6 +541,34 @@ class PostgresStore:
         key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
                                         durable=True)
         return key
+
+    # --- console and portal sessions (relay.sessions) -----------------------------------
+
+    async def add_session(self, session: SessionRow) -> None:
+        await self._submit(queries.add_session, (session,), durable=True)
+
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = $1",
+                                session_id)
+        return SessionRow(*rows[0]) if rows else None
+
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Record use (never backwards); losing one to a crash only ends it sooner."""
+        await self._submit(queries.touch_session, (session_id, now))
+
+    async def end_session(self, session_id: str) -> bool:
+        ended: bool = await self._submit(queries.end_session, (session_id,), durable=True)
+        return ended
+
+    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
+        """End every session of `kind` whose subject is not in `keep`."""
+        count: int = await self._submit(queries.end_sessions, (kind, sorted(keep)),
+                                        durable=True)
+        return count
+
+    async def purge_sessions(self, now: float, idle: float) -> int:
+        count: int = await self._submit(queries.purge_sessions, (now, idle))
+        return count
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(

@@ -24,6 +24,7 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    SESSION_COLS,
     AttemptResult,
     Claimed,
     DeliveryRow,
@@ -580,3 +581,35 @@ def secret_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         [(stored,)] = db.execute("SELECT key FROM secret_keys WHERE name = ?", (name,))
         out.append(bytes(stored))
     return out
+
+
+def add_session(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    for (session,) in args:
+        db.execute(f"INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
+                   (session.id, session.kind, session.subject, session.created_at,
+                    session.last_seen_at, session.expires_at))
+    return [None] * len(args)
+
+
+def touch_session(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    for session_id, now in args:
+        db.execute("UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?",
+                   (now, session_id))
+    return [None] * len(args)
+
+
+def end_session(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    return [db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+            for (session_id,) in args]
+
+
+def end_sessions(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    return [db.execute("DELETE FROM sessions WHERE kind = ? AND subject NOT IN "
+                       "(SELECT value FROM json_each(?))", (kind, json.dumps(keep))).rowcount
+            for kind, keep in args]
+
+
+def purge_sessions(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    """The sessions relay.sessions.decide calls dead at `now`: expired, or idle too long."""
+    return [db.execute("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
+                       (now, now - idle)).rowcount for now, idle in args]
