@@ -8,13 +8,17 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
+from relay.api.throttle import Throttle
 from relay.app import Relay
-from relay.errors import RelayError
+from relay.errors import BadHost, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.ui import app as ui
 
@@ -28,7 +32,8 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 
 async def _relay_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RelayError)
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status,
+                        headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -88,11 +93,49 @@ ROUTES = [
 ]
 
 
+class HostCheck:
+    """Every request but the probes must name one of relay's hosts in `Host` (the config's
+    `server.hosts`, read per request so a reload applies): else 421, or 400 for a missing,
+    repeated or malformed Host, before any route runs. What DNS rebinding needs is a name
+    of the attacker's own in Host: refused here."""
+
+    def __init__(self, app: ASGIApp, relay: Relay) -> None:
+        self.app = app
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in hosts.UNCHECKED_PATHS:
+            refusal = self._refusal([v for k, v in scope["headers"] if k == b"host"])
+            if refusal is not None:
+                response = JSONResponse(error_body(refusal.code, refusal.message),
+                                        status_code=refusal.status)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, values: list[bytes]) -> RelayError | None:
+        if len(values) != 1:
+            return BadHost("send exactly one Host header" if values else
+                           "the request has no Host header: send Host: HOST[:PORT]")
+        text = values[0].decode("latin-1")
+        try:
+            host, _ = hosts.parse_host_header(text)
+        except ValueError as exc:
+            return BadHost(f"the Host header is not HOST[:PORT]: {exc}")
+        allowed = self.relay.config.server.hosts
+        if host in allowed or hosts.ANY in allowed:
+            return None
+        return MisdirectedRequest(
+            f"relay does not serve the host {host[:100]!r}: if it is a name of this relay, "
+            "add it to [server] allowed_hosts (or set [server] public_url) in relay's config")
+
+
 def create_app(relay: Relay) -> Starlette:
-    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/.
-    The caller starts and stops `relay` (relay.cli, tests)."""
+    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
+    behind the Host check. The caller starts and stops `relay` (relay.cli, tests)."""
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
+        middleware=[Middleware(HostCheck, relay=relay)],
         exception_handlers={
             RelayError: _relay_error,
             HTTPException: _http_error,
@@ -100,4 +143,5 @@ def create_app(relay: Relay) -> Starlette:
         },
     )
     app.state.relay = relay
+    app.state.auth_throttle = Throttle()  # failed keys per address (relay.api.auth)
     return app

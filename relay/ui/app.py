@@ -34,6 +34,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from relay import hosts
+from relay.api import auth
 from relay.api.ingest import invalid
 from relay.api.models import (
     PAGE_MAX,
@@ -53,6 +55,7 @@ from relay.errors import (
     NotFound,
     PayloadTooLarge,
     RelayError,
+    TooManyAuthFailures,
     Unauthorized,
     Unprocessable,
 )
@@ -223,7 +226,10 @@ def _csp(visit: Visit) -> str:
 def _finish(request: Request, visit: Visit, response: Response) -> Response:
     response.headers["content-security-policy"] = _csp(visit)
     response.headers["x-content-type-options"] = "nosniff"
-    response.headers["referrer-policy"] = "no-referrer"  # portal links carry their token
+    # Portal links carry their token: never a Referer to another site. Same-origin
+    # requests keep theirs, and with it a real Origin on POSTs (no-referrer makes a form's
+    # Origin `null`, which _same_origin refuses).
+    response.headers["referrer-policy"] = "same-origin"
     response.headers["cache-control"] = "no-store"
     if visit.fresh:
         relay = visit.relay
@@ -276,6 +282,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         visit = await _visit(request)
         try:
             if request.method == "POST":
+                _same_origin(request, visit.relay)
                 form = await _form(request, visit.relay.config.server.max_body_bytes)
                 given = form.get("csrf") or request.headers.get("x-csrf-token", "")
                 if not csrf_ok(visit.key, visit.session, given):
@@ -294,6 +301,22 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _finish(request, getattr(request.state, "visit", visit), response)
 
     return run
+
+
+def _same_origin(request: Request, relay: Relay) -> None:
+    """A change sent from another site is refused before its CSRF token is looked at:
+    `Origin` (else `Referer`), when the browser sends one, must be relay's own origin
+    (`public_url`'s, or the scheme and Host this request came with; Host is one of
+    relay's own: relay.api.server.HostCheck). `null` (a sandboxed or privacy-stripped
+    origin) is not relay's. Neither sent: the CSRF token alone decides."""
+    given = request.headers.get("origin") or request.headers.get("referer")
+    if given is None:
+        return
+    own = {hosts.origin(relay.config.server.base_url),
+           hosts.origin(f"{request.url.scheme}://{request.headers.get('host', '')}")}
+    if hosts.origin(given) not in own - {None}:
+        raise Forbidden(f"this form was sent from another site ({given[:100]!r}), not from "
+                        "relay's own pages: open relay at its own address and try again")
 
 
 def _error(request: Request, visit: Visit, exc: RelayError) -> Response:
@@ -354,13 +377,24 @@ def _next(value: str | None) -> str:
 async def login_post(request: Request, visit: Visit) -> Response:
     form = _fields(request)
     nxt = _next(form.get("next"))
-    digest = _key_digest(form.get("key", ""))
+    try:  # failed sign-ins count with the API's failed keys (relay.api.throttle)
+        auth.admit(request)
+    except TooManyAuthFailures as exc:
+        response = _render(request, visit, "login.html", exc.status, next=nxt,
+                           error=f"Too many failed sign-ins from this address: try again "
+                           f"in {exc.retry_after} s.")
+        response.headers.update(exc.headers)
+        return response
+    given = form.get("key", "").strip()
+    digest = _key_digest(given)
     relay = visit.relay
     for key in relay.loaded.api_keys:
         if key.sha256 == digest and "admin" in key.scopes:
             session = new_session("o", digest[:16], relay.clock() + OPERATOR_HOURS * 3600, False)
             _switch(request, visit, session)
             return _see_other(nxt)
+    known = any(key.sha256 == digest for key in relay.loaded.api_keys)
+    auth.failed(request, "not_admin" if known else "unknown" if given else "missing", given)
     return _render(request, visit, "login.html", 401, next=nxt,
                    error="That is not an admin API key of this relay.")
 
