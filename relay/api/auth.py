@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from relay.api.throttle import Throttle, source_key
+from relay.api.throttle import Throttle
 from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, TenantConfig
 from relay.errors import Forbidden, TooManyAuthFailures, Unauthorized, Unprocessable
 from relay.logs import log
@@ -56,7 +56,7 @@ def admit(request: Request) -> None:
     authenticate too often (relay.api.throttle); the API and the console's sign-in."""
     throttle: Throttle = request.app.state.auth_throttle
     address = _address(request)
-    refused = throttle.check(source_key(address))
+    refused = throttle.check(address)
     if refused is None:
         return
     request.app.state.relay.metrics.auth_failure("throttled")
@@ -81,7 +81,7 @@ def failed(request: Request, reason: AuthFailure, key: str) -> None:
     """Count, log and throttle one failed authentication from the caller's address."""
     throttle: Throttle = request.app.state.auth_throttle
     address = _address(request)
-    outcome = throttle.fail(source_key(address))
+    outcome = throttle.fail(address)
     request.app.state.relay.metrics.auth_failure(reason)
     if outcome.log:
         log("auth_failed", logging.WARNING, reason=reason, key_prefix=key_prefix(key) or None,

@@ -18,6 +18,7 @@ a source that refills completely starts over. /metrics counts every one.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -32,11 +33,10 @@ MAX_SOURCES = 10_000  # sources remembered at once (each a few hundred bytes)
 _ROUNDING = 1e-9  # a token this close to whole counts as whole
 
 
-def source_key(address: str | None) -> str:
+@functools.lru_cache(maxsize=1024)
+def source_key(address: str) -> str:
     """Which bucket an address spends from: an IPv4 address, an IPv6 /64 (an IPv4
     address mapped into IPv6 as that IPv4 address), else the text as given."""
-    if address is None:
-        return "unknown"
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -89,10 +89,12 @@ class Throttle:
     def __len__(self) -> int:
         return len(self._sources)
 
-    def check(self, source: str) -> Refused | None:
-        """Before looking at a request's key: None (go ahead) unless `source`'s bucket is
-        empty."""
-        entry = self._sources.get(source)
+    def check(self, address: str) -> Refused | None:
+        """Before looking at a request's key: None (go ahead) unless the bucket of
+        `address` is empty."""
+        if not self._sources:  # nobody failed lately: the common case, at once
+            return None
+        entry = self._sources.get(source_key(address))
         if entry is None:
             return None
         now = self.clock()
@@ -102,9 +104,10 @@ class Throttle:
         entry.unreported += 1
         return Refused(self._retry_after(tokens), self._report(entry, now))
 
-    def fail(self, source: str) -> Failed:
-        """A request from `source` failed to authenticate: spend one token."""
+    def fail(self, address: str) -> Failed:
+        """A request from `address` failed to authenticate: spend one token."""
         now = self.clock()
+        source = source_key(address)
         entry = self._sources.get(source)
         if entry is None:
             self._make_room(now)

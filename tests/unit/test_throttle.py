@@ -80,13 +80,20 @@ def test_the_table_forgets_refilled_sources_and_stays_bounded() -> None:
     assert throttle.check("t999") is not None and throttle.check("t0") is None
 
 
+def test_an_ipv6_host_is_its_64() -> None:
+    throttle, _ = _throttle()
+    for _ in range(3):
+        throttle.fail("2001:db8::1")
+    assert throttle.check("2001:db8::ffff") == Refused(2, 0)  # another address, same /64
+    assert throttle.check("2001:db8:0:1::1") is None  # the next /64
+
+
 @pytest.mark.parametrize(("address", "key"), [
     ("192.0.2.7", "192.0.2.7"),
     ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
     ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # the same /64: the same bucket
     ("::ffff:192.0.2.7", "192.0.2.7"),
-    ("testclient", "testclient"),
-    (None, "unknown"),
+    ("unknown", "unknown"),  # no client address (a Unix socket)
 ])
-def test_source_key(address: str | None, key: str) -> None:
+def test_source_key(address: str, key: str) -> None:
     assert source_key(address) == key
