@@ -192,7 +192,7 @@ class ServerConfig(_Section):
         return f"http://{host}:{self.port}"
 
     @functools.cached_property
-    def hosts(self) -> frozenset[str]:
+    def host_names(self) -> frozenset[str]:
         """The host names relay answers, normalized (relay.hosts); `*` among them: any."""
         own = {hosts.normalize(self.host)} if not self.is_wildcard else set()
         if self.is_loopback or self.is_wildcard:

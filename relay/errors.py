@@ -6,6 +6,7 @@
     ├── BadHost (400)              Host header missing, repeated or malformed
     ├── Unauthorized (401)         missing or unknown API key
     ├── Forbidden (403)            scope missing, tenant webhooks disabled
+    │   └── CrossOrigin            a change sent from another site's page (Origin)
     ├── NotFound (404)
     ├── Conflict (409)             idempotency key reused with other content, read-only field
     ├── PayloadTooLarge (413)
@@ -84,6 +85,12 @@ class Forbidden(RelayError):
     code = "forbidden"
 
 
+class CrossOrigin(Forbidden):
+    """A change sent from another site's page (its Origin or Referer is not relay's)."""
+
+    code = "origin_not_allowed"
+
+
 class NotFound(RelayError):
     """No such object."""
 
@@ -134,8 +141,7 @@ class TooManyRequests(RelayError):
 
 
 class TooManyAuthFailures(TooManyRequests):
-    """Too many failed API keys from this address; the key is not even checked until
-    `Retry-After`."""
+    """Too many failed API keys from this address: keys are not checked until Retry-After."""
 
     code = "too_many_auth_failures"
 

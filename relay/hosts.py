@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 # it listens on loopback or on every address.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 ANY = "*"  # allowed_hosts = ["*"]: every well-formed host
-# The probes answer whatever the Host (relay.api.server.HostCheck): load balancers and
+# The probes answer whatever the Host (relay.api.server.HostAndOrigin): load balancers and
 # Prometheus address relay by IP, often without a name (a check would push operators to
 # allowed_hosts = ["*"], unprotecting the rest), and what they show is no secret: no
 # tenant data, nothing they change.

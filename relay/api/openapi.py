@@ -68,7 +68,8 @@ class NotReady(BaseModel):
 _ERRORS = {
     400: "The body is not valid JSON, or the Host header is missing or not HOST[:PORT].",
     401: "Missing or unknown API key.",
-    403: "The key lacks the scope, or webhooks are disabled for the tenant.",
+    403: "The key lacks the scope, webhooks are disabled for the tenant, or the request "
+         "came from another site's page (`origin_not_allowed`).",
     404: "No such object in the caller's tenant.",
     409: "Conflicts with the current state (the message says which).",
     413: "The body is larger than server.max_body_bytes.",

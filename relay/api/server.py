@@ -18,7 +18,7 @@ from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
 from relay.api.throttle import Throttle
 from relay.app import Relay
-from relay.errors import BadHost, MisdirectedRequest, RelayError
+from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.ui import app as ui
 
@@ -93,11 +93,24 @@ ROUTES = [
 ]
 
 
-class HostCheck:
-    """Every request but the probes must name one of relay's hosts in `Host` (the config's
-    `server.hosts`, read per request so a reload applies): else 421, or 400 for a missing,
-    repeated or malformed Host, before any route runs. What DNS rebinding needs is a name
-    of the attacker's own in Host: refused here."""
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class HostAndOrigin:
+    """Checks on every request before any route runs, reading the config per request (a
+    reload applies at once).
+
+    Host: every request but the probes must name one of relay's own hosts (the config's
+    `server.host_names`): else 421, or 400 for a missing, repeated or malformed Host.
+    DNS rebinding needs a name of the attacker's own there.
+
+    Origin: a change (any method but GET, HEAD, OPTIONS) whose `Origin`, or without one
+    `Referer`, is not relay's own origin is refused (403) before its key or CSRF token is
+    looked at: a page of another site can send a POST that needs no preflight (no body,
+    a form) to relay on loopback, which without [[api_keys]] trusts it. relay's own
+    origins: public_url's, and the scheme and Host the request came with. `null` (a
+    sandboxed frame, a page sending no referrer) is not one. Neither header (curl, SDKs,
+    the relay CLI): nothing to check; keys and CSRF tokens decide."""
 
     def __init__(self, app: ASGIApp, relay: Relay) -> None:
         self.app = app
@@ -105,7 +118,7 @@ class HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in hosts.UNCHECKED_PATHS:
-            refusal = self._refusal([v for k, v in scope["headers"] if k == b"host"])
+            refusal = self._refusal(scope)
             if refusal is not None:
                 response = JSONResponse(error_body(refusal.code, refusal.message),
                                         status_code=refusal.status)
@@ -113,7 +126,12 @@ class HostCheck:
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, values: list[bytes]) -> RelayError | None:
+    def _refusal(self, scope: Scope) -> RelayError | None:
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in scope["headers"]:
+            if name in (b"host", b"origin", b"referer"):
+                found.setdefault(name, []).append(value)
+        values = found.get(b"host", [])
         if len(values) != 1:
             return BadHost("send exactly one Host header" if values else
                            "the request has no Host header: send Host: HOST[:PORT]")
@@ -122,20 +140,32 @@ class HostCheck:
             host, _ = hosts.parse_host_header(text)
         except ValueError as exc:
             return BadHost(f"the Host header is not HOST[:PORT]: {exc}")
-        allowed = self.relay.config.server.hosts
-        if host in allowed or hosts.ANY in allowed:
+        server = self.relay.config.server
+        allowed = server.host_names
+        if host not in allowed and hosts.ANY not in allowed:
+            return MisdirectedRequest(
+                f"relay does not serve the host {host[:100]!r}: if it is a name of this "
+                "relay, add it to [server] allowed_hosts (or set [server] public_url) in "
+                "relay's config")
+        sent = found.get(b"origin") or found.get(b"referer")
+        if scope["method"] in _SAFE_METHODS or not sent:
             return None
-        return MisdirectedRequest(
-            f"relay does not serve the host {host[:100]!r}: if it is a name of this relay, "
-            "add it to [server] allowed_hosts (or set [server] public_url) in relay's config")
+        given = sent[0].decode("latin-1")
+        if hosts.origin(given) in {hosts.origin(server.base_url),
+                                   hosts.origin(f"{scope['scheme']}://{text}")} - {None}:
+            return None
+        return CrossOrigin(
+            f"this request was sent from another site ({given[:100]!r}), not from relay's "
+            f"own pages ({hosts.origin(server.base_url)}): open relay at its own address; "
+            "if that is another one, set [server] public_url to it")
 
 
 def create_app(relay: Relay) -> Starlette:
     """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
-    behind the Host check. The caller starts and stops `relay` (relay.cli, tests)."""
+    behind the Host and Origin checks. The caller starts and stops `relay` (relay.cli, tests)."""
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
-        middleware=[Middleware(HostCheck, relay=relay)],
+        middleware=[Middleware(HostAndOrigin, relay=relay)],
         exception_handlers={
             RelayError: _relay_error,
             HTTPException: _http_error,

@@ -34,7 +34,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from relay import hosts
 from relay.api import auth
 from relay.api.ingest import invalid
 from relay.api.models import (
@@ -228,7 +227,7 @@ def _finish(request: Request, visit: Visit, response: Response) -> Response:
     response.headers["x-content-type-options"] = "nosniff"
     # Portal links carry their token: never a Referer to another site. Same-origin
     # requests keep theirs, and with it a real Origin on POSTs (no-referrer makes a form's
-    # Origin `null`, which _same_origin refuses).
+    # Origin `null`, which relay.api.server.HostAndOrigin refuses).
     response.headers["referrer-policy"] = "same-origin"
     response.headers["cache-control"] = "no-store"
     if visit.fresh:
@@ -282,7 +281,6 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         visit = await _visit(request)
         try:
             if request.method == "POST":
-                _same_origin(request, visit.relay)
                 form = await _form(request, visit.relay.config.server.max_body_bytes)
                 given = form.get("csrf") or request.headers.get("x-csrf-token", "")
                 if not csrf_ok(visit.key, visit.session, given):
@@ -301,22 +299,6 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _finish(request, getattr(request.state, "visit", visit), response)
 
     return run
-
-
-def _same_origin(request: Request, relay: Relay) -> None:
-    """A change sent from another site is refused before its CSRF token is looked at:
-    `Origin` (else `Referer`), when the browser sends one, must be relay's own origin
-    (`public_url`'s, or the scheme and Host this request came with; Host is one of
-    relay's own: relay.api.server.HostCheck). `null` (a sandboxed or privacy-stripped
-    origin) is not relay's. Neither sent: the CSRF token alone decides."""
-    given = request.headers.get("origin") or request.headers.get("referer")
-    if given is None:
-        return
-    own = {hosts.origin(relay.config.server.base_url),
-           hosts.origin(f"{request.url.scheme}://{request.headers.get('host', '')}")}
-    if hosts.origin(given) not in own - {None}:
-        raise Forbidden(f"this form was sent from another site ({given[:100]!r}), not from "
-                        "relay's own pages: open relay at its own address and try again")
 
 
 def _error(request: Request, visit: Visit, exc: RelayError) -> Response:

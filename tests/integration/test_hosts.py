@@ -7,12 +7,14 @@ import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import running
+from tests.conftest import Running, eventually, running
 from tests.helpers import ADMIN, api_config, assert_error, auth
+from tests.receiver import Receiver
 
 ATTACKER = "rebind.attacker.example"
 HOOK = {"name": "x", "url": "http://127.0.0.1:9/h", "events": ["*"]}
@@ -206,6 +208,44 @@ async def test_a_cross_origin_change_is_refused_even_with_a_valid_token(
         login = await r.client.post("/ui/login", data={"csrf": "x", "key": "k"},
                                     headers={"origin": "https://evil.example"})
         assert login.status_code == 403 and "from another site" in login.text
+
+
+async def test_another_sites_page_cannot_post_to_the_open_api(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    """Without api_keys every loopback caller is admin, and a page of any site can send a
+    POST that needs no preflight (no body, or a form) to 127.0.0.1: its Origin says
+    where it came from."""
+    async with Receiver() as rx, running(make_config(endpoints=[
+            {"id": "dev", "url": f"{rx.url}/dev"}])) as r:
+        assert (await r.send()).status_code == 202
+        await rx.wait_for(1, "/dev")
+        [delivery] = await eventually(lambda: _deliveries(r), message="a delivery")
+        for origin in ("https://evil.example", "null", f"http://localhost:{_port(r.url)}"):
+            for path in ("/v1/webhooks/dev/test", "/v1/webhooks/dev/rotate-secret",
+                         f"/v1/deliveries/{delivery['id']}/retry", "/v1/events",
+                         f"/v1/deliveries/{delivery['id']}/cancel"):
+                response = await r.client.post(path, headers={"origin": origin})
+                error = assert_error(response, 403, "origin_not_allowed")
+                assert "another site" in error["message"]
+            refused = await r.client.post("/v1/events", json={"type": "t", "data": {}},
+                                          headers={"origin": origin})
+            assert_error(refused, 403, "origin_not_allowed")
+        assert len(rx.received()) == 1  # no test sent, nothing retried
+        # A Referer counts when there is no Origin; GETs are not changes.
+        assert_error(await r.client.post("/v1/webhooks/dev/test", headers={
+            "referer": "https://evil.example/x"}), 403, "origin_not_allowed")
+        assert (await r.client.get("/v1/webhooks", headers={
+            "origin": "https://evil.example"})).status_code == 200
+        # relay's own origin, or none at all (curl, SDKs): answered.
+        for headers in ({"origin": r.url}, {}):
+            tested = await r.client.post("/v1/webhooks/dev/test", headers=headers)
+            assert tested.status_code == 200, tested.text
+
+
+async def _deliveries(r: Running) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = (await r.client.get("/v1/webhooks/dev/deliveries")).json()[
+        "data"]
+    return data
 
 
 async def test_own_pages_ask_for_a_same_origin_referrer(

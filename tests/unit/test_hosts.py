@@ -67,7 +67,7 @@ def test_origin(url: str, expected: str | None) -> None:
 def test_defaults(server: dict[str, Any], base_url: str, hosts: set[str]) -> None:
     config = cfgmod.validate({"server": server}, {}).config.server
     assert config.base_url == base_url
-    assert config.hosts == hosts
+    assert config.host_names == hosts
 
 
 @pytest.mark.parametrize(("server", "error"), [
