@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,8 @@ class Relay:
             self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source),
                                                   name="relay-config-watch"))
         self.started = True
-        log("started", listen=self.config.server.listen, database=str(self.store.path),
+        log("started", listen=self.config.server.listen,
+            console=f"{self.config.server.base_url}/ui/", database=str(self.store.path),
             endpoints=len(self.endpoints), recovered=recovered or None)
 
     def _config_digest(self) -> str:
@@ -444,10 +445,18 @@ class Relay:
             log("config_reload", logging.ERROR, result="refused", path=str(source),
                 error=exc.message, details="; ".join(map(str, exc.details)) or None)
             return False
-        old = self.config
-        for key in ("server", "storage"):
-            if getattr(old, key) != getattr(loaded.config, key):
-                log("config_reload", logging.WARNING, note=f"[{key}] changes need a restart")
+        old, new = self.config, loaded.config
+        for name, before, after in (  # the rest of [server] applies now
+                ("[server] listen", old.server.listen, new.server.listen),
+                ("[server] log_format", old.server.log_format, new.server.log_format),
+                ("[storage]", old.storage, new.storage)):
+            if before != after:
+                log("config_reload", logging.WARNING, note=f"{name} changes need a restart")
+        if new.server.listen != old.server.listen:
+            # Until the restart relay still listens where it did, and what derives from
+            # the address (the default public_url, the allowed host names) follows that.
+            server = new.server.model_copy(update={"listen": old.server.listen})
+            loaded = replace(loaded, config=new.model_copy(update={"server": server}))
         try:
             await self._sync_config(loaded)
         except RelayError as exc:

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
+from relay import hosts
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
@@ -86,14 +87,59 @@ def _check_listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise ValueError(f"{value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
+    try:
+        hosts.normalize(host)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} must be HOST:PORT: {exc}") from None
     return value
+
+
+def _check_public_url(value: str | None) -> str | None:
+    """http(s)://host[:port], without a path: relay's routes are at the root."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if hosts.origin(value) is None or parts.path not in ("", "/") or parts.query \
+            or parts.fragment:
+        raise ValueError(f"{value!r} must be http(s)://HOST[:PORT] without a path, "
+                         "e.g. https://relay.example.com")
+    return value.rstrip("/")
+
+
+def _check_allowed_host(value: str) -> str:
+    if value == hosts.ANY:
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a host name or address")
+    return hosts.normalize(value)  # a port is refused: the port in Host is not compared
 
 
 class ServerConfig(_Section):
     listen: Annotated[str, BeforeValidator(_check_listen)] = Field(
         "127.0.0.1:8080",
         description="Address and port of the ingest endpoint and API. Listening beyond "
-        "loopback requires [[api_keys]].",
+        "loopback requires [[api_keys]]; listening on every address (0.0.0.0, [::]) "
+        "requires public_url.",
+    )
+    public_url: Annotated[str | None, BeforeValidator(_check_public_url)] = Field(
+        None,
+        description="The URL clients reach relay at: the base of every link relay hands "
+        "out (portal links, the console's URL in the log); its host is always allowed. "
+        "Default: http:// and the listen address. Behind a proxy or TLS terminator, set "
+        "it to the proxy's URL.",
+        examples=["https://relay.example.com"],
+    )
+    allowed_hosts: list[Annotated[str, BeforeValidator(_check_allowed_host)]] = Field(
+        default_factory=list,
+        description="Host names and addresses relay answers besides its own; a request "
+        "naming another host in its Host header is refused (421) before any route runs, "
+        "so a web page cannot reach relay through DNS rebinding. Its own: localhost, "
+        "127.0.0.1 and [::1] when it listens on loopback or on every address, the listen "
+        "address when it is a specific one, and public_url's host. The port is not "
+        "compared; X-Forwarded-Host is never read. /healthz, /readyz and /metrics answer "
+        'any host (probes use addresses). ["*"] answers every host: only behind a proxy '
+        "that checks Host itself.",
+        examples=[["relay.internal", "10.0.0.5"]],
     )
     max_body_bytes: int = Field(
         262144, gt=0, description="Largest request body accepted (bytes); larger gets 413."
@@ -101,6 +147,15 @@ class ServerConfig(_Section):
     log_format: Literal["text", "json"] = Field(
         "text", description='Log lines as "text" (key=value) or "json" (one object per line).'
     )
+
+    @model_validator(mode="after")
+    def _public_url_for_wildcard(self) -> ServerConfig:
+        if self.is_wildcard and self.public_url is None:
+            raise invalid_at("server", [(("public_url",), (
+                f"required when listening on every address ({self.listen}): relay cannot "
+                "tell which names are its own; set the URL clients reach it at, e.g. "
+                "https://relay.example.com (and allowed_hosts for other names)"))])
+        return self
 
     @property
     def host(self) -> str:
@@ -118,6 +173,32 @@ class ServerConfig(_Section):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Listening on every address (0.0.0.0, ::)."""
+        try:
+            return ipaddress.ip_address(self.host).is_unspecified
+        except ValueError:
+            return False
+
+    @functools.cached_property
+    def base_url(self) -> str:
+        """public_url, else http:// and the listen address (never a wildcard: then
+        public_url is required)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @functools.cached_property
+    def host_names(self) -> frozenset[str]:
+        """The host names relay answers, normalized (relay.hosts); `*` among them: any."""
+        own = {hosts.normalize(self.host)} if not self.is_wildcard else set()
+        if self.is_loopback or self.is_wildcard:
+            own |= hosts.LOOPBACK_NAMES
+        host, _ = hosts.parse_host_header(urlsplit(self.base_url).netloc)
+        return frozenset({*own, host, *self.allowed_hosts})
 
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")

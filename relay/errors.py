@@ -4,14 +4,18 @@
     ├── ConfigError                invalid config file (one "key.path: reason" per detail)
     ├── BadRequest (400)           malformed JSON
     ├── InvalidCursor (400)        `after` is not a cursor relay gave this caller
+    ├── BadHost (400)              Host header missing, repeated or malformed
     ├── Unauthorized (401)         missing or unknown API key
     ├── Forbidden (403)            scope missing, tenant webhooks disabled
+    │   └── CrossOrigin            a change sent from another site's page (Origin)
     ├── NotFound (404)
     ├── Conflict (409)             idempotency key reused with other content, read-only field
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
+    ├── MisdirectedRequest (421)   Host names a host relay does not serve
     ├── Unprocessable (422)        well-formed JSON with invalid fields
     ├── TooManyRequests (429)      limits, ingest overload
+    │   └── TooManyAuthFailures    repeated failed API keys from one address
     ├── Unavailable (503)          shutting down, storage failing
     ├── StorageError (503)         the database refused a write (disk full, read-only)
     └── DestinationRefused         a delivery URL the network guard refuses (not an HTTP error)
@@ -35,6 +39,11 @@ class RelayError(Exception):
         self.message = message or (self.__doc__ or "").strip()
         self.details = details or []
         super().__init__(self.message)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the answer carries besides the body."""
+        return {}
 
     def __str__(self) -> str:
         if not self.details:
@@ -63,6 +72,13 @@ class InvalidCursor(RelayError):
     code = "invalid_cursor"
 
 
+class BadHost(RelayError):
+    """The Host header is missing, repeated, or not HOST[:PORT]."""
+
+    status = 400
+    code = "host_invalid"
+
+
 class Unauthorized(RelayError):
     """Missing or unknown API key: send `Authorization: Bearer KEY`."""
 
@@ -75,6 +91,12 @@ class Forbidden(RelayError):
 
     status = 403
     code = "forbidden"
+
+
+class CrossOrigin(Forbidden):
+    """A change sent from another site's page (its Origin or Referer is not relay's)."""
+
+    code = "origin_not_allowed"
 
 
 class NotFound(RelayError):
@@ -112,11 +134,33 @@ class Unprocessable(RelayError):
     code = "validation_failed"
 
 
+class MisdirectedRequest(RelayError):
+    """The Host header names a host this relay does not serve ([server] allowed_hosts)."""
+
+    status = 421
+    code = "host_not_allowed"
+
+
 class TooManyRequests(RelayError):
     """Too many requests; retry later."""
 
     status = 429
     code = "too_many_requests"
+
+
+class TooManyAuthFailures(TooManyRequests):
+    """Too many failed API keys from this address: keys are not checked until Retry-After."""
+
+    code = "too_many_auth_failures"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed authentications from this address: retry after "
+                         f"{retry_after}s")
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)}
 
 
 class Unavailable(RelayError):

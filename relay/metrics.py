@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from relay.storage.base import STATES
@@ -10,6 +12,10 @@ from relay.storage.base import STATES
 # a sync = "full" ingest is the disk's fsync, so these tell a slow disk from a slow relay.
 _DISK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                  0.25, 0.5, 1, 2.5)
+
+# Why an authentication was refused: no key, no such key, a console sign-in with a key
+# that is not admin, or refused unchecked (the address failed too often: relay.api.throttle).
+AuthFailure = Literal["missing", "unknown", "not_admin", "throttled"]
 
 
 class Metrics:
@@ -53,6 +59,15 @@ class Metrics:
             "relay_endpoints_disabled", "Endpoints disabled by relay or paused.",
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "relay_auth_failures", "Refused authentications (API and console sign-in) by "
+            "reason: missing (no key), unknown (no such key), not_admin (a console sign-in "
+            "with a key that is not admin), throttled (refused unchecked: the address "
+            "failed too often, answered 429).",
+            ["reason"], registry=self.registry,
+        )
+        for reason in get_args(AuthFailure):  # each at 0 from the start, for rate()
+            self.auth_failures.labels(reason)
 
     def attempt(self, outcome: str, seconds: float) -> None:
         """Count one recorded attempt. Its label's child is looked up once: labels() takes
@@ -76,6 +91,9 @@ class Metrics:
         if child is None:
             child = self._by_mode[mode] = self.checkpoints.labels(mode)
         child.observe(seconds)
+
+    def auth_failure(self, reason: AuthFailure) -> None:
+        self.auth_failures.labels(reason).inc()
 
     def render(self, counts: dict[str, int], disabled: int) -> bytes:
         for state in STATES:

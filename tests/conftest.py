@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from relay import config as cfgmod
 from relay.api.server import create_app
@@ -60,6 +62,7 @@ class Running:
     relay: Relay
     url: str
     client: httpx.AsyncClient
+    app: Starlette
 
     async def send(self, type_: str = "lead.qualified", data: dict[str, Any] | None = None,
                    **extra: Any) -> httpx.Response:
@@ -67,18 +70,32 @@ class Running:
                                        json={"type": type_, "data": data or {}, **extra})
 
 
+def on_port(loaded: cfgmod.Loaded, port: int) -> cfgmod.Loaded:
+    """The config with `server.listen` moved to `port` (its host kept)."""
+    server = loaded.config.server
+    listen = f"{server.listen.rpartition(':')[0]}:{port}"
+    moved = cfgmod.ServerConfig.model_validate({**server.model_dump(), "listen": listen})
+    return dataclasses.replace(loaded, config=loaded.config.model_copy(
+        update={"server": moved}))
+
+
 @asynccontextmanager
 async def running(loaded: cfgmod.Loaded, **kwargs: Any) -> AsyncIterator[Running]:
-    """relay started as `relay serve` would, its HTTP side on a loopback port."""
-    relay = Relay(loaded, **kwargs)
-    await relay.start()
-    try:
-        async with serve_asgi(create_app(relay)) as url, httpx.AsyncClient(
-            base_url=url, timeout=10
-        ) as client:
-            yield Running(relay, url, client)
-    finally:
-        await relay.stop(grace=1.0)
+    """relay started as `relay serve` would, its HTTP side on a free loopback port that
+    its config's `server.listen` names (so its default public_url is where it is)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        relay = Relay(on_port(loaded, sock.getsockname()[1]), **kwargs)
+        await relay.start()
+        try:
+            app = create_app(relay)
+            async with serve_asgi(app, sock=sock) as url, httpx.AsyncClient(
+                base_url=url, timeout=10
+            ) as client:
+                yield Running(relay, url, client, app)
+        finally:
+            await relay.stop(grace=1.0)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0,

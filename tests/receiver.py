@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
@@ -90,17 +91,18 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve_asgi(app: ASGIApp, *, graceful: float = 2.0,
-                     port: int = 0) -> AsyncIterator[str]:
-    """Serve an ASGI app on 127.0.0.1 (`port`, default a free one) in this event loop;
-    yields its base URL and stops cleanly on exit."""
+async def serve_asgi(app: ASGIApp, *, graceful: float = 2.0, port: int = 0,
+                     sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 (`port`, default a free one; or the listening
+    socket `sock`) in this event loop; yields its base URL and stops cleanly on exit."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", log_config=None,
         access_log=False, lifespan="off", ws="none", interface="asgi3", proxy_headers=False,
         timeout_graceful_shutdown=graceful,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name="receiver-uvicorn")
+    task = asyncio.create_task(server.serve(sockets=None if sock is None else [sock]),
+                               name="receiver-uvicorn")
     ready = asyncio.create_task(server.ready.wait())
     try:
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

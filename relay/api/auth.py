@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from relay.api.throttle import Throttle
 from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, TenantConfig
-from relay.errors import Forbidden, Unauthorized, Unprocessable
+from relay.errors import Forbidden, TooManyAuthFailures, Unauthorized, Unprocessable
+from relay.logs import log
+from relay.metrics import AuthFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +27,15 @@ ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(SCOPES))
 
 def authenticate(request: Request, loaded: Loaded, scope: str) -> Principal:
     """The caller's key, checked for `scope`. Without configured keys relay listens on
-    loopback only (enforced at start), and every caller is an admin of `default`."""
+    loopback only (enforced at start), and every caller is an admin of `default`.
+    A source that failed too often is refused before its key is looked at (`admit`)."""
     if not loaded.api_keys:
         return ANONYMOUS
+    admit(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        failed(request, "missing", "")
         raise Unauthorized("missing API key: send the header `Authorization: Bearer KEY`")
     digest = hashlib.sha256(token.strip().encode()).hexdigest()
     for key in loaded.api_keys:
@@ -36,7 +43,55 @@ def authenticate(request: Request, loaded: Loaded, scope: str) -> Principal:
             if scope not in key.scopes and "admin" not in key.scopes:
                 raise Forbidden(f"API key {key.name!r} lacks the scope {scope!r}")
             return Principal(key.name, key.tenant, key.scopes)
+    failed(request, "unknown", token.strip())
     raise Unauthorized("unknown API key")
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def admit(request: Request) -> None:
+    """TooManyAuthFailures (429, Retry-After) when the caller's address failed to
+    authenticate too often (relay.api.throttle); the API and the console's sign-in."""
+    throttle: Throttle = request.app.state.auth_throttle
+    address = _address(request)
+    refused = throttle.check(address)
+    if refused is None:
+        return
+    request.app.state.relay.metrics.auth_failure("throttled")
+    if refused.report:
+        log("auth_throttled", logging.WARNING, source=address, refused=refused.report,
+            retry_after=refused.retry_after)
+    raise TooManyAuthFailures(refused.retry_after)
+
+
+def key_prefix(key: str) -> str:
+    """What a log may show of a key that failed: its first 8 characters, at most a
+    quarter of it (a near miss of a real key must not give much of it away), printable
+    ASCII only (it is whatever the client sent)."""
+    return _printable(key[:min(8, len(key) // 4)])
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
+
+
+def failed(request: Request, reason: AuthFailure, key: str) -> None:
+    """Count, log and throttle one failed authentication from the caller's address."""
+    throttle: Throttle = request.app.state.auth_throttle
+    address = _address(request)
+    outcome = throttle.fail(address)
+    request.app.state.relay.metrics.auth_failure(reason)
+    if outcome.log:
+        log("auth_failed", logging.WARNING, reason=reason, key_prefix=key_prefix(key) or None,
+            source=address, path=_printable(request.url.path[:200]))
+    if outcome.throttled:
+        log("auth_throttled", logging.WARNING, source=address,
+            retry_after=outcome.retry_after)
+    elif outcome.report:
+        log("auth_throttled", logging.WARNING, source=address, refused=outcome.report,
+            retry_after=outcome.retry_after)
 
 
 def tenant_for(principal: Principal, requested: str | None, config: Config,

@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay import __version__
+from relay import __version__, hosts
 from relay.api import ingest, portal
 from relay.api import models as wh
 from relay.api.models import Page
@@ -66,16 +66,20 @@ class NotReady(BaseModel):
 
 
 _ERRORS = {
-    400: "The body is not valid JSON; on a list, `after` is not a cursor relay handed to "
-         "this caller for it (`invalid_cursor`).",
+    400: "The body is not valid JSON; the Host header is missing or not HOST[:PORT]; on a "
+         "list, `after` is not a cursor relay handed to this caller for it "
+         "(`invalid_cursor`).",
     401: "Missing or unknown API key.",
-    403: "The key lacks the scope, or webhooks are disabled for the tenant.",
+    403: "The key lacks the scope, webhooks are disabled for the tenant, or the request "
+         "came from another site's page (`origin_not_allowed`).",
     404: "No such object in the caller's tenant.",
     409: "Conflicts with the current state (the message says which).",
     413: "The body is larger than server.max_body_bytes.",
     415: "The body is not JSON.",
+    421: "The Host header names a host relay does not serve ([server] allowed_hosts).",
     422: "Invalid fields; `details` names each with its path.",
-    429: "A limit was reached.",
+    429: "A limit was reached, or too many failed API keys came from this address "
+         "(`too_many_auth_failures`: see Retry-After).",
     503: "relay is shutting down, or its database refused the operation.",
 }
 _BODY_ERRORS = (400, 413, 415, 422)
@@ -209,8 +213,10 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
 
 def _operation(op: Op, refs: Refs) -> dict[str, Any]:
     statuses = set(op.errors)
+    if op.path not in hosts.UNCHECKED_PATHS:
+        statuses |= {400, 421}
     if op.scope is not None:
-        statuses |= {401, 403, 503}
+        statuses |= {401, 403, 429, 503}
     if "{" in op.path:
         statuses.add(404)
     if op.body is not None:

@@ -46,5 +46,5 @@ async def create_portal_session(request: Request) -> JSONResponse:
     expires_at = relay.clock() + given.expires_in
     session = new_session("p", tenant.id, expires_at, given.read_only)
     token = sign(await relay.secret_key(KEY_NAME, new_key), session)
-    url = str(request.url.replace(path="/ui/portal", query=f"token={token}", fragment=""))
+    url = f"{relay.config.server.base_url}/ui/portal?token={token}"  # never from Host
     return answer(PortalSession(url=url, expires_at=timestamp(session.expires_at)), 201)

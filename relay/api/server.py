@@ -8,13 +8,17 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
+from relay.api.throttle import Throttle
 from relay.app import Relay
-from relay.errors import RelayError
+from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.ui import app as ui
 
@@ -28,7 +32,8 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 
 async def _relay_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RelayError)
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status,
+                        headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -88,11 +93,79 @@ ROUTES = [
 ]
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class HostAndOrigin:
+    """Checks on every request before any route runs, reading the config per request (a
+    reload applies at once).
+
+    Host: every request but the probes must name one of relay's own hosts (the config's
+    `server.host_names`): else 421, or 400 for a missing, repeated or malformed Host.
+    DNS rebinding needs a name of the attacker's own there.
+
+    Origin: a change (any method but GET, HEAD, OPTIONS) whose `Origin`, or without one
+    `Referer`, is not relay's own origin is refused (403) before its key or CSRF token is
+    looked at: a page of another site can send a POST that needs no preflight (no body,
+    a form) to relay on loopback, which without [[api_keys]] trusts it. relay's own
+    origins: public_url's, and the scheme and Host the request came with. `null` (a
+    sandboxed frame, a page sending no referrer) is not one. Neither header (curl, SDKs,
+    the relay CLI): nothing to check; keys and CSRF tokens decide."""
+
+    def __init__(self, app: ASGIApp, relay: Relay) -> None:
+        self.app = app
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in hosts.UNCHECKED_PATHS:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                response = JSONResponse(error_body(refusal.code, refusal.message),
+                                        status_code=refusal.status)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> RelayError | None:
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in scope["headers"]:
+            if name in (b"host", b"origin", b"referer"):
+                found.setdefault(name, []).append(value)
+        values = found.get(b"host", [])
+        if len(values) != 1:
+            return BadHost("send exactly one Host header" if values else
+                           "the request has no Host header: send Host: HOST[:PORT]")
+        text = values[0].decode("latin-1")
+        try:
+            host, _ = hosts.parse_host_header(text)
+        except ValueError as exc:
+            return BadHost(f"the Host header is not HOST[:PORT]: {exc}")
+        server = self.relay.config.server
+        allowed = server.host_names
+        if host not in allowed and hosts.ANY not in allowed:
+            return MisdirectedRequest(
+                f"relay does not serve the host {host[:100]!r}: if it is a name of this "
+                "relay, add it to [server] allowed_hosts (or set [server] public_url) in "
+                "relay's config")
+        sent = found.get(b"origin") or found.get(b"referer")
+        if scope["method"] in _SAFE_METHODS or not sent:
+            return None
+        given = sent[0].decode("latin-1")
+        if hosts.origin(given) in {hosts.origin(server.base_url),
+                                   hosts.origin(f"{scope['scheme']}://{text}")} - {None}:
+            return None
+        return CrossOrigin(
+            f"this request was sent from another site ({given[:100]!r}), not from relay's "
+            f"own pages ({hosts.origin(server.base_url)}): open relay at its own address; "
+            "if that is another one, set [server] public_url to it")
+
+
 def create_app(relay: Relay) -> Starlette:
-    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/.
-    The caller starts and stops `relay` (relay.cli, tests)."""
+    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
+    behind the Host and Origin checks. The caller starts and stops `relay` (relay.cli, tests)."""
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
+        middleware=[Middleware(HostAndOrigin, relay=relay)],
         exception_handlers={
             RelayError: _relay_error,
             HTTPException: _http_error,
@@ -100,4 +173,5 @@ def create_app(relay: Relay) -> Starlette:
         },
     )
     app.state.relay = relay
+    app.state.auth_throttle = Throttle()  # failed keys per address (relay.api.auth)
     return app

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from relay.api import auth
 from relay.api.ingest import invalid
 from relay.api.models import (
     PAGE_MAX,
@@ -55,6 +56,7 @@ from relay.errors import (
     NotFound,
     PayloadTooLarge,
     RelayError,
+    TooManyAuthFailures,
     Unauthorized,
     Unprocessable,
 )
@@ -265,7 +267,10 @@ def _csp(visit: Visit) -> str:
 def _finish(request: Request, visit: Visit, response: Response) -> Response:
     response.headers["content-security-policy"] = _csp(visit)
     response.headers["x-content-type-options"] = "nosniff"
-    response.headers["referrer-policy"] = "no-referrer"  # portal links carry their token
+    # Portal links carry their token: never a Referer to another site. Same-origin
+    # requests keep theirs, and with it a real Origin on POSTs (no-referrer makes a form's
+    # Origin `null`, which relay.api.server.HostAndOrigin refuses).
+    response.headers["referrer-policy"] = "same-origin"
     response.headers["cache-control"] = "no-store"
     if visit.fresh:
         relay = visit.relay
@@ -400,13 +405,24 @@ def _next(value: str | None) -> str:
 async def login_post(request: Request, visit: Visit) -> Response:
     form = _fields(request)
     nxt = _next(form.get("next"))
-    digest = _key_digest(form.get("key", ""))
+    try:  # failed sign-ins count with the API's failed keys (relay.api.throttle)
+        auth.admit(request)
+    except TooManyAuthFailures as exc:
+        response = _render(request, visit, "login.html", exc.status, next=nxt,
+                           error=f"Too many failed sign-ins from this address: try again "
+                           f"in {exc.retry_after} s.")
+        response.headers.update(exc.headers)
+        return response
+    given = form.get("key", "").strip()
+    digest = _key_digest(given)
     relay = visit.relay
     for key in relay.loaded.api_keys:
         if key.sha256 == digest and "admin" in key.scopes:
             session = await _sign_in(visit, "o", digest[:16])
             _switch(request, visit, session)
             return _see_other(nxt)
+    known = any(key.sha256 == digest for key in relay.loaded.api_keys)
+    auth.failed(request, "not_admin" if known else "unknown" if given else "missing", given)
     return _render(request, visit, "login.html", 401, next=nxt,
                    error="That is not an admin API key of this relay.")
 

@@ -115,10 +115,25 @@ def test_usage_errors_stay_clicks() -> None:
 
 
 def test_serve_refuses_public_listen_without_keys(tmp_path: Path) -> None:
-    (tmp_path / "relay.toml").write_text('[server]\nlisten = "0.0.0.0:8080"\n')
+    (tmp_path / "relay.toml").write_text('[server]\nlisten = "0.0.0.0:8080"\n'
+                                         'public_url = "https://relay.example.com"\n')
     done = relay("serve", cwd=tmp_path)
     assert done.returncode == 1
     assert "without API keys" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_wildcard_listen_needs_public_url(tmp_path: Path) -> None:
+    """Listening on every address, relay cannot know its own names: check and serve say
+    so, naming the key, before anything starts."""
+    (tmp_path / "relay.toml").write_text('[server]\nlisten = "0.0.0.0:8080"\n'
+                                         '[[api_keys]]\nname = "a"\nkey_sha256 = "'
+                                         + "0" * 64 + '"\nscopes = ["admin"]\n')
+    for command in ("check", "serve"):
+        done = relay(command, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout
+        assert "server.public_url: required when listening on every address" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "relay.db").exists()
 
 
 def test_secret_prints_the_generated_secret(tmp_path: Path) -> None:

@@ -24,14 +24,15 @@ KEYS = [{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}]
 
 async def test_cookie_is_secure_off_loopback_and_strict_everywhere(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
-    for listen, secure in (("0.0.0.0:8080", True), ("127.0.0.1:8080", False)):
-        loaded = make_config(server={"listen": listen}, api_keys=KEYS)
+    for server, secure in (({"listen": "0.0.0.0:8080", "public_url": "https://relay.example"},
+                            True), ({"listen": "127.0.0.1:8080"}, False)):
+        loaded = make_config(server=server, api_keys=KEYS)
         async with running(loaded) as r:
             response = await r.client.get("/ui/login")
             assert response.status_code == 200
             cookie = response.headers["set-cookie"].lower()
             assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui/" in cookie
-            assert ("; secure" in cookie) is secure, (listen, cookie)
+            assert ("; secure" in cookie) is secure, (server, cookie)
             # Not signed in: pages send to the login form, POSTs are refused.
             page = await r.client.get("/ui/t/default/endpoints", follow_redirects=False)
             assert page.status_code == 303
@@ -62,7 +63,7 @@ async def test_csp_and_frame_ancestors_and_theme(
         assert "frame-ancestors 'none'" in csp  # the operator console is never framed
         assert "img-src 'self' data: https://cdn.example.com" in csp
         assert "<title>Sign in · Acme Hooks</title>" in login.text
-        assert login.headers["referrer-policy"] == "no-referrer"
+        assert login.headers["referrer-policy"] == "same-origin"
         link = (await r.client.post("/v1/portal-sessions", headers=auth(ADMIN),
                                     json={"tenant": "acme"})).json()["url"]
         entry = await r.client.get(link)

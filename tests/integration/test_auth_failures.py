@@ -1,0 +1,129 @@
+"""Failed API keys are logged (a prefix, never the key), counted in /metrics and slowed
+per source address; other addresses go on unaffected."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from relay import config as cfgmod
+from relay.api.throttle import BURST, Throttle
+from tests.conftest import running
+from tests.helpers import ADMIN, api_config, assert_error, auth
+
+WRONG = "k-wrong-" + "x" * 40  # long enough that its log prefix is 8 characters
+
+
+class Clock:
+    """The throttle's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(rec.msg), getattr(rec, "fields", {})) for rec in caplog.records
+            if str(rec.msg).startswith("auth_")]
+
+
+def _metric(text: str, reason: str) -> float:
+    found = re.search(rf'^relay_auth_failures_total{{reason="{reason}"}} (\S+)$', text, re.M)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+async def test_sixty_wrong_keys(make_config: Callable[..., cfgmod.Loaded],
+                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="relay")
+    async with running(api_config(make_config, "http://127.0.0.1:9")) as r, \
+            httpx.AsyncClient(base_url=r.url, transport=httpx.AsyncHTTPTransport(
+                local_address="127.0.0.2")) as elsewhere:
+        clock = Clock()
+        r.app.state.auth_throttle = Throttle(clock)
+        answers = [await r.client.get("/v1/webhooks", headers=auth(f"{WRONG}{i}"))
+                   for i in range(60)]
+        assert [a.status_code for a in answers] == [401] * BURST + [429] * (60 - BURST)
+        for answer in answers[BURST:]:
+            assert_error(answer, 429, "too_many_auth_failures")
+            assert answer.headers["retry-after"] == "1"
+        # Each failure logged until the address is throttled, then one line: 11, not 60.
+        lines = _lines(caplog)
+        assert [action for action, _ in lines] == ["auth_failed"] * BURST + ["auth_throttled"]
+        for _, fields in lines[:BURST]:
+            assert fields == {"reason": "unknown", "key_prefix": "k-wrong-",
+                              "source": "127.0.0.1", "path": "/v1/webhooks"}
+        assert lines[-1][1]["source"] == "127.0.0.1"
+        assert WRONG not in caplog.text and "k-wrong-x" not in caplog.text
+        # Throttled: even the right key is not looked at, from this address only.
+        assert (await r.client.get("/v1/webhooks", headers=auth(ADMIN))).status_code == 429
+        assert (await elsewhere.get("/v1/webhooks", headers=auth(ADMIN))).status_code == 200
+        assert_error(await elsewhere.get("/v1/webhooks", headers=auth(WRONG)), 401,
+                     "unauthorized")  # its own bucket
+        assert_error(await elsewhere.get("/v1/webhooks"), 401, "unauthorized")  # no key
+        metrics = (await r.client.get("/metrics")).text
+        assert _metric(metrics, "unknown") == BURST + 1
+        assert _metric(metrics, "throttled") == 60 - BURST + 1
+        assert _metric(metrics, "missing") == 1
+        assert _metric(metrics, "not_admin") == 0
+        # A second later a token is back: the right key works again.
+        clock.now += 1
+        assert (await r.client.get("/v1/webhooks", headers=auth(ADMIN))).status_code == 200
+        # ... and a wrong one spends it: throttled again, without a line per failure.
+        caplog.clear()
+        assert (await r.client.get("/v1/webhooks", headers=auth(WRONG))).status_code == 401
+        assert (await r.client.get("/v1/webhooks", headers=auth(WRONG))).status_code == 429
+        assert _lines(caplog) == []
+
+
+async def test_console_sign_in_shares_the_budget(make_config: Callable[..., cfgmod.Loaded],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="relay")
+    async with running(api_config(make_config, "http://127.0.0.1:9")) as r:
+        clock = Clock()
+        r.app.state.auth_throttle = Throttle(clock)
+        page = await r.client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+
+        async def sign_in(key: str) -> httpx.Response:
+            return await r.client.post("/ui/login", data={"csrf": csrf.group(1), "key": key,
+                                                          "next": "/ui/"},
+                                       follow_redirects=False)
+
+        for _ in range(BURST - 2):
+            assert (await sign_in(WRONG)).status_code == 401
+        not_admin = await sign_in("k-reader-0123456789")  # a real key, not an admin's
+        assert not_admin.status_code == 401
+        assert (await r.client.get("/v1/webhooks", headers=auth(WRONG))).status_code == 401
+        refused = await sign_in(ADMIN)  # the budget is spent: not even the right key
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert "Too many failed sign-ins" in refused.text
+        reasons = [fields.get("reason") for action, fields in _lines(caplog)
+                   if action == "auth_failed"]
+        assert reasons == ["unknown"] * (BURST - 2) + ["not_admin", "unknown"]
+        paths = {fields.get("path") for _, fields in _lines(caplog) if "path" in fields}
+        assert paths == {"/ui/login", "/v1/webhooks"}
+        prefixes = {fields.get("key_prefix") for action, fields in _lines(caplog)
+                    if action == "auth_failed"}
+        assert prefixes == {"k-wrong-", "k-re"}  # at most a quarter of a short key
+        clock.now += 1
+        assert (await sign_in(ADMIN)).status_code == 303  # signed in
+
+
+async def test_open_relay_has_nothing_to_fail(make_config: Callable[..., cfgmod.Loaded],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Without api_keys every loopback caller is admin: any header is fine, nothing logged."""
+    caplog.set_level(logging.INFO, logger="relay")
+    async with running(make_config()) as r:
+        for _ in range(BURST + 1):
+            response = await r.client.get("/v1/webhooks", headers=auth(WRONG))
+            assert response.status_code == 200
+        assert _lines(caplog) == []
