@@ -399,7 +399,18 @@ def status(url: str | None, key: str | None, config_path: str | None) -> None:
              h["consecutive_failures"], h["pending"])
             for h in hooks
         ])
+    _show_unsendable(hooks)
     _show_nodes(config_path)
+
+
+def _show_unsendable(hooks: list[dict[str, Any]]) -> None:
+    """Endpoints stored before relay checked headers, whose headers break its rules:
+    deliveries go out without them (relay.delivery.headers.sendable) until fixed."""
+    from relay.delivery.headers import sendable
+
+    for h in hooks:
+        for what in sendable(h["headers"], h.get("signature_header")).skipped:
+            click.echo(f"{h['id']}: {what}; change the endpoint to fix it")
 
 
 def _show_nodes(config_path: str | None) -> None:

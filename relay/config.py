@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import jsonschema_rs
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,12 +35,12 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
+from relay.delivery.headers import clashes, header_problems, name_problem
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
@@ -423,16 +424,24 @@ class EventTypeConfig(_Section):
         return schema
 
 
-_RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "user-agent",
-                               "webhook-id", "webhook-timestamp", "webhook-signature"})
-
-
-def check_headers(headers: dict[str, str]) -> dict[str, str]:
-    """An endpoint's extra headers may not replace the ones relay sets."""
-    bad = sorted(h for h in headers if h.lower() in _RESERVED_HEADERS)
-    if bad:
-        raise ValueError(f"relay sets {', '.join(bad)} itself")
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """An endpoint's extra headers: HTTP names and values, none that relay sets or that
+    frames the request (relay.delivery.headers); each problem at `headers.NAME`."""
+    problems = header_problems(headers)
+    if problems:
+        raise invalid_at("headers", [((name,), why) for name, why in problems])
     return headers
+
+
+def _check_signature_header(name: str | None) -> str | None:
+    problem = None if name is None else name_problem(name, signature=True)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
+SignatureHeader = Annotated[str | None, AfterValidator(_check_signature_header)]
 
 
 Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
@@ -497,8 +506,12 @@ class EndpointConfig(_Section):
         None, description="The signing secret itself; without secret or secret_env relay "
         "generates one (`relay secret ID` prints it).",
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers.",
+    headers: Headers = Field(
+        default_factory=dict, description="Extra request headers: HTTP token names, "
+        "values of visible characters (no controls, no whitespace at either end); not "
+        "Host, Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, "
+        "Keep-Alive, Proxy-*, Content-Type, User-Agent, webhook-* or a signature header: "
+        "relay sets those or they frame the request.",
         examples=[{"X-Team": "sales"}],
     )
     filter: Filter = Field(
@@ -515,9 +528,10 @@ class EndpointConfig(_Section):
         "standard-webhooks", description="Signature scheme: " + ", ".join(SCHEMES) + ".",
         examples=["hmac-sha256-timestamped"],
     )
-    signature_header: str | None = Field(
+    signature_header: SignatureHeader = Field(
         None, description="Header carrying hmac-* signatures (default Relay-Signature or "
-        "X-Relay-Signature).", examples=["Athena-Signature"],
+        "X-Relay-Signature); an HTTP token, not one of the names `headers` may not use.",
+        examples=["Athena-Signature"],
     )
     payload: Literal["envelope", "array"] = Field(
         "envelope", description='"array" wraps the envelope in a one-element JSON array.'
@@ -544,11 +558,6 @@ class EndpointConfig(_Section):
         "own schedule. Details: docs/ordering.md.",
         examples=["fifo"],
     )
-
-    @field_validator("headers")
-    @classmethod
-    def _no_reserved_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return check_headers(headers)
 
 
 class Config(_Section):
@@ -759,6 +768,9 @@ def cross_check(cfg: Config, env: dict[str, str],
         if (ep.signature_header is not None and ok(where, "signature_header", "signature")
                 and ep.signature in ("standard-webhooks", "none")):
             errors.append(f"{where}.signature_header: only used by the hmac-* signatures")
+        if ok(where, "headers", "signature_header"):
+            errors += [f"{where}.headers.{name}: {why}"
+                       for name, why in clashes(ep.headers, ep.signature_header)]
     if errors or bad:
         return errors, None
     return [], Loaded(cfg, None, tuple(keys), secrets)

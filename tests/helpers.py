@@ -21,7 +21,7 @@ from relay import config as cfgmod
 from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State, Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.conftest import Running, running
+from tests.conftest import Running, config_data, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
 
@@ -47,6 +47,19 @@ async def each_backend(backend: str, tmp_path: Path,
         store = await prepare(PostgresStore(url))
         yield store
         await store.close()
+
+
+@asynccontextmanager
+async def config_on(backend: str, tmp_path: Path, **sections: Any
+                    ) -> AsyncIterator[cfgmod.Loaded]:
+    """A test config (as `make_config` makes) whose store is `backend`: "sqlite" (a file in
+    tmp_path) or "postgres" (a scratch database, dropped afterwards)."""
+    data = config_data(tmp_path, **sections)
+    if backend == "sqlite":
+        yield cfgmod.validate(data, {})
+        return
+    async for url in scratch_database():
+        yield cfgmod.validate({**data, "storage": {"url": url}}, {})
 
 
 def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,

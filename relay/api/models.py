@@ -21,7 +21,6 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     create_model,
-    field_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -71,13 +70,6 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class _SpecBody(StrictBody):
-    @field_validator("headers", check_fields=False)
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return cfgmod.check_headers(headers)
-
-
 def _omit_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
@@ -96,12 +88,12 @@ def _config_field(name: str, *, patch: bool = False) -> tuple[Any, FieldInfo]:
 
 
 WebhookIn = create_model(
-    "WebhookIn", __base__=_SpecBody,
+    "WebhookIn", __base__=StrictBody,
     name=(Name, Field(description="A label for people.", examples=["crm-production"])),
     **{name: _config_field(name) for name in SPEC_FIELDS},  # type: ignore[call-overload]
 )
 WebhookPatch = create_model(
-    "WebhookPatch", __base__=_SpecBody,
+    "WebhookPatch", __base__=StrictBody,
     name=(Name, Field(None, json_schema_extra=_omit_default)),
     is_active=(bool, Field(None, json_schema_extra=_omit_default,
                            description="true re-enables a disabled webhook.")),
