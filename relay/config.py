@@ -490,7 +490,10 @@ Filter = Annotated[dict[str, Any], PlainValidator(_check_filter,
 class EndpointConfig(_Section):
     id: str = Field(pattern=ID_RE, description="Endpoint id (letters, digits, _ and -).",
                     examples=["crm"])
-    url: str = Field(description="Where deliveries are POSTed.",
+    url: str = Field(description="Where deliveries are POSTed, in canonical form: ASCII "
+                     "(an international host as xn--...), no whitespace, control characters, "
+                     "backslashes, user:password@ or #fragment; a DNS name, dotted-decimal IPv4 "
+                     "or [IPv6] host.",
                      examples=["https://crm.example.com/hooks/relay"])
     events: list[Annotated[str, Field(pattern=PATTERN_RE)]] = (
         Field(["*"], min_length=1,

@@ -158,8 +158,7 @@ async def test_stored_bad_headers_are_never_sent(
             assert names.count("content-type") == 1 and \
                 fields["content-type"] == "application/json"
             assert fields["x-good"] == "kept" and "x-split" not in names
-            assert "x bad" not in names and "connection" not in names or \
-                fields["connection"] == "keep-alive"
+            assert "x bad" not in names and fields.get("connection") != "close", lines
             assert re.fullmatch(r"[0-9a-f]{64}", fields["x-relay-signature"])
             assert fields["webhook-id"].startswith("evt_")
         # Warned for each skipped header at each load of the endpoint (here one or two:

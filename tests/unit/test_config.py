@@ -214,6 +214,18 @@ def test_bad_header_values_refused(value: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("endpoints[0].headers.X-Team: "), lines
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("https://x.example/a\x00b", "the URL holds a control character ('\\x00' at position 19)"),
+    ("https://x.example/a b", "the URL holds whitespace (' ' at position 19)"),
+    ("http://0x7f.1/", "host '0x7f.1' is not a valid IP address"),
+    ("https://x.example/#top", "a #fragment is never sent to the receiver"),
+])
+def test_non_canonical_urls_refused(url: str, message: str) -> None:
+    [line] = errors_of({"delivery": {"allow_http": True},
+                        "endpoints": [{"id": "e", "url": url}]})
+    assert line.startswith(f"endpoints[0].url: {message}"), line
+
+
 def test_good_headers_taken_as_given() -> None:
     headers = {"X-Team": "sales", "Authorization": "Bearer a b", "X-Utf8": "caf\u00e9 \u20ac",
                "x~odd!#$%&'*+.^_`|": "", "Accept": "*/*", "X-Tab": "a\tb"}
