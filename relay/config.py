@@ -44,9 +44,10 @@ from relay.delivery.headers import clashes, header_problems, name_problem
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
+from relay.text import control_problem
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+DURATION_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s|m|h|d) *$")
 TYPE_RE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
 PATTERN_RE = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
@@ -73,6 +74,17 @@ def format_duration(seconds: float) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _no_controls(value: str) -> str:
+    if problem := control_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+# A string relay stores or looks up (an id, key, name, cursor): no control characters
+# (relay.text; PostgreSQL cannot store NUL in text).
+Text = Annotated[str, AfterValidator(_no_controls)]
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 
@@ -472,10 +484,25 @@ class FilterTable(RootModel[dict[str, _Scalar | list[_Scalar] | FilterOperators
     """Dotted paths into the envelope -> conditions; $and/$or/$not -> lists of tables."""
 
 
+def _controls(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    """Where the keys and strings of `value` hold a control character."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items()
+                for p in [((*loc, key), f"the key {problem}")
+                          for problem in [control_problem(key)] if problem]
+                + _controls(item, (*loc, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _controls(item, (*loc, i))]
+    problem = control_problem(value) if isinstance(value, str) else None
+    return [(loc, problem)] if problem else []
+
+
 def _check_filter(value: Any) -> dict[str, Any]:
     """A valid filter, as given (stored and shown so); every problem at its key path."""
     if not isinstance(value, dict):
         raise ValueError("must be a table of dotted paths into the envelope")
+    if problems := _controls(value):
+        raise invalid_at("filter", problems)
     try:
         compile_filter(value)
     except FilterError as exc:

@@ -13,6 +13,7 @@ models, so both front ends show the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
@@ -134,7 +135,10 @@ class Operations:
     # --- lookups -------------------------------------------------------------------------
 
     async def own_webhook(self, webhook_id: str) -> EndpointRow:
-        row = await self.relay.store.get_endpoint(webhook_id)
+        """The tenant's webhook; an id no webhook can have (a control character, from a
+        path) is a 404 without asking the database, as a malformed delivery id is."""
+        row = (await self.relay.store.get_endpoint(webhook_id)
+               if re.fullmatch(cfgmod.ID_RE, webhook_id) else None)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row

@@ -27,7 +27,7 @@ from pydantic_core import PydanticUndefined
 
 from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import TYPE_RE, EndpointConfig, Ordering, Scheme, parse_duration
+from relay.config import TYPE_RE, EndpointConfig, Ordering, Scheme, Text, parse_duration
 from relay.ids import delivery_ref
 from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
@@ -53,7 +53,7 @@ Duration = Annotated[
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
                                       "examples": ["2026-04-14T16:29:48Z"]})]
 
@@ -121,14 +121,14 @@ class RecoverIn(StrictBody):
 
 
 class ReplayIn(StrictBody):
-    endpoints: Annotated[list[str], Field(min_length=1)] | None = Field(
+    endpoints: Annotated[list[Text], Field(min_length=1)] | None = Field(
         None, description="Webhook ids (default: every webhook matching the event now)."
     )
 
 
 class PageQuery(BaseModel):
     limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="Items per page.")
-    after: str | None = Field(None, description="The `next` cursor of the previous page.")
+    after: Text | None = Field(None, description="The `next` cursor of the previous page.")
 
 
 class DeliveriesQuery(PageQuery):

@@ -15,12 +15,12 @@ header is left out of every request and reported by `relay status`.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from relay import __version__
 from relay.delivery.signing import DEFAULT_HEADER, SIGNATURE_HEADERS
+from relay.text import control_problem
 
 USER_AGENT = f"relay/{__version__}"
 # Set by build_request on every delivery, before the endpoint's own headers.
@@ -34,6 +34,7 @@ _PROXY, _STANDARD = "proxy-", "webhook-"
 # A signature_header may name a scheme's default signature header (relay sends only one).
 _SIGNATURE_DEFAULTS = frozenset(h.lower() for h in DEFAULT_HEADER.values())
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def reserved(name: str) -> str | None:
@@ -61,10 +62,10 @@ def name_problem(name: str, *, signature: bool = False) -> str | None:
 
 def value_problem(value: str) -> str | None:
     """Why `value` cannot be a header value, or None."""
-    for char in value:
-        if (char != "\t" and unicodedata.category(char) == "Cc") or 0xD800 <= ord(char) < 0xE000:
-            return (f"the value holds the control character {char!r}: only visible "
-                    "characters, spaces and tabs")
+    if problem := control_problem(value, tab=True):
+        return f"the value {problem}: only visible characters, spaces and tabs"
+    if _SURROGATE.search(value):
+        return "the value holds a lone surrogate (not text)"
     if value != value.strip(" \t"):
         return "the value starts or ends with whitespace; leave it out"
     return None

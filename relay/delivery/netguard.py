@@ -145,7 +145,10 @@ def url_problem(url: str) -> str | None:
     everywhere the URL is; send credentials in `headers`), no #fragment (never sent), a
     host that is a DNS name, dotted-decimal IPv4 or [IPv6] (no other spellings of an
     address: 0x7f.1, 2130706433, 0177.0.0.1) and a port 1-65535. An international host
-    name is written in its xn-- form, so what is stored is what is looked up."""
+    name is written in its xn-- form, so what is stored is what is looked up. Without
+    `://` it is no URL at all: check_url names the missing scheme."""
+    if "://" not in url:
+        return None
     if match := _CONTROL_OR_SPACE.search(url):
         what = "whitespace" if match[0].isspace() else "a control character"
         return f"the URL holds {what} ({match[0]!r} at position {match.start()})"
@@ -167,7 +170,7 @@ def url_problem(url: str) -> str | None:
         return (f"invalid percent-encoding at position {match.start()}: % must be followed "
                 "by two hex digits (%25 for a literal %)")
     if not parts.netloc:
-        return None  # no //host: check_url names what is missing
+        return None  # no host: check_url says so
     if "#" in url:
         return "a #fragment is never sent to the receiver: leave it out"
     if "@" in parts.netloc:

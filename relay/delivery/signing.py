@@ -36,6 +36,8 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from relay.text import control_problem
+
 SCHEMES: tuple[str, ...] = (
     "standard-webhooks",
     "hmac-sha256-timestamped",
@@ -83,6 +85,8 @@ def _whsec_key(secret: str) -> bytes | None:
 
 def check_secret(scheme: str, secret: str) -> str | None:
     """None if ``secret`` is usable for ``scheme``, else a short reason."""
+    if problem := control_problem(secret):
+        return f"the secret {problem}"
     if scheme == "standard-webhooks":
         if _whsec_key(secret) is None:
             return (
