@@ -17,7 +17,7 @@ import pytest
 from relay import config as cfgmod
 from relay.storage.base import NewEndpoint
 from tests.conftest import running
-from tests.helpers import admin_api, assert_error, config_on
+from tests.helpers import admin_api, assert_error, config_on, relay
 from tests.unit.test_config import BAD_HEADER_NAMES, BAD_HEADER_VALUES, FORBIDDEN_HEADERS
 
 HOOK = {"name": "n", "url": "https://x.example/", "events": ["lead.*"]}
@@ -179,3 +179,30 @@ async def test_stored_bad_headers_are_never_sent(
             if name != "X-Good":
                 assert f"ep_old: header {name!r} is not sent: " in text, text
         assert "ep_old: signature_header 'Content-Length' is not used" in text
+
+
+def test_relay_check_names_each_bad_header(tmp_path: Path) -> None:
+    (tmp_path / "relay.toml").write_text('''
+[[endpoints]]
+id = "crm"
+url = "https://crm.example.com/h"
+signature = "hmac-sha256-body"
+secret = "0123456789abcdef"
+signature_header = "Transfer-Encoding"
+[endpoints.headers]
+"Transfer-Encoding" = "chunked"
+"X-Team" = "a\\u0000b"
+"Bad Name" = "1"
+"X-Ok" = "fine"
+"proxy-authorization" = "x"
+"x-relay-signature" = "forged"
+''')
+    done = relay("check", "--config", "relay.toml", cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == "", done
+    lines = sorted(line.strip() for line in done.stderr.splitlines()[1:])
+    assert [line.partition(": ")[0] for line in lines] == [
+        "endpoints[0].headers.Bad Name", "endpoints[0].headers.Transfer-Encoding",
+        "endpoints[0].headers.X-Team", "endpoints[0].headers.proxy-authorization",
+        "endpoints[0].headers.x-relay-signature", "endpoints[0].signature_header"], lines
+    assert "relay sets x-relay-signature itself" in done.stderr
+    assert "control character '\\x00'" in done.stderr

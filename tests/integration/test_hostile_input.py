@@ -213,6 +213,12 @@ async def test_nul_answers_name_the_field(hostile: tuple[Running, dict[str, str]
     # delivery id does, never a database error.
     missing = await r.client.get("/v1/webhooks/ep%00x")
     assert assert_error(missing, 404, "not_found")["message"] == "no webhook 'ep\\x00x'"
+    # The console's pages take the same ids and queries.
+    for page in ("/ui/t/default/events/evt_%00x", "/ui/t/default/endpoints/ep%00x",
+                 "/ui/t/default/events?after=evt_%00", "/ui/t/default/endpoints?after=%01"):
+        status = (await r.client.get(page)).status_code
+        assert 400 <= status < 500, (page, status)
+        assert (await r.client.get("/readyz")).status_code == 200, page
 
 
 async def test_control_characters_in_data_are_kept(
