@@ -404,12 +404,17 @@ def status(url: str | None, key: str | None, config_path: str | None) -> None:
 
 
 def _show_unsendable(hooks: list[dict[str, Any]]) -> None:
-    """Endpoints stored before relay checked headers, whose headers break its rules:
-    deliveries go out without them (relay.delivery.headers.sendable) until fixed."""
+    """Endpoints stored before relay checked headers and URLs, which break its rules:
+    deliveries go out without the bad headers (relay.delivery.headers.sendable), and a
+    bad URL is refused at every attempt, until the endpoint is fixed."""
     from relay.delivery.headers import sendable
+    from relay.delivery.netguard import url_problem
 
     for h in hooks:
-        for what in sendable(h["headers"], h.get("signature_header")).skipped:
+        problems = sendable(h["headers"], h.get("signature_header")).skipped
+        if why := url_problem(h["url"]):
+            problems.append(f"url is refused at every delivery: {why}")
+        for what in problems:
             click.echo(f"{h['id']}: {what}; change the endpoint to fix it")
 
 

@@ -83,8 +83,10 @@ def _no_controls(value: str) -> str:
 
 
 # A string relay stores or looks up (an id, key, name, cursor): no control characters
-# (relay.text; PostgreSQL cannot store NUL in text).
-Text = Annotated[str, AfterValidator(_no_controls)]
+# (relay.text; PostgreSQL cannot store NUL in text). NoControls goes after any
+# StringConstraints, which then keep their own messages.
+NoControls = AfterValidator(_no_controls)
+Text = Annotated[str, NoControls]
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 

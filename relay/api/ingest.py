@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from relay.api.auth import Principal, authenticate, tenant_for
 from relay.app import EventIn, Relay, timestamp
-from relay.config import TYPE_RE, Text, key_path
+from relay.config import TYPE_RE, NoControls, Text, key_path
 from relay.delivery.opsevents import is_operational
 from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from relay.storage.base import Ingested
@@ -27,7 +27,7 @@ from relay.storage.base import Ingested
 MAX_BATCH = 500
 _M = TypeVar("_M", bound=BaseModel)
 # An idempotency key: the body's `id` or the Idempotency-Key header.
-IdempotencyKey = Annotated[Text, StringConstraints(min_length=1, max_length=255)]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255), NoControls]
 _IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
 
 

@@ -27,7 +27,15 @@ from pydantic_core import PydanticUndefined
 
 from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import TYPE_RE, EndpointConfig, Ordering, Scheme, Text, parse_duration
+from relay.config import (
+    TYPE_RE,
+    EndpointConfig,
+    NoControls,
+    Ordering,
+    Scheme,
+    Text,
+    parse_duration,
+)
 from relay.ids import delivery_ref
 from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
@@ -53,7 +61,7 @@ Duration = Annotated[
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
-Name = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128), NoControls]
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
                                       "examples": ["2026-04-14T16:29:48Z"]})]
 

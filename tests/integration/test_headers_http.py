@@ -141,6 +141,10 @@ async def test_stored_bad_headers_are_never_sent(
                 "payload": "envelope", "filter": {}}
         await r.relay.store.create_endpoint(
             NewEndpoint("ep_old", "default", "old", spec, "s" * 20, r.relay.clock()), None)
+        await r.relay.store.create_endpoint(NewEndpoint(
+            "ep_url", "default", "old url", {**spec, "url": "http://0x7f.1/x", "headers": {},
+                                              "events": ["none.*"]},
+            "s" * 20, r.relay.clock()), None)
         await r.relay.refresh_endpoints()
         for n in range(10):
             assert (await r.send(data={"n": n})).status_code == 202
@@ -179,6 +183,8 @@ async def test_stored_bad_headers_are_never_sent(
             if name != "X-Good":
                 assert f"ep_old: header {name!r} is not sent: " in text, text
         assert "ep_old: signature_header 'Content-Length' is not used" in text
+        assert "ep_url: url is refused at every delivery: host '0x7f.1' is not a valid IP " \
+            "address" in text, text
 
 
 def test_relay_check_names_each_bad_header(tmp_path: Path) -> None:
