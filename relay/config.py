@@ -488,15 +488,18 @@ class FilterTable(RootModel[dict[str, _Scalar | list[_Scalar] | FilterOperators
 
 def _controls(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
     """Where the keys and strings of `value` hold a control character."""
+    problems: list[tuple[Loc, str]] = []
     if isinstance(value, dict):
-        return [p for key, item in value.items()
-                for p in [((*loc, key), f"the key {problem}")
-                          for problem in [control_problem(key)] if problem]
-                + _controls(item, (*loc, key))]
-    if isinstance(value, list):
-        return [p for i, item in enumerate(value) for p in _controls(item, (*loc, i))]
-    problem = control_problem(value) if isinstance(value, str) else None
-    return [(loc, problem)] if problem else []
+        for key, item in value.items():
+            if problem := control_problem(key):
+                problems.append(((*loc, key), f"the key {problem}"))
+            problems += _controls(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += _controls(item, (*loc, i))
+    elif isinstance(value, str) and (problem := control_problem(value)):
+        problems.append((loc, problem))
+    return problems
 
 
 def _check_filter(value: Any) -> dict[str, Any]:

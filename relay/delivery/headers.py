@@ -1,12 +1,13 @@
 """A delivery's request headers: the ones relay sets, and what an endpoint's own may be.
 
-Every delivery carries `FIXED` (build_request sets it), `webhook-id` and the signature
-headers (`signing.SIGNATURE_HEADERS`); those, and the headers that frame the request or
-steer a proxy (a second `Transfer-Encoding` beside the `Content-Length` aiohttp sets is
-a request-smuggling primitive), are `reserved`: an endpoint's `headers` may not name
-them, nor may its `signature_header`. Names are RFC 9110 tokens; values are visible
-characters with spaces and tabs inside (non-ASCII ones are sent as UTF-8, obs-text), no
-controls and no leading or trailing whitespace: what is stored is what is sent.
+Every delivery carries `FIXED_HEADERS` (build_request sets them), `webhook-id` and the
+signature headers (`signing.SIGNATURE_HEADERS`); those, the rest of `webhook-*`, and the
+headers that frame the request or are meant for a proxy (a `Transfer-Encoding` beside
+the `Content-Length` aiohttp sets is a request-smuggling primitive) are `reserved`: an
+endpoint's `headers` may not name them, nor may its `signature_header`. Names are RFC
+9110 tokens; values are visible characters with spaces and tabs inside (non-ASCII ones
+are sent as UTF-8, obs-text), no controls and no leading or trailing whitespace: what is
+stored is what is sent.
 
 The same rules judge stored rows written before they existed (`sendable`): such a
 header is left out of every request and reported by `relay status`.

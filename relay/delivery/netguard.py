@@ -21,6 +21,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from relay.errors import DestinationRefused
+from relay.text import control_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -102,7 +103,7 @@ def _parse_ip(text: str) -> IPAddress | None:
         return None
 
 
-_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]|\s")
+_SPACE = re.compile(r"\s")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
@@ -149,9 +150,10 @@ def url_problem(url: str) -> str | None:
     `://` it is no URL at all: check_url names the missing scheme."""
     if "://" not in url:
         return None
-    if match := _CONTROL_OR_SPACE.search(url):
-        what = "whitespace" if match[0].isspace() else "a control character"
-        return f"the URL holds {what} ({match[0]!r} at position {match.start()})"
+    if problem := control_problem(url):
+        return f"the URL {problem}"
+    if match := _SPACE.search(url):
+        return f"the URL holds whitespace ({match[0]!r} at position {match.start()})"
     if "\\" in url:
         return "the URL holds a backslash: use / in paths, %5C for a literal backslash"
     try:
@@ -205,8 +207,6 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
     host = parsed.raw_host
     if not host:
         raise DestinationRefused(f"URL {url!r} has no host")
-    if parsed.raw_user is not None or parsed.raw_password is not None:
-        raise DestinationRefused("credentials in the URL (user:password@) are not allowed")
     # Mirror aiohttp.helpers.is_ip_address: hosts it takes for IP literals never reach the
     # resolver, so each of them must be a literal we can judge here.
     if ":" in host or host.replace(".", "").isdigit():

@@ -215,7 +215,7 @@ def test_bad_header_values_refused(value: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("https://x.example/a\x00b", "the URL holds a control character ('\\x00' at position 19)"),
+    ("https://x.example/a\x00b", "the URL holds the control character '\\x00' at position 19"),
     ("https://x.example/a b", "the URL holds whitespace (' ' at position 19)"),
     ("http://0x7f.1/", "host '0x7f.1' is not a valid IP address"),
     ("https://x.example/#top", "a #fragment is never sent to the receiver"),
