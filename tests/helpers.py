@@ -162,6 +162,19 @@ def assert_in_order(rx: FlakyReceiver, count: int) -> None:
     assert rx.seen == sorted(rx.seen), "a later event was sent before an earlier one"
 
 
+# --- endpoint headers -------------------------------------------------------------
+
+# Headers relay sets, framing and hop-by-hop ones, in any case: never an endpoint's own.
+FORBIDDEN_HEADERS = ["Host", "content-length", "Transfer-Encoding", "CONNECTION", "Upgrade",
+                     "TE", "Trailer", "Keep-Alive", "Proxy-Authorization", "proxy-connection",
+                     "Content-Type", "User-Agent", "webhook-id", "Webhook-Timestamp",
+                     "webhook-signature", "Webhook-Future", "Relay-Signature",
+                     "x-relay-signature"]
+BAD_HEADER_NAMES = ["X Team", "X-Team:", "", "X\x00A", "X-\u00c4", "X-A\r\nHost", "(x)"]
+BAD_HEADER_VALUES = ["a\r\nHost: evil", "a\nb", "a\x00b", "a\x7f", "a\x85b", "\x01", " a",
+                     "a\t", "a\ud800"]
+
+
 # --- the HTTP API ---------------------------------------------------------------
 
 def sha(value: str) -> str:

@@ -17,8 +17,15 @@ import pytest
 from relay import config as cfgmod
 from relay.storage.base import NewEndpoint
 from tests.conftest import running
-from tests.helpers import admin_api, assert_error, config_on, relay
-from tests.unit.test_config import BAD_HEADER_NAMES, BAD_HEADER_VALUES, FORBIDDEN_HEADERS
+from tests.helpers import (
+    BAD_HEADER_NAMES,
+    BAD_HEADER_VALUES,
+    FORBIDDEN_HEADERS,
+    admin_api,
+    assert_error,
+    config_on,
+    relay,
+)
 
 HOOK = {"name": "n", "url": "https://x.example/", "events": ["lead.*"]}
 

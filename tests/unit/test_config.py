@@ -10,6 +10,7 @@ import pytest
 
 from relay import config as cfgmod
 from relay.errors import ConfigError
+from tests.helpers import BAD_HEADER_NAMES, BAD_HEADER_VALUES, FORBIDDEN_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "whsec_" + "A" * 43 + "="
@@ -187,17 +188,6 @@ HTTPS = "https://x.example/"
 ])
 def test_every_independent_error_at_once(data: dict, expected: list[str]) -> None:
     assert errors_of(data) == expected
-
-
-# Headers relay sets, framing and hop-by-hop ones, in any case: never an endpoint's own.
-FORBIDDEN_HEADERS = ["Host", "content-length", "Transfer-Encoding", "CONNECTION", "Upgrade",
-                     "TE", "Trailer", "Keep-Alive", "Proxy-Authorization", "proxy-connection",
-                     "Content-Type", "User-Agent", "webhook-id", "Webhook-Timestamp",
-                     "webhook-signature", "Webhook-Future", "Relay-Signature",
-                     "x-relay-signature"]
-BAD_HEADER_NAMES = ["X Team", "X-Team:", "", "X\x00A", "X-\u00c4", "X-A\r\nHost", "(x)"]
-BAD_HEADER_VALUES = ["a\r\nHost: evil", "a\nb", "a\x00b", "a\x7f", "a\x85b", "\x01", " a",
-                     "a\t", "a\ud800"]
 
 
 @pytest.mark.parametrize("name", FORBIDDEN_HEADERS + BAD_HEADER_NAMES)
