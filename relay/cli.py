@@ -399,7 +399,23 @@ def status(url: str | None, key: str | None, config_path: str | None) -> None:
              h["consecutive_failures"], h["pending"])
             for h in hooks
         ])
+    _show_unsendable(hooks)
     _show_nodes(config_path)
+
+
+def _show_unsendable(hooks: list[dict[str, Any]]) -> None:
+    """Endpoints stored before relay checked headers and URLs, which break its rules:
+    deliveries go out without the bad headers (relay.delivery.headers.sendable), and a
+    bad URL is refused at every attempt, until the endpoint is fixed."""
+    from relay.delivery.headers import sendable
+    from relay.delivery.netguard import url_problem
+
+    for h in hooks:
+        problems = sendable(h["headers"], h.get("signature_header")).skipped
+        if why := url_problem(h["url"]):
+            problems.append(f"url is refused at every delivery: {why}")
+        for what in problems:
+            click.echo(f"{h['id']}: {what}; change the endpoint to fix it")
 
 
 def _show_nodes(config_path: str | None) -> None:

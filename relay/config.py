@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import jsonschema_rs
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,19 +35,20 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
 from relay import hosts
+from relay.delivery.headers import clashes, header_problems, name_problem
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES, check_secret
 from relay.errors import ConfigError
+from relay.text import control_problem
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+DURATION_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s|m|h|d) *$")
 TYPE_RE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
 PATTERN_RE = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
@@ -73,6 +75,19 @@ def format_duration(seconds: float) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _no_controls(value: str) -> str:
+    if problem := control_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+# A string relay stores or looks up (an id, key, name, cursor): no control characters
+# (relay.text; PostgreSQL cannot store NUL in text). NoControls goes after any
+# StringConstraints, which then keep their own messages.
+NoControls = AfterValidator(_no_controls)
+Text = Annotated[str, NoControls]
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 
@@ -517,16 +532,24 @@ class EventTypeConfig(_Section):
         return schema
 
 
-_RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "user-agent",
-                               "webhook-id", "webhook-timestamp", "webhook-signature"})
-
-
-def check_headers(headers: dict[str, str]) -> dict[str, str]:
-    """An endpoint's extra headers may not replace the ones relay sets."""
-    bad = sorted(h for h in headers if h.lower() in _RESERVED_HEADERS)
-    if bad:
-        raise ValueError(f"relay sets {', '.join(bad)} itself")
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """An endpoint's extra headers: HTTP names and values, none that relay sets or that
+    frames the request (relay.delivery.headers); each problem at `headers.NAME`."""
+    problems = header_problems(headers)
+    if problems:
+        raise invalid_at("headers", [((name,), why) for name, why in problems])
     return headers
+
+
+def _check_signature_header(name: str | None) -> str | None:
+    problem = None if name is None else name_problem(name, signature=True)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
+SignatureHeader = Annotated[str | None, AfterValidator(_check_signature_header)]
 
 
 Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
@@ -557,10 +580,28 @@ class FilterTable(RootModel[dict[str, _Scalar | list[_Scalar] | FilterOperators
     """Dotted paths into the envelope -> conditions; $and/$or/$not -> lists of tables."""
 
 
+def _controls(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    """Where the keys and strings of `value` hold a control character."""
+    problems: list[tuple[Loc, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if problem := control_problem(key):
+                problems.append(((*loc, key), f"the key {problem}"))
+            problems += _controls(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += _controls(item, (*loc, i))
+    elif isinstance(value, str) and (problem := control_problem(value)):
+        problems.append((loc, problem))
+    return problems
+
+
 def _check_filter(value: Any) -> dict[str, Any]:
     """A valid filter, as given (stored and shown so); every problem at its key path."""
     if not isinstance(value, dict):
         raise ValueError("must be a table of dotted paths into the envelope")
+    if problems := _controls(value):
+        raise invalid_at("filter", problems)
     try:
         compile_filter(value)
     except FilterError as exc:
@@ -575,7 +616,10 @@ Filter = Annotated[dict[str, Any], PlainValidator(_check_filter,
 class EndpointConfig(_Section):
     id: str = Field(pattern=ID_RE, description="Endpoint id (letters, digits, _ and -).",
                     examples=["crm"])
-    url: str = Field(description="Where deliveries are POSTed.",
+    url: str = Field(description="Where deliveries are POSTed, in canonical form: ASCII "
+                     "(an international host as xn--...), no whitespace, control characters, "
+                     "backslashes, user:password@ or #fragment; a DNS name, dotted-decimal IPv4 "
+                     "or [IPv6] host.",
                      examples=["https://crm.example.com/hooks/relay"])
     events: list[Annotated[str, Field(pattern=PATTERN_RE)]] = (
         Field(["*"], min_length=1,
@@ -591,8 +635,12 @@ class EndpointConfig(_Section):
         None, description="The signing secret itself; without secret or secret_env relay "
         "generates one (`relay secret ID` prints it).",
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers.",
+    headers: Headers = Field(
+        default_factory=dict, description="Extra request headers: HTTP token names, "
+        "values of visible characters (no controls, no whitespace at either end); not "
+        "Host, Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, "
+        "Keep-Alive, Proxy-*, Content-Type, User-Agent, webhook-* or a signature header: "
+        "relay sets those or they frame the request.",
         examples=[{"X-Team": "sales"}],
     )
     filter: Filter = Field(
@@ -609,9 +657,10 @@ class EndpointConfig(_Section):
         "standard-webhooks", description="Signature scheme: " + ", ".join(SCHEMES) + ".",
         examples=["hmac-sha256-timestamped"],
     )
-    signature_header: str | None = Field(
+    signature_header: SignatureHeader = Field(
         None, description="Header carrying hmac-* signatures (default Relay-Signature or "
-        "X-Relay-Signature).", examples=["Athena-Signature"],
+        "X-Relay-Signature); an HTTP token, not one of the names `headers` may not use.",
+        examples=["Athena-Signature"],
     )
     payload: Literal["envelope", "array"] = Field(
         "envelope", description='"array" wraps the envelope in a one-element JSON array.'
@@ -638,11 +687,6 @@ class EndpointConfig(_Section):
         "own schedule. Details: docs/ordering.md.",
         examples=["fifo"],
     )
-
-    @field_validator("headers")
-    @classmethod
-    def _no_reserved_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return check_headers(headers)
 
 
 class Config(_Section):
@@ -853,6 +897,9 @@ def cross_check(cfg: Config, env: dict[str, str],
         if (ep.signature_header is not None and ok(where, "signature_header", "signature")
                 and ep.signature in ("standard-webhooks", "none")):
             errors.append(f"{where}.signature_header: only used by the hmac-* signatures")
+        if ok(where, "headers", "signature_header"):
+            errors += [f"{where}.headers.{name}: {why}"
+                       for name, why in clashes(ep.headers, ep.signature_header)]
     if errors or bad:
         return errors, None
     return [], Loaded(cfg, None, tuple(keys), secrets)

@@ -14,6 +14,7 @@ models, so both front ends show the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
@@ -50,6 +51,7 @@ from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.sessions import new_key
 from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Store
+from relay.text import control_problem
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
@@ -146,7 +148,10 @@ class Operations:
     # --- lookups -------------------------------------------------------------------------
 
     async def own_webhook(self, webhook_id: str) -> EndpointRow:
-        row = await self.relay.store.get_endpoint(webhook_id)
+        """The tenant's webhook; an id no webhook can have (a control character, from a
+        path) is a 404 without asking the database, as a malformed delivery id is."""
+        row = (await self.relay.store.get_endpoint(webhook_id)
+               if re.fullmatch(cfgmod.ID_RE, webhook_id) else None)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row
@@ -158,7 +163,8 @@ class Operations:
         return row
 
     async def own_event(self, event_id: str) -> EventRow:
-        row = await self.relay.store.get_event(event_id, self.tenant.id)
+        row = (None if control_problem(event_id)  # from a console path: as own_webhook
+               else await self.relay.store.get_event(event_id, self.tenant.id))
         if row is None:
             raise NotFound(f"no event {event_id!r}")
         return row

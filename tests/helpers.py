@@ -21,7 +21,7 @@ from relay import config as cfgmod
 from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State, Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.conftest import Running, running
+from tests.conftest import Running, config_data, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
 
@@ -47,6 +47,19 @@ async def each_backend(backend: str, tmp_path: Path,
         store = await prepare(PostgresStore(url))
         yield store
         await store.close()
+
+
+@asynccontextmanager
+async def config_on(backend: str, tmp_path: Path, **sections: Any
+                    ) -> AsyncIterator[cfgmod.Loaded]:
+    """A test config (as `make_config` makes) whose store is `backend`: "sqlite" (a file in
+    tmp_path) or "postgres" (a scratch database, dropped afterwards)."""
+    data = config_data(tmp_path, **sections)
+    if backend == "sqlite":
+        yield cfgmod.validate(data, {})
+        return
+    async for url in scratch_database():
+        yield cfgmod.validate({**data, "storage": {"url": url}}, {})
 
 
 def event(n: int, endpoints: tuple[str, ...] = ("a", "b"), key: str | None = None,
@@ -147,6 +160,19 @@ def assert_in_order(rx: FlakyReceiver, count: int) -> None:
     event before an earlier one had succeeded (retries and repeats of the head only)."""
     assert rx.succeeded == list(range(count))
     assert rx.seen == sorted(rx.seen), "a later event was sent before an earlier one"
+
+
+# --- endpoint headers -------------------------------------------------------------
+
+# Headers relay sets, framing and hop-by-hop ones, in any case: never an endpoint's own.
+FORBIDDEN_HEADERS = ["Host", "content-length", "Transfer-Encoding", "CONNECTION", "Upgrade",
+                     "TE", "Trailer", "Keep-Alive", "Proxy-Authorization", "proxy-connection",
+                     "Content-Type", "User-Agent", "webhook-id", "Webhook-Timestamp",
+                     "webhook-signature", "Webhook-Future", "Relay-Signature",
+                     "x-relay-signature"]
+BAD_HEADER_NAMES = ["X Team", "X-Team:", "", "X\x00A", "X-\u00c4", "X-A\r\nHost", "(x)"]
+BAD_HEADER_VALUES = ["a\r\nHost: evil", "a\nb", "a\x00b", "a\x7f", "a\x85b", "\x01", " a",
+                     "a\t", "a\ud800"]
 
 
 # --- the HTTP API ---------------------------------------------------------------

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse
 from relay.api.auth import authenticate, tenant_for
 from relay.api.ingest import invalid, parse, read_body
 from relay.app import Relay
+from relay.errors import Unprocessable
 from relay.operations import Operations
+from relay.text import control_problem
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -37,8 +39,14 @@ async def body(request: Request, model: type[_M], *, optional: bool = False) -> 
 
 
 def query(request: Request, model: type[_M]) -> _M:
+    """The query parameters as `model`; a control character in any of them is a 422
+    (relay.text), whatever the parameter's type (int("5\x85") would read 5)."""
+    params = dict(request.query_params)
+    if bad := [{"path": name, "message": problem} for name, value in params.items()
+               if (problem := control_problem(value))]:
+        raise Unprocessable("the request has invalid fields", bad)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except ValidationError as exc:
         raise invalid(exc) from None
 

@@ -10,6 +10,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -18,21 +19,24 @@ from starlette.responses import JSONResponse
 
 from relay.api.auth import Principal, authenticate, tenant_for
 from relay.app import EventIn, Relay, timestamp
-from relay.config import TYPE_RE, key_path
+from relay.config import TYPE_RE, NoControls, Text, key_path
 from relay.delivery.opsevents import is_operational
 from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from relay.storage.base import Ingested
 
 MAX_BATCH = 500
 _M = TypeVar("_M", bound=BaseModel)
+# An idempotency key: the body's `id` or the Idempotency-Key header.
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255), NoControls]
+_IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
 
 
 class EventBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
     data: dict[str, Any]
-    id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    tenant: str | None = None
+    id: IdempotencyKey | None = None
+    tenant: Text | None = None
 
     @field_validator("data")
     @classmethod
@@ -135,11 +139,24 @@ def _answer(result: Ingested) -> dict[str, Any]:
             "deliveries": result.deliveries}
 
 
+def _idempotency_header(request: Request) -> str | None:
+    """The Idempotency-Key header, held to the rules of the body's `id`."""
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    try:
+        return _IDEMPOTENCY_KEY.validate_python(value)
+    except ValidationError as exc:
+        raise Unprocessable("the request has invalid fields", [
+            {"path": "Idempotency-Key", "message": e["msg"].removeprefix("Value error, ")}
+            for e in exc.errors(include_url=False)]) from None
+
+
 async def post_event(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
     principal = authenticate(request, relay.loaded, "events:write")
     body = parse(EventBody, await read_body(request, relay.config.server.max_body_bytes))
-    event = _event_in(relay, principal, body, "", request.headers.get("idempotency-key"))
+    event = _event_in(relay, principal, body, "", _idempotency_header(request))
     [result] = await relay.ingest([event])
     return JSONResponse(_answer(result), status_code=200 if result.duplicate else 202)
 

@@ -21,14 +21,21 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     create_model,
-    field_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import TYPE_RE, EndpointConfig, Ordering, Scheme, parse_duration
+from relay.config import (
+    TYPE_RE,
+    EndpointConfig,
+    NoControls,
+    Ordering,
+    Scheme,
+    Text,
+    parse_duration,
+)
 from relay.ids import delivery_ref
 from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
@@ -54,7 +61,7 @@ Duration = Annotated[
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128), NoControls]
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
                                       "examples": ["2026-04-14T16:29:48Z"]})]
 
@@ -69,13 +76,6 @@ _API_TYPES: dict[str, Any] = {"timeout": Duration | None, "retry_schedule": list
 
 class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class _SpecBody(StrictBody):
-    @field_validator("headers", check_fields=False)
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return cfgmod.check_headers(headers)
 
 
 def _omit_default(schema: dict[str, Any]) -> None:
@@ -96,12 +96,12 @@ def _config_field(name: str, *, patch: bool = False) -> tuple[Any, FieldInfo]:
 
 
 WebhookIn = create_model(
-    "WebhookIn", __base__=_SpecBody,
+    "WebhookIn", __base__=StrictBody,
     name=(Name, Field(description="A label for people.", examples=["crm-production"])),
     **{name: _config_field(name) for name in SPEC_FIELDS},  # type: ignore[call-overload]
 )
 WebhookPatch = create_model(
-    "WebhookPatch", __base__=_SpecBody,
+    "WebhookPatch", __base__=StrictBody,
     name=(Name, Field(None, json_schema_extra=_omit_default)),
     is_active=(bool, Field(None, json_schema_extra=_omit_default,
                            description="true re-enables a disabled webhook.")),
@@ -129,14 +129,14 @@ class RecoverIn(StrictBody):
 
 
 class ReplayIn(StrictBody):
-    endpoints: Annotated[list[str], Field(min_length=1)] | None = Field(
+    endpoints: Annotated[list[Text], Field(min_length=1)] | None = Field(
         None, description="Webhook ids (default: every webhook matching the event now)."
     )
 
 
 class PageQuery(BaseModel):
     limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="Items per page.")
-    after: str | None = Field(
+    after: Text | None = Field(
         None, description="The `next` cursor of the previous page, as given: opaque, and "
         "valid only for the list and caller it was given to (any other value answers 400).")
 

@@ -12,6 +12,7 @@ from relay.api.auth import authenticate, tenant_for
 from relay.api.common import answer, body
 from relay.api.models import Duration, StrictBody, Time
 from relay.app import Relay, timestamp
+from relay.config import Text
 from relay.sessions import KEY_NAME, new_key, new_session, sign
 
 MAX_PORTAL_SESSION = 30 * 86400.0  # a month: longer-lived links belong in a login system
@@ -24,7 +25,7 @@ def _at_most_30d(seconds: float) -> float:
 
 
 class PortalSessionIn(StrictBody):
-    tenant: str = Field(description="The tenant whose endpoints the portal shows.",
+    tenant: Text = Field(description="The tenant whose endpoints the portal shows.",
                         examples=["acme"])
     expires_in: Annotated[Duration, AfterValidator(_at_most_30d)] = Field(
         "1h", validate_default=True,

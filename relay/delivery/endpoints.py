@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from relay.config import DeliveryConfig, EndpointConfig, Loaded
 from relay.delivery import health
+from relay.delivery.headers import Sendable, sendable
 from relay.delivery.matching import Filter, compile_filter
+from relay.logs import log
 from relay.storage.base import ConfigEndpoint, EndpointRow, State
 
 
@@ -38,8 +41,19 @@ class Endpoint:
         return health.waiting_state(self.accepting)
 
 
+def _sendable(row: EndpointRow) -> Sendable:
+    """The stored headers minus what may not be sent (headers.sendable), each left out
+    with a warning: at every load of the endpoint, not at every delivery."""
+    spec = row.spec
+    out = sendable(spec.get("headers") or {}, spec.get("signature_header"))
+    for what in out.skipped:
+        log("endpoint_header_skipped", logging.WARNING, endpoint=row.id, problem=what)
+    return out
+
+
 def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
     spec = row.spec
+    headers = _sendable(row)
     secrets = [row.secret]
     if row.prev_secret and row.prev_secret_until and row.prev_secret_until > now:
         secrets.append(row.prev_secret)
@@ -51,9 +65,9 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         url=spec["url"],
         events=tuple(spec.get("events") or ("*",)),
         filter=compile_filter(spec.get("filter") or {}),
-        headers=spec.get("headers") or {},
+        headers=headers.headers,
         signature=spec.get("signature") or "standard-webhooks",
-        signature_header=spec.get("signature_header"),
+        signature_header=headers.signature_header,
         payload=spec.get("payload") or "envelope",
         timeout=spec.get("timeout") or defaults.timeout,
         schedule=tuple(defaults.retry_schedule if schedule is None else schedule),

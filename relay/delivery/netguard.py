@@ -1,7 +1,8 @@
 """The network guard: which destinations a delivery may reach (SSRF protection, SPEC §5).
 
 Two layers, because one cannot see everything:
-- `check_url` runs before a request: scheme, userinfo, and hosts that are IP literals.
+- `check_url` runs before a request: the URL's form (`url_problem`), scheme, userinfo,
+  and hosts that are IP literals.
   aiohttp never asks the resolver about an IP literal, so this is the only check they get.
 - `GuardedResolver` runs at connect time for host names: aiohttp connects to exactly the
   addresses the resolver returns, so dropping forbidden ones there means a DNS answer that
@@ -11,13 +12,16 @@ Two layers, because one cannot see everything:
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from relay.errors import DestinationRefused
+from relay.text import control_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -99,12 +103,96 @@ def _parse_ip(text: str) -> IPAddress | None:
         return None
 
 
+_SPACE = re.compile(r"\s")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+_DOTTED_DECIMAL = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` (from the URL, brackets kept) is not a canonical host, or None."""
+    if not host:
+        return "the URL has no host"
+    if host.startswith("["):
+        if "%" in host:
+            return f"host {host!r} has a zone id (%...): not for a delivery"
+        try:
+            ipaddress.IPv6Address(host[1:-1] if host.endswith("]") else "")
+        except ValueError:
+            return f"host {host!r} is not a valid IPv6 address"
+        return None
+    labels = host.split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # an IPv4 address, as a resolver reads it
+        if _DOTTED_DECIMAL.fullmatch(host):
+            return None
+        try:
+            meant = f" ({socket.inet_ntoa(socket.inet_aton(host))})"
+        except OSError:
+            meant = ""
+        return (f"host {host!r} is not a valid IP address: write an IPv4 address as four "
+                f"decimal numbers without leading zeros{meant}")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return (f"host {host!r} is not a valid DNS name (letters, digits, - and _ in "
+                "dot-separated labels of 1-63 characters)")
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a delivery URL in canonical form, or None. Canonical: ASCII
+    without control characters, whitespace or backslashes; valid %-escapes;
+    scheme://host[:port]/path?query with no user:password@ (it would be logged and shown
+    everywhere the URL is; send credentials in `headers`), no #fragment (never sent), a
+    host that is a DNS name, dotted-decimal IPv4 or [IPv6] (no other spellings of an
+    address: 0x7f.1, 2130706433, 0177.0.0.1) and a port 1-65535. An international host
+    name is written in its xn-- form, so what is stored is what is looked up. Without
+    `://` it is no URL at all: check_url names the missing scheme."""
+    if "://" not in url:
+        return None
+    if problem := control_problem(url):
+        return f"the URL {problem}"
+    if match := _SPACE.search(url):
+        return f"the URL holds whitespace ({match[0]!r} at position {match.start()})"
+    if "\\" in url:
+        return "the URL holds a backslash: use / in paths, %5C for a literal backslash"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed [IPv6
+        return f"invalid URL: {exc}"
+    if not url.isascii():
+        try:
+            ascii_host = (parts.hostname or "").encode("idna").decode()
+        except UnicodeError:
+            ascii_host = ""
+        if parts.hostname and not parts.hostname.isascii() and ascii_host:
+            return (f"the host {parts.hostname!r} is not ASCII: write it as {ascii_host}")
+        return "the URL holds non-ASCII characters: percent-encode them (UTF-8)"
+    if match := _BAD_PERCENT.search(url):
+        return (f"invalid percent-encoding at position {match.start()}: % must be followed "
+                "by two hex digits (%25 for a literal %)")
+    if not parts.netloc:
+        return None  # no host: check_url says so
+    if "#" in url:
+        return "a #fragment is never sent to the receiver: leave it out"
+    if "@" in parts.netloc:
+        return "credentials in the URL (user:password@) are not allowed; use headers"
+    host, port = parts.netloc, ""
+    if (end := host.rfind("]")) >= 0 or not host.startswith("["):
+        host, colon, port = host.rpartition(":") if ":" in host[end + 1:] else (host, "", "")
+        if colon and not (port.isdigit() and 0 < int(port) < 65536 and port[0] != "0"):
+            return f"port {port!r} is not a number from 1 to 65535 (without leading zeros)"
+    return _host_problem(host)
+
+
 def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
     """Refuse a delivery URL before any request leaves: raise DestinationRefused saying why.
 
     Host names are not resolved here (GuardedResolver does that at connect time). The URL is
     parsed with yarl, the parser aiohttp itself uses, so both read the same host.
     """
+    if problem := url_problem(url):
+        raise DestinationRefused(problem)
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
@@ -119,8 +207,6 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
     host = parsed.raw_host
     if not host:
         raise DestinationRefused(f"URL {url!r} has no host")
-    if parsed.raw_user is not None or parsed.raw_password is not None:
-        raise DestinationRefused("credentials in the URL (user:password@) are not allowed")
     # Mirror aiohttp.helpers.is_ip_address: hosts it takes for IP literals never reach the
     # resolver, so each of them must be a literal we can judge here.
     if ":" in host or host.replace(".", "").isdigit():

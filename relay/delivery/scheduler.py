@@ -33,12 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay import __version__
 from relay.delivery import budget, ratelimit
 from relay.delivery.endpoints import Endpoint
+from relay.delivery.headers import FIXED_HEADERS
+from relay.delivery.headers import USER_AGENT as USER_AGENT
 from relay.delivery.retry import decide
 from relay.delivery.sender import Outcome, Sender
-from relay.delivery.signing import sign
+from relay.delivery.signing import WEBHOOK_ID, sign
 from relay.errors import RelayError
 from relay.ids import delivery_ref
 from relay.logs import log, log_lines
@@ -47,24 +48,23 @@ from relay.storage.base import AttemptResult, Claimed, Ops, Recorded, Store
 
 _LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
 _RENEW_EVERY = 2.0  # seconds between renewals of the leases this process holds
-USER_AGENT = f"relay/{__version__}"
 
 
 def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
                   now: float) -> tuple[bytes, dict[str, str]]:
     """Body and headers of one attempt sent at `now` (scheduled or a test send). A
     rotated-out secret signs only until its grace ends, even if `endpoint` was resolved
-    while it was still valid."""
+    while it was still valid. The endpoint's own headers never name one relay sets (see
+    relay.delivery.headers; `resolve` left out any stored before that rule)."""
     body = payload if endpoint.payload == "envelope" else b"[" + payload + b"]"
     secrets = endpoint.secrets
     until = endpoint.row.prev_secret_until
     if len(secrets) > 1 and until is not None and now >= until:
         secrets = secrets[:1]
     headers = {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
+        **FIXED_HEADERS,
         **endpoint.headers,
-        "webhook-id": event_id,
+        WEBHOOK_ID: event_id,
         **sign(endpoint.signature, secrets, event_id, int(now), body, endpoint.signature_header),
     }
     return body, headers

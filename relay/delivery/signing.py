@@ -36,6 +36,8 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from relay.text import control_problem
+
 SCHEMES: tuple[str, ...] = (
     "standard-webhooks",
     "hmac-sha256-timestamped",
@@ -46,6 +48,11 @@ DEFAULT_HEADER: dict[str, str] = {
     "hmac-sha256-timestamped": "Relay-Signature",
     "hmac-sha256-body": "X-Relay-Signature",
 }
+# The standard-webhooks headers; relay sends webhook-id with every scheme.
+STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+WEBHOOK_ID = STANDARD_HEADERS[0]
+# Every header `sign` may set under its default name (relay.delivery.headers reserves them).
+SIGNATURE_HEADERS: tuple[str, ...] = (*STANDARD_HEADERS, *DEFAULT_HEADER.values())
 
 _WHSEC = "whsec_"
 _MIN_WHSEC_BYTES = 24
@@ -78,6 +85,8 @@ def _whsec_key(secret: str) -> bytes | None:
 
 def check_secret(scheme: str, secret: str) -> str | None:
     """None if ``secret`` is usable for ``scheme``, else a short reason."""
+    if problem := control_problem(secret):
+        return f"the secret {problem}"
     if scheme == "standard-webhooks":
         if _whsec_key(secret) is None:
             return (
@@ -141,11 +150,8 @@ def sign(
         raise ValueError(f"{scheme} needs at least one secret")
     sigs = [_signature(scheme, s, msg_id, timestamp, body) for s in secrets]
     if scheme == "standard-webhooks":
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": " ".join(sigs),
-        }
+        return dict(zip(STANDARD_HEADERS, (msg_id, str(timestamp), " ".join(sigs)),
+                        strict=True))
     name = header or DEFAULT_HEADER[scheme]
     if scheme == "hmac-sha256-timestamped":
         return {name: f"t={timestamp}," + ",".join(f"v1={sig}" for sig in sigs)}

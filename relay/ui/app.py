@@ -589,14 +589,20 @@ def _spec_form(form: dict[str, str]) -> dict[str, Any]:
         filters = json.loads(filter_text) if filter_text else {}
     except json.JSONDecodeError as exc:
         raise _invalid_field("filter", f"not valid JSON: {exc.msg}") from None
+    # One header a line (a browser sends CRLF); only LF ends a line, so any other
+    # control character stays in its line for the validator to name. The spaces around
+    # the name and value are the form's syntax (as in HTTP), not part of them.
     headers: dict[str, str] = {}
-    for n, line in enumerate(form.get("headers", "").splitlines(), 1):
-        if not line.strip():
+    for n, line in enumerate(form.get("headers", "").split("\n"), 1):
+        line = line.removesuffix("\r")
+        if not line.strip(" \t"):
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name.strip():
+        if not sep or not name.strip(" \t"):
             raise _invalid_field("headers", f"line {n}: write it as Name: value")
-        headers[name.strip()] = value.strip()
+        if name.strip(" \t") in headers:
+            raise _invalid_field("headers", f"line {n}: {name.strip()} is given twice")
+        headers[name.strip(" \t")] = value.strip(" \t")
     schedule = _lines(form.get("retry_schedule", ""))
     return {
         "url": form.get("url", "").strip(), "events": _lines(form.get("events", "")),

@@ -93,7 +93,7 @@ INVALID = [
     ({"name": "n", "url": "https://x.example/", "events": ["bad pattern"]}, "events[0]"),
     ({"name": "n", "url": "https://x.example/", "events": []}, "events"),
     ({"name": "n", "url": "https://x.example/", "events": ["a"],
-      "headers": {"Webhook-Id": "x"}}, "headers"),
+      "headers": {"Webhook-Id": "x"}}, "headers.Webhook-Id"),
     ({"name": "n", "url": "https://x.example/", "events": ["a"],
       "signature_header": "X-Sig"}, "signature_header"),
     ({"name": "n", "url": "https://x.example/", "events": ["a"], "timeout": "5 parsecs"},

@@ -10,6 +10,7 @@ import pytest
 
 from relay import config as cfgmod
 from relay.errors import ConfigError
+from tests.helpers import BAD_HEADER_NAMES, BAD_HEADER_VALUES, FORBIDDEN_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "whsec_" + "A" * 43 + "="
@@ -189,10 +190,67 @@ def test_every_independent_error_at_once(data: dict, expected: list[str]) -> Non
     assert errors_of(data) == expected
 
 
-def test_reserved_headers_refused() -> None:
+@pytest.mark.parametrize("name", FORBIDDEN_HEADERS + BAD_HEADER_NAMES)
+def test_forbidden_header_names_refused(name: str) -> None:
     lines = errors_of({"endpoints": [
-        {"id": "e", "url": "https://x.example/", "headers": {"Webhook-Id": "x"}}]})
-    assert lines == ["endpoints[0].headers: relay sets Webhook-Id itself"]
+        {"id": "e", "url": "https://x.example/", "headers": {"X-Ok": "1", name: "x"}}]})
+    assert len(lines) == 1 and lines[0].startswith(f"endpoints[0].headers.{name}: "), lines
+
+
+@pytest.mark.parametrize("value", BAD_HEADER_VALUES)
+def test_bad_header_values_refused(value: str) -> None:
+    lines = errors_of({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "headers": {"X-Team": value}}]})
+    assert len(lines) == 1 and lines[0].startswith("endpoints[0].headers.X-Team: "), lines
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("https://x.example/a\x00b", "the URL holds the control character '\\x00' at position 19"),
+    ("https://x.example/a b", "the URL holds whitespace (' ' at position 19)"),
+    ("http://0x7f.1/", "host '0x7f.1' is not a valid IP address"),
+    ("https://x.example/#top", "a #fragment is never sent to the receiver"),
+])
+def test_non_canonical_urls_refused(url: str, message: str) -> None:
+    [line] = errors_of({"delivery": {"allow_http": True},
+                        "endpoints": [{"id": "e", "url": url}]})
+    assert line.startswith(f"endpoints[0].url: {message}"), line
+
+
+def test_good_headers_taken_as_given() -> None:
+    headers = {"X-Team": "sales", "Authorization": "Bearer a b", "X-Utf8": "caf\u00e9 \u20ac",
+               "x~odd!#$%&'*+.^_`|": "", "Accept": "*/*", "X-Tab": "a\tb"}
+    loaded = cfgmod.validate({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "headers": headers}]}, {})
+    assert loaded.config.endpoints[0].headers == headers
+
+
+def test_header_names_are_case_insensitive_and_unique() -> None:
+    lines = errors_of({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "headers": {"X-A": "1", "x-a": "2"}}]})
+    assert lines == ["endpoints[0].headers.x-a: x-a is given twice (header names ignore case)"]
+
+
+@pytest.mark.parametrize("name", [n for n in FORBIDDEN_HEADERS + BAD_HEADER_NAMES
+                                  if n.lower() not in ("relay-signature", "x-relay-signature")])
+def test_forbidden_signature_header_refused(name: str) -> None:
+    lines = errors_of({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "signature": "hmac-sha256-body",
+         "signature_header": name, "secret": "s" * 20}]})
+    assert len(lines) == 1 and lines[0].startswith("endpoints[0].signature_header: "), lines
+    assert name in lines[0] or repr(name) in lines[0]
+
+
+def test_signature_header_defaults_and_clash_with_headers() -> None:
+    for name in ("Relay-Signature", "x-relay-signature", "Athena-Signature"):
+        cfgmod.validate({"endpoints": [{"id": "e", "url": "https://x.example/",
+                                        "signature": "hmac-sha256-timestamped",
+                                        "signature_header": name, "secret": "s" * 20}]}, {})
+    lines = errors_of({"endpoints": [
+        {"id": "e", "url": "https://x.example/", "signature": "hmac-sha256-body",
+         "signature_header": "Athena-Signature", "secret": "s" * 20,
+         "headers": {"athena-signature": "forged"}}]})
+    assert lines == ["endpoints[0].headers.athena-signature: athena-signature is this "
+                     "endpoint's signature_header"]
 
 
 def test_api_key_needs_exactly_one_source_and_never_plaintext() -> None:

@@ -1,7 +1,9 @@
 """PostgreSQL connections: the pool, the migration runner, driver errors, group commit.
 
 Driver errors stop here: asyncpg's errors and socket errors become StorageError (503)
-with what failed; an operation's own refusals (Conflict, NotFound, ...) pass as they are.
+with what failed, except that the database's refusal of one operation's data (a NUL in
+text: `INPUT_ERRORS`) is that request's 422 and leaves the store healthy; an operation's
+own refusals (Conflict, NotFound, ...) pass as they are.
 
 Group commit (`Writer`): every write is an operation queued to the writer. It takes
 everything queued (up to `MAX_BATCH`), runs it in one transaction on one pooled
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -36,9 +39,11 @@ from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError
 from asyncpg.pool import PoolConnectionProxy
 
-from relay.errors import RelayError, StorageError
+from relay.errors import RelayError, StorageError, Unprocessable
+from relay.logs import log
 from relay.storage.base import Observer, check_schema
 from relay.storage.base import migrations as base_migrations
 
@@ -55,6 +60,11 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
     TimeoutError,
 )
+
+# Errors of one operation's data, not of the database: SQLSTATE class 22 (a NUL or a
+# character the encoding lacks in text, a value out of range) and values asyncpg cannot
+# encode. The request that carried the data gets a 422; the store stays healthy.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.DataError, ClientDataError)
 
 # Strings: asyncpg's classes are generic only in its stubs.
 # Errors of a race with another process's transaction, worth one more try.
@@ -77,8 +87,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def driver_error(what: str, exc: BaseException) -> StorageError:
+def driver_error(what: str, exc: BaseException) -> RelayError:
+    """A driver's error as the caller's: 422 when the database refused this operation's
+    data (INPUT_ERRORS: input validation let through what it cannot store, so it is
+    logged), else StorageError (503)."""
     detail = str(exc) or type(exc).__name__
+    if isinstance(exc, INPUT_ERRORS):
+        log("storage_refused_input", logging.WARNING, what=what, error=detail)
+        return Unprocessable(f"the database cannot store a value of this request: {detail}")
     return StorageError(f"{what} failed: {detail}")
 
 
@@ -276,7 +292,8 @@ class Writer:
         (and the store unhealthy unless the database refused only this input)."""
         if not isinstance(exc, DRIVER_ERRORS):
             return exc
-        self._on_health(isinstance(exc, asyncpg.IntegrityConstraintViolationError))
+        self._on_health(isinstance(exc, (*INPUT_ERRORS,
+                                         asyncpg.IntegrityConstraintViolationError)))
         return driver_error("database write", exc)
 
     async def _transaction(self, batch: list[_Op]) -> list[Any]:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from relay.errors import RelayError, StorageError
+from relay.errors import RelayError, StorageError, Unprocessable
 from relay.storage.base import Observer, check_schema
 from relay.storage.base import migrations as base_migrations
 
@@ -112,9 +112,17 @@ def _run_bare(db: sqlite3.Connection, op: _Op) -> _Settled:
 
 def _write_error(exc: Exception) -> Exception:
     """What a caller gets for a failed write: SQLite's errors as StorageError (503), an
-    operation's own errors (Conflict, NotFound, ...) as they are."""
+    operation's own errors (Conflict, NotFound, ...) as they are, and SQLite's refusal of
+    the operation's data (DataError: a string or blob too big) as that request's 422."""
+    if isinstance(exc, sqlite3.DataError):
+        return Unprocessable(f"the database cannot store a value of this request: {exc}")
     return StorageError(f"database write failed: {exc}") if isinstance(exc, sqlite3.Error) \
         else exc
+
+
+def _database_failed(exc: Exception) -> bool:
+    """Whether a failed write says the database itself fails (health, /readyz)."""
+    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.DataError)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -350,7 +358,7 @@ class Writer:
                     healthy = healthy and ok
                 return settled, healthy
             error = _write_error(exc)
-            return [(op, None, error) for op in batch], not isinstance(exc, sqlite3.Error)
+            return [(op, None, error) for op in batch], not _database_failed(exc)
         return [(op, result, result if isinstance(result, RelayError) else None)
                 for op, result in zip(batch, results, strict=True)], True
 
