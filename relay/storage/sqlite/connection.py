@@ -117,8 +117,17 @@ def _write_error(exc: Exception) -> Exception:
         else exc
 
 
+def create_private(path: Path) -> None:
+    """Create `path` empty with mode 0600, whatever the umask, unless it exists: the
+    database holds signing secrets, and SQLite gives the -wal and -shm files it creates
+    the database file's mode. An existing file keeps the mode its owner gave it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """The writing connection: WAL, no auto-checkpoint (the checkpointer's job), migrated."""
+    create_private(path)
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -464,6 +473,8 @@ def backup(source: Path, dest: Path) -> int:
     if not source.exists():
         raise StorageError(f"no database at {source}")
     partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by a backup that was killed
+    create_private(partial)
     try:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         try:
