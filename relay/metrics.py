@@ -53,6 +53,11 @@ class Metrics:
             "relay_endpoints_disabled", "Endpoints disabled by relay or paused.",
             registry=self.registry,
         )
+        self.free_space = Gauge(
+            "relay_storage_free_bytes", "Free bytes on the filesystem of the SQLite "
+            "database's folder (looked at every second; absent with PostgreSQL).",
+            ["path"], registry=self.registry,
+        )
 
     def attempt(self, outcome: str, seconds: float) -> None:
         """Count one recorded attempt. Its label's child is looked up once: labels() takes
@@ -77,8 +82,12 @@ class Metrics:
             child = self._by_mode[mode] = self.checkpoints.labels(mode)
         child.observe(seconds)
 
-    def render(self, counts: dict[str, int], disabled: int) -> bytes:
+    def render(self, counts: dict[str, int], disabled: int,
+               free_space: tuple[str, int] | None = None) -> bytes:
+        """The registry as text; `free_space` is (database folder, bytes free) on SQLite."""
         for state in STATES:
             self.queue.labels(state).set(counts.get(state, 0))
         self.disabled.set(disabled)
+        if free_space is not None:
+            self.free_space.labels(free_space[0]).set(free_space[1])
         return generate_latest(self.registry)

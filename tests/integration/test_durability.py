@@ -117,10 +117,10 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A reader holding an old snapshot keeps PASSIVE checkpoints from copying the whole
-    WAL; past the restart size the writer runs RESTART between two transactions, which
-    succeeds once the reader is gone, and the WAL starts over."""
+    WAL; past the restart size (four times the checkpoint size) the writer runs RESTART
+    between two transactions, which succeeds once the reader is gone, and the WAL starts
+    over."""
     monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", 64 << 10)
-    monkeypatch.setattr(sqlite_connection, "_WAL_RESTART_BYTES", 256 << 10)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()

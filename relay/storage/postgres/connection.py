@@ -45,6 +45,7 @@ from relay.storage.base import migrations as base_migrations
 MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable database fails requests, not hangs them
+DEFAULT_TIMEOUT = 5.0  # seconds: [storage] timeout's default, for stores made in tests
 POOL_SIZE = 8  # the writer's connections, claims and concurrent reads
 IN_FLIGHT = 2  # write transactions at once (see Writer._run)
 STALL_TIMEOUT_MS = "5000"  # see open_pool

@@ -57,6 +57,7 @@ from relay.storage.base import (
 from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
     CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
     DRIVER_ERRORS,
     MAX_QUEUE,
     Connection,
@@ -96,8 +97,9 @@ class PostgresStore:
     """The Store contract (relay.storage.base) on a PostgreSQL database at `url`."""
 
     def __init__(self, url: str, *, sync: Literal["full", "normal"] = "full",
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
+        self._timeout = timeout  # [storage] timeout: the longest any database call takes
         self._durable = sync == "full"  # [storage] sync: synchronous_commit for answers
         self._observer = observer
         self.path = redact(url)  # where the data is, as logs show it
@@ -111,6 +113,11 @@ class PostgresStore:
         self._node = f"relay:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._started = time.time()
         self.healthy = True
+        self.space_low = False  # the database server's disk is not ours to watch
+
+    @property
+    def free_space(self) -> int | None:
+        return None
 
     # --- lifecycle ------------------------------------------------------------------
 
