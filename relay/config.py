@@ -194,6 +194,7 @@ class StorageConfig(_Section):
     timeout: Duration = Field(
         "5s",
         validate_default=True,
+        gt=0,
         description="PostgreSQL: the longest any database call may take (a statement, "
         "taking or opening a connection); past it the call fails (ingest answers 503) and "
         "the connection is discarded, so a database that stops answering turns /readyz "

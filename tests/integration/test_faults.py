@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from relay import config as cfgmod
 from tests.conftest import eventually, free_port, running
+from tests.postgres import scratch_database
 from tests.receiver import Receiver
 
 
@@ -82,3 +86,38 @@ async def test_read_only_database_answers_503_and_recovers(
             await store.pragma("query_only=0")
             assert (await r.send()).status_code == 202
             await rx.wait_for(1, "/e")
+
+
+async def test_little_free_space_warns_in_readyz_metrics_and_the_log(
+    make_config: Callable[..., cfgmod.Loaded], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """More free space asked for than any disk has: still ready (writes succeed), with a
+    warning; the free bytes in /metrics; one log line. The real full disk is
+    tests/acceptance/test_disk_full.py."""
+    caplog.set_level("INFO", logger="relay")
+    cfg = make_config(storage={"min_free_space": "1000000GB"})
+    async with running(cfg) as r:
+        ready = await r.client.get("/readyz")
+        assert ready.status_code == 200
+        [warning] = ready.json()["warnings"]
+        assert "under [storage] min_free_space" in warning
+        folder = str(Path(cfg.config.storage.path).absolute().parent)
+        metrics = (await r.client.get("/metrics")).text
+        assert f'relay_storage_free_bytes{{path="{folder}"}}' in metrics
+        assert (await r.send()).status_code == 202
+    lows = [rec for rec in caplog.records if rec.msg == "storage_space_low"]
+    assert len(lows) == 1 and lows[0].levelname == "WARNING"
+
+
+async def test_enough_free_space_and_postgresql_show_no_warning(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    async with running(make_config()) as r:
+        ready = await r.client.get("/readyz")
+        assert ready.json() == {"status": "ready"}
+        assert "relay_storage_free_bytes{" in (await r.client.get("/metrics")).text
+    async for url in scratch_database():
+        cfg = cfgmod.validate({"storage": {"url": url, "min_free_space": "1000000GB"}}, {})
+        async with running(cfg) as r:
+            assert (await r.client.get("/readyz")).json() == {"status": "ready"}
+            assert "relay_storage_free_bytes{" not in (await r.client.get("/metrics")).text
