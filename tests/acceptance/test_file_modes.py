@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, free_port, serve_toml
+from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.helpers import relay
 
 
@@ -60,3 +61,27 @@ url = "http://127.0.0.1:9/e"
         await asyncio.to_thread(serve.terminate)
     found = modes(data)
     assert found == dict.fromkeys(found, "0o600")
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_a_database_readable_by_others_is_warned_about(tmp_path: Path) -> None:
+    """A database an older relay made 0644 keeps its mode (the operator may have chosen
+    it), and relay says so at start."""
+    database = tmp_path / "relay.db"
+    sqlite3.connect(database).close()  # 0644 under this umask, as older relays made it
+    port = free_port()
+    config = tmp_path / "relay.toml"
+    config.write_text(serve_toml(port, rest=f'[storage]\npath = "{database}"\n'))
+    serve = ServeProcess(config, port, tmp_path)
+    await serve.start()
+    try:
+        assert stat.S_IMODE(database.stat().st_mode) == 0o644
+
+        def warned() -> list[str]:
+            return [line for line in serve.log.read_text().splitlines()
+                    if "database_readable_by_others" in line]
+
+        [line] = await eventually(warned, 10, "the warning in the log")
+        assert "mode=0644" in line and "chmod 600" in line
+    finally:
+        await asyncio.to_thread(serve.terminate)

@@ -117,6 +117,10 @@ class SQLiteStore:
         except BaseException:
             await self.close()
             raise
+        mode = self.path.stat().st_mode & 0o777
+        if mode & 0o077:  # made by an older relay, or chmod-ed: relay leaves the mode be
+            log("database_readable_by_others", logging.WARNING, path=str(self.path),
+                mode=f"{mode:04o}", note="it holds signing secrets: chmod 600 it")
 
     async def close(self) -> None:
         """Finish queued writes, then close. Safe to call twice, even at once."""
