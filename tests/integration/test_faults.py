@@ -121,3 +121,29 @@ async def test_enough_free_space_and_postgresql_show_no_warning(
         async with running(cfg) as r:
             assert (await r.client.get("/readyz")).json() == {"status": "ready"}
             assert "relay_storage_free_bytes{" not in (await r.client.get("/metrics")).text
+
+
+async def test_an_outcome_that_failed_to_commit_is_recorded_once_writes_work(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    """The receiver answers while the database refuses writes: the outcome's record fails,
+    and the store tries it again, so once writes work the delivery is `succeeded`, not
+    left `delivering` until its lease expires and the minute's housekeeping."""
+    async with Receiver() as rx:
+        cfg = make_config(endpoints=[{"id": "e", "url": f"{rx.url}/slow/0.5"}])
+        async with running(cfg) as r:
+            event_id = (await r.send()).json()["id"]
+            await rx.wait_for(1, "/slow/0.5")  # claimed and in flight: the answer comes
+            store = r.relay.store
+            await store.pragma("query_only=1")  # in 0.5 s, to a database refusing writes
+            await eventually(lambda: not store.healthy, 10, "the outcome's record to fail")
+            [delivery] = await store.deliveries_of(event_id)
+            assert delivery.state == "delivering"
+            await store.pragma("query_only=0")
+
+            async def succeeded() -> bool:
+                [delivery] = await store.deliveries_of(event_id)
+                return delivery.state == "succeeded"
+
+            await eventually(succeeded, 5, "the delivery to be recorded as succeeded")
+            assert len(rx.received("/slow/0.5")) == 1  # not sent again
