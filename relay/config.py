@@ -88,6 +88,22 @@ def _no_controls(value: str) -> str:
 # StringConstraints, which then keep their own messages.
 NoControls = AfterValidator(_no_controls)
 Text = Annotated[str, NoControls]
+
+
+_SIZE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)\s*$")
+
+
+def parse_size(value: Any) -> int:
+    """"512KB", "256MB", "2GB" -> bytes (KB = 1024 bytes). A unit is required."""
+    if isinstance(value, str):
+        match = SIZE_RE.match(value)
+        if match:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    raise ValueError(f"{value!r} is not a size; use a number and unit: 512KB, 256MB, 2GB")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 
@@ -263,6 +279,26 @@ class StorageConfig(_Section):
         "loss or kernel crash may lose the last moments of acknowledged events (never "
         "corrupts the database); the 202 no longer waits for the disk (SQLite "
         "synchronous=NORMAL; PostgreSQL will map it to synchronous_commit).",
+    )
+    min_free_space: Size = Field(
+        "256MB",
+        validate_default=True,
+        description="SQLite: below this much free space on the database's filesystem, "
+        "/readyz (still 200) lists a warning, the log warns once (and once more when space "
+        "returns) and WAL checkpoints run as soon as anything was written. /metrics shows "
+        "the free bytes. \"0B\": no warning.",
+        examples=["1GB"],
+    )
+    timeout: Duration = Field(
+        "5s",
+        validate_default=True,
+        gt=0,
+        description="PostgreSQL: the longest any database call may take (a statement, "
+        "taking or opening a connection); past it the call fails (ingest answers 503) and "
+        "the connection is discarded, so a database that stops answering turns /readyz "
+        "to 503 within about this long instead of holding requests. Keep it under your "
+        "clients' timeout. The heartbeat uses the shorter of this and 2s.",
+        examples=["10s"],
     )
 
     def database_url(self, env: Mapping[str, str]) -> str | None:

@@ -57,9 +57,8 @@ def cli_page() -> str:
 # --- docs/configuration.md -------------------------------------------------------------
 
 
-def _is_duration(metadata: Sequence[Any]) -> bool:
-    return any(isinstance(m, BeforeValidator) and m.func is cfgmod.parse_duration
-               for m in metadata)
+def _parsed_by(metadata: Sequence[Any], parse: Any) -> bool:
+    return any(isinstance(m, BeforeValidator) and m.func is parse for m in metadata)
 
 
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
@@ -68,8 +67,10 @@ _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool
 
 def type_name(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     """A key's type in TOML's words: string, integer, duration, array of ..., table of ..."""
-    if _is_duration(metadata):
+    if _parsed_by(metadata, cfgmod.parse_duration):
         return "duration"
+    if _parsed_by(metadata, cfgmod.parse_size):
+        return "size"
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
         return type_name(args[0], args[1:])

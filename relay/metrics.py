@@ -68,6 +68,11 @@ class Metrics:
         )
         for reason in get_args(AuthFailure):  # each at 0 from the start, for rate()
             self.auth_failures.labels(reason)
+        self.free_space = Gauge(
+            "relay_storage_free_bytes", "Free bytes on the filesystem of the SQLite "
+            "database's folder (looked at every second; absent with PostgreSQL).",
+            ["path"], registry=self.registry,
+        )
 
     def attempt(self, outcome: str, seconds: float) -> None:
         """Count one recorded attempt. Its label's child is looked up once: labels() takes
@@ -95,8 +100,12 @@ class Metrics:
     def auth_failure(self, reason: AuthFailure) -> None:
         self.auth_failures.labels(reason).inc()
 
-    def render(self, counts: dict[str, int], disabled: int) -> bytes:
+    def render(self, counts: dict[str, int], disabled: int,
+               free_space: tuple[str, int] | None = None) -> bytes:
+        """The registry as text; `free_space` is (database folder, bytes free) on SQLite."""
         for state in STATES:
             self.queue.labels(state).set(counts.get(state, 0))
         self.disabled.set(disabled)
+        if free_space is not None:
+            self.free_space.labels(free_space[0]).set(free_space[1])
         return generate_latest(self.registry)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -58,6 +58,9 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready"]
+    warnings: list[str] | None = Field(
+        None, description="Present while ready but short of something: free space for "
+        "the SQLite database under [storage] min_free_space.")
 
 
 class NotReady(BaseModel):
@@ -172,7 +175,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/healthz", "Liveness", {200: ("The process serves HTTP.", Health)},
        tags=("operations",)),
     Op("get", "/readyz", "Readiness", {
-        200: ("Ready to take events.", Ready),
+        200: ("Ready to take events (with `warnings` if free space is short).", Ready),
         503: ("Not started, shutting down, or the last database write failed.", NotReady),
     }, tags=("operations",)),
     Op("get", "/metrics", "Prometheus metrics", {

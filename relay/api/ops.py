@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,7 +17,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to take events: started, not stopping, and the last write succeeded."""
+    """Ready to take events: started, not stopping, and the last write succeeded. Little
+    free space for the database is a warning, not a 503: the node still takes writes,
+    and the one node of a SQLite deployment taken out of its load balancer would refuse
+    them all the sooner; a full disk fails writes, and that is a 503."""
     relay: Relay = request.app.state.relay
     problems = []
     if not relay.started:
@@ -28,6 +33,10 @@ async def readyz(request: Request) -> JSONResponse:
         problems.append("the delivery scheduler stopped; see the log")
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+    if relay.store.space_low:
+        return JSONResponse({"status": "ready", "warnings": [
+            f"{relay.store.free_space} bytes free for the database, under [storage] "
+            f"min_free_space ({relay.config.storage.min_free_space})"]})
     return JSONResponse({"status": "ready"})
 
 
@@ -35,4 +44,7 @@ async def metrics(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     counts = await relay.store.counts()
     disabled = sum(1 for ep in relay.endpoints.values() if not ep.accepting)
-    return Response(relay.metrics.render(counts, disabled), media_type=CONTENT_TYPE_LATEST)
+    free = relay.store.free_space
+    where = None if free is None else (str(Path(relay.config.storage.path).absolute().parent), free)
+    return Response(relay.metrics.render(counts, disabled, where),
+                    media_type=CONTENT_TYPE_LATEST)

@@ -25,10 +25,11 @@ def create_store(config: StorageConfig, env: Mapping[str, str] | None = None, *,
     if url is not None:
         from relay.storage.postgres import PostgresStore
 
-        return PostgresStore(url, sync=config.sync, observer=observer)
+        return PostgresStore(url, sync=config.sync, observer=observer, timeout=config.timeout)
     from relay.storage.sqlite import SQLiteStore
 
-    return SQLiteStore(config.path, lock=exclusive, sync=config.sync, observer=observer)
+    return SQLiteStore(config.path, lock=exclusive, sync=config.sync, observer=observer,
+                       min_free_space=config.min_free_space)
 
 
 def backup(config: StorageConfig, dest: Path) -> int:

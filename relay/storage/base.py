@@ -308,6 +308,10 @@ class Store(Protocol):
     """The narrow interface every backend implements (see tests/integration/test_store.py)."""
 
     healthy: bool  # false while writes fail or the database does not answer (/readyz)
+    space_low: bool  # under [storage] min_free_space on the database's filesystem (/readyz)
+
+    @property
+    def free_space(self) -> int | None: ...  # bytes free there (None: not ours to see)
 
     @property
     def path(self) -> object: ...  # where the data is, for logs: a file, a URL sans password

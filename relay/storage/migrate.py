@@ -71,7 +71,8 @@ async def copy_to_postgres(source: Path, url: str, progress: Progress) -> dict[s
     holder = SQLiteStore(source)  # takes the lock and brings the schema up to date
     await holder.open()
     try:
-        pool = await open_pool(url, "relay migrate-storage")
+        # A batch copied and one long COMMIT: no client waits, so serve's deadline is not it.
+        pool = await open_pool(url, "relay migrate-storage", timeout=60.0)
         try:
             async with pool.acquire() as con:
                 found = await con.fetchval(

@@ -117,10 +117,10 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A reader holding an old snapshot keeps PASSIVE checkpoints from copying the whole
-    WAL; past the restart size the writer runs RESTART between two transactions, which
-    succeeds once the reader is gone, and the WAL starts over."""
+    WAL; past the restart size (four times the checkpoint size) the writer runs RESTART
+    between two transactions, which succeeds once the reader is gone, and the WAL starts
+    over."""
     monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", 64 << 10)
-    monkeypatch.setattr(sqlite_connection, "_WAL_RESTART_BYTES", 256 << 10)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()
@@ -215,3 +215,27 @@ async def test_metrics_show_the_commit_histogram_after_ingest(
     assert 'relay_store_commit_seconds_bucket{kind="durable",le="0.0005"}' in text
     assert 'relay_store_commit_seconds_bucket{kind="durable",le="0.1"}' in text
     assert "# TYPE relay_store_checkpoint_seconds histogram" in text
+
+
+async def test_a_transaction_left_open_on_the_writer_does_not_stop_writes(
+    tmp_path: Path,
+) -> None:
+    """A COMMIT that failed (SQLITE_FULL) and a ROLLBACK that failed after it leave the
+    writer's connection in a transaction: it is rolled back before the next batch, which
+    then commits, instead of every later BEGIN failing until a restart."""
+    store = SQLiteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        def leave_open(db: sqlite3.Connection, args: list[object]) -> list[object]:
+            db.execute("BEGIN IMMEDIATE")
+            return [None]
+
+        await store._writer.submit(leave_open, None, bare=True)
+        await store.ingest([event(1)])
+        await store.ingest([event(2), event(3)])
+        await store.record([], NOW, 3600.0)  # a BEGIN ... COMMIT batch
+    finally:
+        await store.close()
+    with sqlite3.connect(store.path) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM events ORDER BY id")]
+    assert ids == ["evt_000001", "evt_000002", "evt_000003"]

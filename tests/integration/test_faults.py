@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from relay import config as cfgmod
 from tests.conftest import eventually, free_port, running
+from tests.postgres import scratch_database
 from tests.receiver import Receiver
 
 
@@ -82,3 +86,64 @@ async def test_read_only_database_answers_503_and_recovers(
             await store.pragma("query_only=0")
             assert (await r.send()).status_code == 202
             await rx.wait_for(1, "/e")
+
+
+async def test_little_free_space_warns_in_readyz_metrics_and_the_log(
+    make_config: Callable[..., cfgmod.Loaded], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """More free space asked for than any disk has: still ready (writes succeed), with a
+    warning; the free bytes in /metrics; one log line. The real full disk is
+    tests/acceptance/test_disk_full.py."""
+    caplog.set_level("INFO", logger="relay")
+    cfg = make_config(storage={"min_free_space": "1000000GB"})
+    async with running(cfg) as r:
+        ready = await r.client.get("/readyz")
+        assert ready.status_code == 200
+        [warning] = ready.json()["warnings"]
+        assert "under [storage] min_free_space" in warning
+        folder = str(Path(cfg.config.storage.path).absolute().parent)
+        metrics = (await r.client.get("/metrics")).text
+        assert f'relay_storage_free_bytes{{path="{folder}"}}' in metrics
+        assert (await r.send()).status_code == 202
+    lows = [rec for rec in caplog.records if rec.msg == "storage_space_low"]
+    assert len(lows) == 1 and lows[0].levelname == "WARNING"
+
+
+async def test_enough_free_space_and_postgresql_show_no_warning(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    async with running(make_config()) as r:
+        ready = await r.client.get("/readyz")
+        assert ready.json() == {"status": "ready"}
+        assert "relay_storage_free_bytes{" in (await r.client.get("/metrics")).text
+    async for url in scratch_database():
+        cfg = cfgmod.validate({"storage": {"url": url, "min_free_space": "1000000GB"}}, {})
+        async with running(cfg) as r:
+            assert (await r.client.get("/readyz")).json() == {"status": "ready"}
+            assert "relay_storage_free_bytes{" not in (await r.client.get("/metrics")).text
+
+
+async def test_an_outcome_that_failed_to_commit_is_recorded_once_writes_work(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    """The receiver answers while the database refuses writes: the outcome's record fails,
+    and the store tries it again, so once writes work the delivery is `succeeded`, not
+    left `delivering` until its lease expires and the minute's housekeeping."""
+    async with Receiver() as rx:
+        cfg = make_config(endpoints=[{"id": "e", "url": f"{rx.url}/slow/0.5"}])
+        async with running(cfg) as r:
+            event_id = (await r.send()).json()["id"]
+            await rx.wait_for(1, "/slow/0.5")  # claimed and in flight: the answer comes
+            store = r.relay.store
+            await store.pragma("query_only=1")  # in 0.5 s, to a database refusing writes
+            await eventually(lambda: not store.healthy, 10, "the outcome's record to fail")
+            [delivery] = await store.deliveries_of(event_id)
+            assert delivery.state == "delivering"
+            await store.pragma("query_only=0")
+
+            async def succeeded() -> bool:
+                [delivery] = await store.deliveries_of(event_id)
+                return delivery.state == "succeeded"
+
+            await eventually(succeeded, 5, "the delivery to be recorded as succeeded")
+            assert len(rx.received("/slow/0.5")) == 1  # not sent again

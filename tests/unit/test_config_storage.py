@@ -51,3 +51,22 @@ def test_the_factory_chooses_the_backend() -> None:
     postgres = cfgmod.validate({"storage": {"url": URL}}, {}).config.storage
     store = create_store(postgres, {})
     assert isinstance(store, PostgresStore) and store.path == URL
+
+
+def test_min_free_space_and_timeout_take_units() -> None:
+    storage = cfgmod.validate({"storage": {"min_free_space": "512KB", "timeout": "1500ms"}},
+                              {}).config.storage
+    assert (storage.min_free_space, storage.timeout) == (512 << 10, 1.5)
+    defaults = cfgmod.validate({}, {}).config.storage
+    assert (defaults.min_free_space, defaults.timeout) == (256 << 20, 5.0)
+
+
+@pytest.mark.parametrize("size", ["256", "1.5GB", "-1MB", "256 TB", 256])
+def test_a_size_without_its_unit_is_refused(size: object) -> None:
+    [line] = details({"storage": {"min_free_space": size}})
+    assert line.startswith("storage.min_free_space:") and "512KB, 256MB, 2GB" in line
+
+
+def test_a_zero_timeout_is_refused() -> None:
+    [line] = details({"storage": {"timeout": "0s"}})
+    assert line.startswith("storage.timeout:") and "greater than 0" in line

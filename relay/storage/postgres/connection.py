@@ -23,6 +23,15 @@ claims and outcomes commit with it off, since losing one only repeats a delivery
 durable ops): a crash of relay loses nothing, a crash of the database server may lose
 the last moments of acknowledged events. Each batch's commit time goes to the observer
 (/metrics).
+
+Deadlines: every call has one (`[storage] timeout`): taking a pooled connection, opening
+one, each statement. A database that stops answering (a partition drops its packets
+without a reset) then fails calls within that time instead of holding them for the
+kernel's TCP timeout. A connection whose call failed that way is closed, not returned to
+the pool (`acquire`): its state is unknown, and the server rolls back whatever
+transaction it had open when the session ends. A batch whose COMMIT timed out may have
+committed or not: its callers get StorageError (ingest: 503), and a client that retries
+with the same idempotency key gets the original event if it had.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -49,7 +58,8 @@ from relay.storage.base import migrations as base_migrations
 
 MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
 MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
-CONNECT_TIMEOUT = 5.0  # seconds: an unreachable database fails requests, not hangs them
+DEFAULT_TIMEOUT = 5.0  # seconds: [storage] timeout's default, for stores made in tests
+_MIGRATION_TIMEOUT = 3600.0  # a migration's statement may rewrite a large table
 POOL_SIZE = 8  # the writer's connections, claims and concurrent reads
 IN_FLIGHT = 2  # write transactions at once (see Writer._run)
 STALL_TIMEOUT_MS = "5000"  # see open_pool
@@ -60,6 +70,9 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
     TimeoutError,
 )
+# A call ended with the connection in an unknown state: closed rather than reused.
+_BROKEN: tuple[type[BaseException], ...] = (
+    TimeoutError, OSError, asyncpg.InterfaceError, asyncio.CancelledError)
 
 # Errors of one operation's data, not of the database: SQLSTATE class 22 (a NUL or a
 # character the encoding lacks in text, a value out of range) and values asyncpg cannot
@@ -105,14 +118,27 @@ def migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = migrations()[-1][0]
 
 
-async def open_pool(url: str, name: str) -> Pool:
+@contextlib.asynccontextmanager
+async def acquire(pool: Pool, timeout: float) -> AsyncIterator[Connection]:
+    """A pooled connection, taken within `timeout` (also the budget for giving it back).
+    One whose call timed out, was cancelled or lost its socket is closed instead of
+    returned: the pool opens a fresh one when needed, and nothing waits on the old."""
+    async with pool.acquire(timeout=timeout) as con:
+        try:
+            yield con
+        except _BROKEN:
+            con.terminate()
+            raise
+
+
+async def open_pool(url: str, name: str, timeout: float) -> Pool:
     """A pool on `url`, migrated, its sessions named `name` (pg_stat_activity shows it;
-    wake-ups carry it, so a process can ignore its own). Raises StorageError saying what
-    to do."""
+    wake-ups carry it, so a process can ignore its own), every statement and connect
+    limited to `timeout` seconds. Raises StorageError saying what to do."""
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT,
-            command_timeout=60, reset=_keep_session, server_settings={
+            url, min_size=1, max_size=POOL_SIZE, timeout=timeout,
+            command_timeout=timeout, reset=_keep_session, server_settings={
                 "application_name": name[:63],
                 # A process that stalls inside a transaction (a frozen VM, SIGSTOP, a
                 # network partition) must not hold the others' locks for long: the
@@ -124,7 +150,7 @@ async def open_pool(url: str, name: str) -> Pool:
     except DRIVER_ERRORS as exc:
         raise StorageError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
     try:
-        async with pool.acquire() as con:
+        async with acquire(pool, timeout) as con:
             await migrate(con, redact(url))
     except BaseException as exc:
         await pool.close()
@@ -147,7 +173,9 @@ async def migrate(con: Connection, where: str) -> None:
     """Run the numbered files newer than the database's version, each in a transaction,
     under an advisory lock so processes starting together migrate once. A database newer
     than this relay is refused."""
-    await con.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    # Another process's migration holds it for as long as that takes.
+    await con.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK,
+                      timeout=_MIGRATION_TIMEOUT)
     try:
         await con.execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")
         current = await con.fetchval("SELECT max(version) FROM relay_schema") or 0
@@ -156,7 +184,7 @@ async def migrate(con: Connection, where: str) -> None:
             if version <= current:
                 continue
             async with con.transaction():
-                await con.execute(sql)
+                await con.execute(sql, timeout=_MIGRATION_TIMEOUT)
                 await con.execute("INSERT INTO relay_schema VALUES ($1)", version)
     finally:
         await con.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
@@ -188,8 +216,9 @@ class Writer:
     """Group commit on one pooled connection at a time (see the module docstring)."""
 
     def __init__(self, pool: Pool, on_health: Callable[[bool], None],
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
+        self._timeout = timeout  # taking a connection; statements have the pool's
         self._on_health = on_health
         self._observer = observer
         self._ops: deque[_Op] = deque()
@@ -272,7 +301,7 @@ class Writer:
             raise StorageError("the store is closed")
 
         async def run() -> Any:
-            async with self._pool.acquire() as con:
+            async with acquire(self._pool, self._timeout) as con:
                 return (await fn(con, [arg]))[0]
 
         try:
@@ -303,7 +332,7 @@ class Writer:
         time is then the statement's."""
         results: list[Any] = []
         durable = any(op.durable for op in batch)
-        async with self._pool.acquire() as con:
+        async with acquire(self._pool, self._timeout) as con:
             if durable and all(op.single and op.fn is batch[0].fn for op in batch):
                 began = time.perf_counter()
                 results = await batch[0].fn(con, [op.arg for op in batch])
@@ -313,6 +342,8 @@ class Writer:
                 try:
                     for fn, ops in itertools.groupby(batch, key=lambda op: op.fn):
                         results.extend(await fn(con, [op.arg for op in ops]))
+                except _BROKEN:
+                    raise  # no ROLLBACK on it: acquire closes the connection
                 except BaseException:
                     await con.execute("ROLLBACK")
                     raise

@@ -8,6 +8,10 @@ contract, each process runs one heartbeat task (every `HEARTBEAT` seconds) that:
 - polls the endpoint change counter (API changes made by another process are seen within
   a second even if a NOTIFY was lost) and re-listens after the database comes back;
 - sets `healthy` (/readyz): false while the database does not answer, true when it does.
+  Its statements have a deadline of their own, `HEARTBEAT_TIMEOUT` at most (shorter than
+  `[storage] timeout`, which every other call has): a partition that drops packets
+  silently turns /readyz to 503 within a few seconds, and the LISTEN connection, which
+  would not notice, is closed and opened again once the database answers.
 Wake-ups arrive by LISTEN/NOTIFY on a connection of their own (`relay_due`,
 `relay_endpoints`); every `POLL_EVERY` seconds the watcher is asked to rescan anyway.
 """
@@ -58,13 +62,14 @@ from relay.storage.base import (
 )
 from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
-    CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
     DRIVER_ERRORS,
     MAX_QUEUE,
     Connection,
     Pool,
     WriteFn,
     Writer,
+    acquire,
     close_quietly,
     driver_error,
     open_pool,
@@ -72,6 +77,8 @@ from relay.storage.postgres.connection import (
 )
 
 HEARTBEAT = 0.5  # seconds between heartbeats
+HEARTBEAT_TIMEOUT = 2.0  # seconds a heartbeat's statement may take, at most
+_BEAT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, StorageError)
 POLL_EVERY = 10.0  # seconds between rescans, should a wake-up have been missed
 NODE_ALIVE = 10.0  # a node not seen for this long is shown as gone
 _NODE_FORGET = 86_400.0  # rows of nodes gone this long are deleted
@@ -98,8 +105,9 @@ class PostgresStore:
     """The Store contract (relay.storage.base) on a PostgreSQL database at `url`."""
 
     def __init__(self, url: str, *, sync: Literal["full", "normal"] = "full",
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
+        self._timeout = timeout  # [storage] timeout: the longest any database call takes
         self._durable = sync == "full"  # [storage] sync: synchronous_commit for answers
         self._observer = observer
         self.path = redact(url)  # where the data is, as logs show it
@@ -113,13 +121,18 @@ class PostgresStore:
         self._node = f"relay:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._started = time.time()
         self.healthy = True
+        self.space_low = False  # the database server's disk is not ours to watch
+
+    @property
+    def free_space(self) -> int | None:
+        return None
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
         """Connect, migrate, start the writer and the heartbeat."""
-        self._pool = await open_pool(self.url, self._node)
-        self._writer = Writer(self._pool, self._set_health, self._observer)
+        self._pool = await open_pool(self.url, self._node, self._timeout)
+        self._writer = Writer(self._pool, self._set_health, self._observer, self._timeout)
         self._heartbeat = asyncio.create_task(self._beat(), name="relay-postgres-heartbeat")
 
     async def close(self) -> None:
@@ -159,7 +172,8 @@ class PostgresStore:
             await close_quietly(self._listener)
             self._listener = None
             try:
-                listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                listener = await asyncpg.connect(self.url, timeout=self._timeout,
+                                                 command_timeout=self._timeout)
                 await listener.add_listener(queries.DUE_CHANNEL, self._on_due)
                 await listener.add_listener(queries.ENDPOINTS_CHANNEL, self._on_endpoints)
             except DRIVER_ERRORS as exc:
@@ -184,16 +198,13 @@ class PostgresStore:
         while True:
             try:
                 await self._beat_once()
-            except DRIVER_ERRORS as exc:
+            except _BEAT_ERRORS as exc:
                 if self.healthy:
+                    error = exc.message if isinstance(exc, StorageError) else str(exc)
                     log("database_unreachable", logging.ERROR, database=self.path,
-                        error=str(exc) or type(exc).__name__)
+                        error=error or type(exc).__name__)
                 self.healthy = False
-            except StorageError as exc:
-                if self.healthy:
-                    log("database_unreachable", logging.ERROR, database=self.path,
-                        error=exc.message)
-                self.healthy = False
+                self._drop_listener()
             else:
                 if not self.healthy:
                     log("database_back", logging.WARNING, database=self.path)
@@ -203,14 +214,24 @@ class PostgresStore:
                 self._watcher.rescan()
             await asyncio.sleep(HEARTBEAT)
 
+    def _drop_listener(self) -> None:
+        """Close the LISTEN connection at once (no goodbye to a database that does not
+        answer): a partition leaves it looking open and deaf; the next heartbeat that
+        reaches the database opens a new one."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.terminate()
+
     async def _beat_once(self) -> None:
         now = time.time()
         pool = self._live_pool()
-        async with pool.acquire() as con:
+        deadline = min(self._timeout, HEARTBEAT_TIMEOUT)
+        async with acquire(pool, deadline) as con:
             digest = "" if self._watcher is None else self._watcher.config_digest
             await con.execute(_UPSERT_NODE, self._node, socket.gethostname(), os.getpid(),
-                              __version__, digest, self._started, now)
-            version = int(await con.fetchval("SELECT version FROM endpoint_changes"))
+                              __version__, digest, self._started, now, timeout=deadline)
+            version = int(await con.fetchval("SELECT version FROM endpoint_changes",
+                                             timeout=deadline))
         if self._watcher is not None:
             await self._listen()
             if self._endpoints_version is not None and version != self._endpoints_version:
@@ -248,7 +269,7 @@ class PostgresStore:
     async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         pool = self._live_pool()
         try:
-            async with pool.acquire() as con:
+            async with acquire(pool, self._timeout) as con:
                 return list(await con.fetch(sql, *params))
         except DRIVER_ERRORS as exc:
             raise driver_error("database read", exc) from exc
@@ -256,7 +277,7 @@ class PostgresStore:
     async def _execute(self, sql: str, *params: Any) -> None:
         pool = self._live_pool()
         try:
-            async with pool.acquire() as con:
+            async with acquire(pool, self._timeout) as con:
                 await con.execute(sql, *params)
         except DRIVER_ERRORS as exc:
             raise driver_error("database write", exc) from exc

@@ -15,9 +15,12 @@ and outcomes always use NORMAL, since losing one only repeats a delivery (at-lea
 Checkpoints: the writer does not checkpoint after its commits (`wal_autocheckpoint=0`), so
 no commit waits for the copy of the WAL into the database file and its two fsyncs. A
 checkpointer thread with its own connection runs PASSIVE checkpoints (they never block
-the writer) when the writer is idle or the WAL file passes `_WAL_CHECKPOINT_BYTES`; only
-if steady writes kept the WAL from starting over past `_WAL_RESTART_BYTES` does the
-writer run a RESTART between two transactions.
+the writer) when the writer is idle or the WAL file passes its bound (`_WAL_CHECKPOINT_BYTES`,
+less when free space is short); only if steady writes kept the WAL from starting over past
+four times that does the writer run a RESTART between two transactions. A checkpoint that
+fails (a full disk) is tried again on its own schedule, with backoff, not after the next
+commit (no commit can succeed while the WAL cannot grow). The checkpointer also watches
+the free space on the database's filesystem.
 
 Threads: the only writing connection lives on a thread of its own, which takes the queued
 operations itself and runs each transaction whole: no hop back to the event loop per
@@ -53,13 +56,17 @@ MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing
 # sync = "normal" the one fsync left on the commit path, holding every request that
 # arrives meanwhile. So checkpoints run when the writer is idle (the fsync then falls on
 # the first request after the pause), and under steady writes only once the WAL passes
-# _WAL_CHECKPOINT_BYTES: every 10-20 s at a steady 500 single-event requests/s (each
+# _WAL_CHECKPOINT_BYTES: every few seconds at a steady 500 single-event requests/s (each
 # commit writes whole pages, tens of KB). The writer's journal_size_limit trims the file
 # back to that size when it starts over, so the file's size says how much the WAL holds.
-_WAL_CHECKPOINT_BYTES = 256 << 20
-_WAL_RESTART_BYTES = 1 << 30  # past this, a RESTART: commits wait, the WAL stays bounded
+# The WAL takes disk space the database file needs for the checkpoint's copy: the bound
+# is also at most a quarter of the free space, and with less free than
+# [storage] min_free_space, any write is checkpointed at the next look.
+_WAL_CHECKPOINT_BYTES = 64 << 20
 _IDLE_SECONDS = 1.0  # no commit for this long: the writer is idle, checkpoint now
 _CHECKPOINT_POLL = 0.1  # seconds between looks
+_RETRY_MAX = 2.0  # seconds at most between tries of a failing checkpoint (doubling)
+_SPACE_EVERY = 1.0  # seconds between looks at the filesystem's free space
 _CATCH_UP_ROUNDS = 20  # PASSIVE checkpoints in a row, chasing the writer
 _RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
 
@@ -125,8 +132,17 @@ def _database_failed(exc: Exception) -> bool:
     return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.DataError)
 
 
+def create_private(path: Path) -> None:
+    """Create `path` empty with mode 0600, whatever the umask, unless it exists: the
+    database holds signing secrets, and SQLite gives the -wal and -shm files it creates
+    the database file's mode. An existing file keeps the mode its owner gave it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """The writing connection: WAL, no auto-checkpoint (the checkpointer's job), migrated."""
+    create_private(path)
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -200,14 +216,21 @@ class Writer:
     writes succeed."""
 
     def __init__(self, path: Path, *, sync: Sync, observer: Observer | None,
-                 on_health: Callable[[bool], None]) -> None:
+                 on_health: Callable[[bool], None], min_free: int = 0,
+                 on_space: Callable[[bool, int], None] | None = None) -> None:
         self.path = path
+        self.free: int | None = None  # bytes free on the database's filesystem, last look
+        self._min_free = min_free  # below it: on_space(True, free) on the loop, once
+        self._on_space = on_space
+        self._space_low = False  # the checkpointer's view; the store keeps the loop's
         self._durable_full = sync == "full"  # durable commits fsync ([storage] sync)
         self._observer = observer
         self._on_health = on_health
         self._checkpointer: threading.Thread | None = None
         self._checkpoints_stop = threading.Event()
         self._restart_due = False  # set by the checkpointer, cleared by the writer
+        self.wal_bound = _WAL_CHECKPOINT_BYTES  # set by the checkpointer; the writer's
+        self._size_limit = _WAL_CHECKPOINT_BYTES  # journal_size_limit follows it
         self._commits = 0  # commits so far, and the monotonic time of the last one: the
         self._last_commit = 0.0  # checkpointer's view of the writer (plain reads, GIL)
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -232,9 +255,11 @@ class Writer:
         await opened
         self._checkpoints_stop.clear()
         self._restart_due = False
+        self._look_at_space(loop)
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="relay-sqlite-checkpointer", daemon=True,
-            args=(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),),
+            args=(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),
+                  loop),
         )
         self._checkpointer.start()
 
@@ -254,7 +279,7 @@ class Writer:
 
     async def submit(self, fn: WriteFn, arg: Any, *, durable: bool = False,
                      bare: bool = False, alone: bool = False, single: bool = False) -> Any:
-        if self._thread is None or self._closing or not self._thread.is_alive():
+        if not self.running():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._ops.put(_Op(fn, arg, durable, future, bare, alone, single))
@@ -262,6 +287,10 @@ class Writer:
 
     def queued(self) -> int:
         return self._ops.qsize()
+
+    def running(self) -> bool:
+        """Taking writes: open, not closing, its thread alive."""
+        return self._thread is not None and not self._closing and self._thread.is_alive()
 
     def _write_loop(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None],
                     stopped: asyncio.Future[None]) -> None:
@@ -299,6 +328,12 @@ class Writer:
                     if self._restart_due:
                         self._restart_due = False
                         self._restart_wal(db)
+                    if self._size_limit != self.wal_bound:  # trimmed to it when it restarts
+                        self._size_limit = self.wal_bound
+                        db.execute(f"PRAGMA journal_size_limit={self._size_limit}")
+                    if db.in_transaction:  # left by a failed COMMIT and ROLLBACK (full disk)
+                        with contextlib.suppress(sqlite3.Error):  # else BEGIN says why
+                            db.execute("ROLLBACK")
                     parts = self._parts(batch)
                     for i, part in enumerate(parts):
                         try:
@@ -404,34 +439,73 @@ class Writer:
 
     # --- the checkpointer -------------------------------------------------------------
 
-    def _checkpoint_loop(self, db: sqlite3.Connection) -> None:
+    def _checkpoint_loop(self, db: sqlite3.Connection, loop: asyncio.AbstractEventLoop,
+                         ) -> None:
         """The checkpointer thread, on its own connection: copy the WAL into the database
         file off the writer's commit path, when the writer is idle or the WAL is large (see
-        `_WAL_CHECKPOINT_BYTES`). A failed checkpoint is tried again at the next look; the
-        WAL keeps every commit meanwhile."""
+        `_WAL_CHECKPOINT_BYTES`). A failed checkpoint (a full disk, an I/O error) is tried
+        again after a backoff of its own, up to `_RETRY_MAX`; the WAL keeps every commit
+        meanwhile."""
         wal = Path(f"{self.path}-wal")
         copied_at = self._commits  # the commit count at the start of the last catch-up
+        retry_at: float | None = None  # after a failed checkpoint: when to try again
+        backoff = _CHECKPOINT_POLL
+        space_at = time.monotonic()
         try:
             db.execute("PRAGMA synchronous=NORMAL")  # fsync the WAL, then the database file
             page = int(db.execute("PRAGMA page_size").fetchone()[0])
             while not self._checkpoints_stop.wait(_CHECKPOINT_POLL):
+                now = time.monotonic()
+                if now - space_at >= _SPACE_EVERY:
+                    space_at = now
+                    self._look_at_space(loop)
                 commits = self._commits
-                idle = time.monotonic() - self._last_commit >= _IDLE_SECONDS
+                self.wal_bound = bound = self._wal_bound()
                 try:
-                    if (idle and commits != copied_at) or \
-                            wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
-                        copied_at = commits
-                        self._catch_up(db, page)
+                    size = wal.stat().st_size
+                except OSError:
+                    size = 0
+                quiet = self._space_low or now - self._last_commit >= _IDLE_SECONDS
+                if retry_at is not None:
+                    due = now >= retry_at
+                else:
+                    due = (commits != copied_at and quiet) or size > bound
+                try:
+                    if due:
+                        self._catch_up(db, page, 4 * bound)
+                        copied_at, retry_at, backoff = commits, None, _CHECKPOINT_POLL
                 except (OSError, sqlite3.Error):
-                    continue
+                    retry_at = now + backoff
+                    backoff = min(2 * backoff, _RETRY_MAX)
         finally:
             db.close()
 
-    def _catch_up(self, db: sqlite3.Connection, page: int) -> None:
+    def _wal_bound(self) -> int:
+        """The WAL size that calls for a checkpoint even while the writer is busy, and
+        the writer's journal_size_limit: at most a quarter of the free space, in MB."""
+        if self.free is None:
+            return _WAL_CHECKPOINT_BYTES
+        return min(_WAL_CHECKPOINT_BYTES, max(1 << 20, self.free // 4 >> 20 << 20))
+
+    def _look_at_space(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Note the free space on the database's filesystem; tell the loop when it falls
+        under [storage] min_free_space, and when it is back above it."""
+        try:
+            vfs = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        self.free = free = vfs.f_bavail * vfs.f_frsize
+        low = free < self._min_free
+        if low != self._space_low:
+            self._space_low = low
+            if self._on_space is not None:
+                loop.call_soon_threadsafe(self._on_space, low, free)
+
+    def _catch_up(self, db: sqlite3.Connection, page: int, restart_bytes: int) -> None:
         """PASSIVE checkpoints back to back, each copying what was committed during the
         last one, until one copies everything with no commit meanwhile (the next commit
         then writes the WAL from its start) or the WAL started over. Writes that never
-        pause that long keep the WAL growing: past `_WAL_RESTART_BYTES` the writer is asked
+        pause that long keep the WAL growing: past `restart_bytes` the writer is asked
         for a RESTART between two transactions."""
         last = -1
         for _ in range(_CATCH_UP_ROUNDS):
@@ -439,14 +513,14 @@ class Writer:
             if frames < last or frames == last == copied:
                 return
             last = frames
-        if last * page > _WAL_RESTART_BYTES:
+        if last * page > restart_bytes:
             self._restart_due = True
 
     def _restart_wal(self, db: sqlite3.Connection) -> None:
         """On the writer, between transactions: a RESTART checkpoint (it copies what the
         last PASSIVE left, little, and makes the next commit write the WAL from its
-        start). Commits wait for it: the price of a bounded WAL, paid once per
-        `_WAL_RESTART_BYTES` of writes that never paused. It waits for readers
+        start). Commits wait for it: the price of a bounded WAL, paid once per four
+        WAL bounds of writes that never paused. It waits for readers
         `_RESTART_WAIT_MS` at most; if they stay, the checkpointer asks again."""
         db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
         try:
@@ -472,6 +546,8 @@ def backup(source: Path, dest: Path) -> int:
     if not source.exists():
         raise StorageError(f"no database at {source}")
     partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by a backup that was killed
+    create_private(partial)
     try:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         try:

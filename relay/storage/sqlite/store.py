@@ -12,7 +12,9 @@ process holds them.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -23,6 +25,7 @@ from typing import Any
 import aiosqlite
 
 from relay.errors import StorageError, TooManyRequests
+from relay.logs import log
 from relay.storage import idempotency
 from relay.storage.base import (
     DELIVERY_COLS,
@@ -52,6 +55,8 @@ from relay.storage.base import (
 from relay.storage.sqlite import ops as queries
 from relay.storage.sqlite.connection import MAX_QUEUE, Sync, WriteFn, Writer, take_lock
 
+_RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
+
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     """The AND of the `(sql, value)` conditions whose value is given (not None), and their
@@ -70,17 +75,32 @@ class SQLiteStore:
     """The Store contract (relay.storage.base) on one SQLite file."""
 
     def __init__(self, path: str | Path, *, lock: bool = True, sync: Sync = "full",
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, min_free_space: int = 0) -> None:
         self.path = Path(path)
         self._lock = lock
         self._lock_fd: int | None = None
+        self._min_free_space = min_free_space
         self._writer = Writer(self.path, sync=sync, observer=observer,
-                              on_health=self._set_health)
+                              on_health=self._set_health, min_free=min_free_space,
+                              on_space=self._set_space)
         self._r: aiosqlite.Connection | None = None
         self.healthy = True  # false after a write failed, until one succeeds
+        self.space_low = False  # free space under min_free_space (checked every second)
+
+    @property
+    def free_space(self) -> int | None:
+        """Bytes free on the database's filesystem at the last look (once a second)."""
+        return self._writer.free
 
     def _set_health(self, healthy: bool) -> None:
         self.healthy = healthy
+
+    def _set_space(self, low: bool, free: int) -> None:
+        """Free space crossed min_free_space: one line each way."""
+        self.space_low = low
+        log("storage_space_low" if low else "storage_space_recovered",
+            logging.WARNING if low else logging.INFO, path=str(self.path.parent),
+            free_bytes=free, min_free_bytes=self._min_free_space)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -99,6 +119,10 @@ class SQLiteStore:
         except BaseException:
             await self.close()
             raise
+        mode = self.path.stat().st_mode & 0o777
+        if mode & 0o077:  # made by an older relay, or chmod-ed: relay leaves the mode be
+            log("database_readable_by_others", logging.WARNING, path=str(self.path),
+                mode=f"{mode:04o}", note="it holds signing secrets: chmod 600 it")
 
     async def close(self) -> None:
         """Finish queued writes, then close. Safe to call twice, even at once."""
@@ -167,9 +191,25 @@ class SQLiteStore:
     ) -> Recorded:
         """Record attempts and the deliveries' next states, update endpoint health,
         disable endpoints that answered 410 or failed for `disable_after`; with `ops`,
-        store the operational events this causes in the same transaction."""
-        recorded: Recorded = await self._submit(queries.record, (results, now, disable_after, ops))
-        return recorded
+        store the operational events this causes in the same transaction.
+
+        Failed for the database (a full disk), it is tried again for up to
+        `_RECORD_RETRY_FOR` seconds: given up, the deliveries would stay `delivering`
+        until their leases expire and the next housekeeping round (a minute) returns them,
+        to be sent once more."""
+        delay = 0.05
+        deadline = time.monotonic() + _RECORD_RETRY_FOR
+        while True:
+            try:
+                recorded: Recorded = await self._submit(
+                    queries.record, (results, now, disable_after, ops))
+            except StorageError:
+                if not self._writer.running() or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 1.0)
+                continue
+            return recorded
 
     async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
         """Extend the leases of deliveries still being sent (a slow receiver)."""
