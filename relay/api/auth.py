@@ -27,7 +27,7 @@ ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(SCOPES))
 
 def authenticate(request: Request, loaded: Loaded, scope: str) -> Principal:
     """The caller's key, checked for `scope`. Without configured keys relay listens on
-    loopback only (enforced at start), and every caller is an admin of `default`.
+    loopback only (a rule of the config's validation), and every caller is an admin of `default`.
     A source that failed too often is refused before its key is looked at (`admit`)."""
     if not loaded.api_keys:
         return ANONYMOUS
