@@ -167,9 +167,10 @@ class ServerConfig(_Section):
         "so a web page cannot reach relay through DNS rebinding. Its own: localhost, "
         "127.0.0.1 and [::1] when it listens on loopback or on every address, the listen "
         "address when it is a specific one, and public_url's host. The port is not "
-        "compared; X-Forwarded-Host is never read. /healthz, /readyz and /metrics answer "
-        'any host (probes use addresses). ["*"] answers every host: only behind a proxy '
-        "that checks Host itself.",
+        "compared; X-Forwarded-Host is never read. /healthz, /readyz and /metrics also "
+        "answer a Host that is an IP address, or none (probes use addresses; DNS rebinding "
+        'needs a name). ["*"] answers every host: only behind a proxy that checks Host '
+        "itself.",
         examples=[["relay.internal", "10.0.0.5"]],
     )
     max_body_bytes: int = Field(

@@ -48,9 +48,14 @@ async def test_a_rebound_name_is_refused_before_any_route(
         assert (await r.client.get("/v1/webhooks", headers=forwarded)).status_code == 421
         assert (await r.client.get("/v1/webhooks",
                                    headers={"x-forwarded-host": ATTACKER})).status_code == 200
-        # Probes answer any host: load balancers and Prometheus use addresses.
+        # Probes answer an IP address too (load balancers and Prometheus use those), but
+        # not a name: a rebinding page cannot read /metrics.
         for path in ("/healthz", "/readyz", "/metrics"):
-            assert (await r.client.get(path, headers=evil)).status_code == 200
+            assert_error(await r.client.get(path, headers=evil), 421, "host_not_allowed")
+            for address in ("10.0.0.5", f"10.0.0.5:{_port(r.url)}", "[fd00::1]:9090",
+                            "127.0.0.1"):
+                assert (await r.client.get(path, headers={"host": address})).status_code \
+                    == 200, (path, address)
 
 
 @pytest.mark.parametrize(("server", "allowed", "refused"), [
@@ -109,9 +114,10 @@ async def test_a_missing_or_malformed_host_is_a_400(
             status, answer = await _raw(r.url, b"GET /v1/webhooks " + version + b"\r\n" + line
                                         + b"Connection: close\r\n\r\n")
             assert status == 400 and b'"host_invalid"' in answer, answer
-        # HAProxy's default check is an HTTP/1.0 request without Host: probes answer.
+        # HAProxy's default check is an HTTP/1.0 request without Host: probes answer that
+        # (an empty Host too), not a malformed one.
         status, _ = await _raw(r.url, b"GET /healthz HTTP/1.0\r\n" + line + b"\r\n")
-        assert status == 200
+        assert status == (200 if host in (None, b"") else 400), host
 
 
 async def test_two_host_headers_are_a_400(make_config: Callable[..., cfgmod.Loaded]) -> None:
