@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -435,28 +435,35 @@ class Relay:
         task.add_done_callback(self._background.discard)
 
     async def reload(self) -> bool:
-        """Re-read the config file; an invalid file is logged and the running config stays."""
+        """Re-read the config file; an invalid file is logged and the running config stays.
+
+        A changed `[server] listen` needs a restart: until then relay still listens where
+        it did, so the file is validated again with that address (everything derived
+        from it, the default public_url, the allowed host names and whether API keys
+        are required, judged as it will run) and refused if that fails."""
         source = self.loaded.source
         if source is None:
             return False
+        old = self.config
+        bound = None  # the running listen, when the file names another
         try:
             loaded = cfgmod.load(source)
+            if loaded.config.server.listen != old.server.listen:
+                log("config_reload", logging.WARNING,
+                    note="[server] listen changes need a restart")
+                bound = old.server.listen
+                loaded = cfgmod.load(source, listen=bound)
         except ConfigError as exc:
             log("config_reload", logging.ERROR, result="refused", path=str(source),
-                error=exc.message, details="; ".join(map(str, exc.details)) or None)
+                error=exc.message, details="; ".join(map(str, exc.details)) or None,
+                listen=bound and f"{bound} (where relay listens until it restarts)")
             return False
-        old, new = self.config, loaded.config
+        new = loaded.config
         for name, before, after in (  # the rest of [server] applies now
-                ("[server] listen", old.server.listen, new.server.listen),
                 ("[server] log_format", old.server.log_format, new.server.log_format),
                 ("[storage]", old.storage, new.storage)):
             if before != after:
                 log("config_reload", logging.WARNING, note=f"{name} changes need a restart")
-        if new.server.listen != old.server.listen:
-            # Until the restart relay still listens where it did, and what derives from
-            # the address (the default public_url, the allowed host names) follows that.
-            server = new.server.model_copy(update={"listen": old.server.listen})
-            loaded = replace(loaded, config=new.model_copy(update={"server": server}))
         try:
             await self._sync_config(loaded)
         except RelayError as exc:

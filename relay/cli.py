@@ -137,11 +137,6 @@ def serve(config_path: str | None) -> None:
     loaded = _load(config_path)
     server_cfg = loaded.config.server
     configure(server_cfg.log_format)
-    if not loaded.config.api_keys and not server_cfg.is_loopback:
-        raise click.ClickException(
-            f"refusing to listen on {server_cfg.listen} without API keys: add [[api_keys]] "
-            "to the config, or listen on 127.0.0.1"
-        )
     sock = _bind(server_cfg.host, server_cfg.port)
 
     async def run() -> None:

@@ -167,9 +167,10 @@ class ServerConfig(_Section):
         "so a web page cannot reach relay through DNS rebinding. Its own: localhost, "
         "127.0.0.1 and [::1] when it listens on loopback or on every address, the listen "
         "address when it is a specific one, and public_url's host. The port is not "
-        "compared; X-Forwarded-Host is never read. /healthz, /readyz and /metrics answer "
-        'any host (probes use addresses). ["*"] answers every host: only behind a proxy '
-        "that checks Host itself.",
+        "compared; X-Forwarded-Host is never read. /healthz, /readyz and /metrics also "
+        "answer a Host that is an IP address, or none (probes use addresses; DNS rebinding "
+        'needs a name). ["*"] answers every host: only behind a proxy that checks Host '
+        "itself.",
         examples=[["relay.internal", "10.0.0.5"]],
     )
     max_body_bytes: int = Field(
@@ -868,6 +869,12 @@ def cross_check(cfg: Config, env: dict[str, str],
         if tenant_ids is not None and tenant not in tenant_ids:
             errors.append(f"{where}.tenant: unknown tenant {tenant!r}")
 
+    if not cfg.api_keys and "api_keys" not in bad and ok("server", "listen") \
+            and not cfg.server.is_loopback:
+        errors.append(
+            f"api_keys: required when listening beyond loopback ({cfg.server.listen}): "
+            "without API keys every caller is an admin; add [[api_keys]], or listen on "
+            "127.0.0.1")
     keys: list[ApiKey] = []
     for i, key in enumerate(cfg.api_keys):
         where = f"api_keys[{i}]"
@@ -942,14 +949,19 @@ def cross_check(cfg: Config, env: dict[str, str],
 
 
 def validate(data: dict[str, Any], env: dict[str, str] | None = None,
-             config_dir: Path | None = None) -> Loaded:
+             config_dir: Path | None = None, listen: str | None = None) -> Loaded:
     """Validate parsed TOML; raise ConfigError listing every `key.path: reason`.
     `config_dir`: where relative paths in the file start (schema_file); default: here.
+    `listen`: validate with this `server.listen` instead of the file's (a reload: relay
+    stays bound where it is until a restart, and what depends on the address, such as
+    whether API keys are required, is judged against that).
 
     Each table (a section, an item of an array section) is validated on its own, so an
     error in one hides nothing in another; the checks across keys then run on every value
     that validated (see cross_check)."""
     errors = [f"{key}: unknown key" for key in data if key not in Config.model_fields]
+    if listen is not None and isinstance(data.get("server", {}), dict):
+        data = {**data, "server": {**data.get("server", {}), "listen": listen}}
     context = {"config_dir": config_dir}
     invalid: dict[str, frozenset[str]] = {}
     parts: dict[str, Any] = {}
@@ -977,10 +989,12 @@ def validate(data: dict[str, Any], env: dict[str, str] | None = None,
     return loaded
 
 
-def load(path: Path | None, env: dict[str, str] | None = None) -> Loaded:
-    """Read and validate a config file; `None` means the embedded defaults."""
+def load(path: Path | None, env: dict[str, str] | None = None,
+         listen: str | None = None) -> Loaded:
+    """Read and validate a config file; `None` means the embedded defaults. `listen`: as
+    for `validate`."""
     if path is None:
-        return validate({}, env)
+        return validate({}, env, listen=listen)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -997,7 +1011,7 @@ def load(path: Path | None, env: dict[str, str] | None = None) -> Loaded:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        loaded = validate(data, env, path.parent)
+        loaded = validate(data, env, path.parent, listen)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}", exc.details) from None
     return Loaded(loaded.config, path, loaded.api_keys, loaded.endpoint_secrets)

@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 # it listens on loopback or on every address.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 ANY = "*"  # allowed_hosts = ["*"]: every well-formed host
-# The probes answer whatever the Host (relay.api.server.HostAndOrigin): load balancers and
-# Prometheus address relay by IP, often without a name (a check would push operators to
-# allowed_hosts = ["*"], unprotecting the rest), and what they show is no secret: no
-# tenant data, nothing they change.
-UNCHECKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The probes also answer a Host that is an IP address, and none at all
+# (relay.api.server.HostAndOrigin): load balancers and Prometheus address relay by IP,
+# often without a name (a check would push operators to allowed_hosts = ["*"],
+# unprotecting the rest). A name not relay's own is still refused: DNS rebinding needs
+# one, and a page must not read /metrics that way.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -70,6 +71,15 @@ def parse_host_header(value: str) -> tuple[str, int | None]:
     if not host.startswith("[") and ":" in host:
         raise ValueError("an IPv6 address must be in brackets")
     return normalize(host), int(digits) if digits else None
+
+
+def is_address(host: str) -> bool:
+    """A normalized host (`normalize`) that is an IP address, not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def origin(url: str) -> str | None:

@@ -117,10 +117,10 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
     scope = f"webhooks {tenant or '*'}"
     after = await after_of(relay, scope, query.after)
     if state is not None:
-        webhooks = await with_counts(store, await store.list_endpoints(tenant))
-        ids = [w.id for w in webhooks]
-        start = 0 if after is None else (ids.index(after) + 1 if after in ids else len(ids))
-        matching = [w for w in webhooks[start:] if webhook_state(w) == state]
+        # The store resumes after `after` in its own order, even once that webhook is
+        # deleted (its row stays, marked): the rest of the list, then filtered.
+        webhooks = await with_counts(store, await store.list_endpoints(tenant, after=after))
+        matching = [w for w in webhooks if webhook_state(w) == state]
         data, cursor = await page_of(relay, scope, matching, query.limit, lambda w: w.id)
         return Page[Webhook](data=data, next=cursor)
     rows = await store.list_endpoints(tenant, after=after, limit=query.limit + 1)

@@ -27,7 +27,7 @@ ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(SCOPES))
 
 def authenticate(request: Request, loaded: Loaded, scope: str) -> Principal:
     """The caller's key, checked for `scope`. Without configured keys relay listens on
-    loopback only (enforced at start), and every caller is an admin of `default`.
+    loopback only (a rule of the config's validation), and every caller is an admin of `default`.
     A source that failed too often is refused before its key is looked at (`admit`)."""
     if not loaded.api_keys:
         return ANONYMOUS
@@ -78,10 +78,11 @@ def _printable(text: str) -> str:
 
 
 def failed(request: Request, reason: AuthFailure, key: str) -> None:
-    """Count, log and throttle one failed authentication from the caller's address."""
+    """Count, log and throttle one failed authentication from the caller's address, with
+    `key` (what it sent, "" for none)."""
     throttle: Throttle = request.app.state.auth_throttle
     address = _address(request)
-    outcome = throttle.fail(address)
+    outcome = throttle.fail(address, key)
     request.app.state.relay.metrics.auth_failure(reason)
     if outcome.log:
         log("auth_failed", logging.WARNING, reason=reason, key_prefix=key_prefix(key) or None,
@@ -89,9 +90,9 @@ def failed(request: Request, reason: AuthFailure, key: str) -> None:
     if outcome.throttled:
         log("auth_throttled", logging.WARNING, source=address,
             retry_after=outcome.retry_after)
-    elif outcome.report:
-        log("auth_throttled", logging.WARNING, source=address, refused=outcome.report,
-            retry_after=outcome.retry_after)
+    elif outcome.report:  # the source's summary: throttled or not
+        log("auth_throttled" if outcome.retry_after else "auth_failed", logging.WARNING,
+            source=address, refused=outcome.report, retry_after=outcome.retry_after or None)
 
 
 def tenant_for(principal: Principal, requested: str | None, config: Config,

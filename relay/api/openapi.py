@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay import __version__, hosts
+from relay import __version__
 from relay.api import ingest, portal
 from relay.api import models as wh
 from relay.api.models import Page
@@ -69,7 +69,8 @@ class NotReady(BaseModel):
 
 
 _ERRORS = {
-    400: "The body is not valid JSON; the Host header is missing or not HOST[:PORT]; on a "
+    400: "The body is not valid JSON; the Host header is missing (the probes allow that), "
+         "repeated or not HOST[:PORT]; on a "
          "list, `after` is not a cursor relay handed to this caller for it "
          "(`invalid_cursor`).",
     401: "Missing or unknown API key.",
@@ -215,9 +216,7 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
 
 
 def _operation(op: Op, refs: Refs) -> dict[str, Any]:
-    statuses = set(op.errors)
-    if op.path not in hosts.UNCHECKED_PATHS:
-        statuses |= {400, 421}
+    statuses = set(op.errors) | {400, 421}  # Host checks (relay.api.server.HostAndOrigin)
     if op.scope is not None:
         statuses |= {401, 403, 429, 503}
     if "{" in op.path:

@@ -100,9 +100,11 @@ class HostAndOrigin:
     """Checks on every request before any route runs, reading the config per request (a
     reload applies at once).
 
-    Host: every request but the probes must name one of relay's own hosts (the config's
+    Host: every request must name one of relay's own hosts (the config's
     `server.host_names`): else 421, or 400 for a missing, repeated or malformed Host.
-    DNS rebinding needs a name of the attacker's own there.
+    DNS rebinding needs a name of the attacker's own there, so the probes
+    (hosts.PROBE_PATHS) also answer an IP address, and a request without a Host (or an
+    empty one: HAProxy's default check is HTTP/1.0 without it).
 
     Origin: a change (any method but GET, HEAD, OPTIONS) whose `Origin`, or without one
     `Referer`, is not relay's own origin is refused (403) before its key or CSRF token is
@@ -117,7 +119,7 @@ class HostAndOrigin:
         self.relay = relay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in hosts.UNCHECKED_PATHS:
+        if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
                 response = JSONResponse(error_body(refusal.code, refusal.message),
@@ -132,6 +134,9 @@ class HostAndOrigin:
             if name in (b"host", b"origin", b"referer"):
                 found.setdefault(name, []).append(value)
         values = found.get(b"host", [])
+        probe = scope["path"] in hosts.PROBE_PATHS
+        if probe and values in ([], [b""]):
+            return None
         if len(values) != 1:
             return BadHost("send exactly one Host header" if values else
                            "the request has no Host header: send Host: HOST[:PORT]")
@@ -142,7 +147,8 @@ class HostAndOrigin:
             return BadHost(f"the Host header is not HOST[:PORT]: {exc}")
         server = self.relay.config.server
         allowed = server.host_names
-        if host not in allowed and hosts.ANY not in allowed:
+        if host not in allowed and hosts.ANY not in allowed \
+                and not (probe and hosts.is_address(host)):
             return MisdirectedRequest(
                 f"relay does not serve the host {host[:100]!r}: if it is a name of this "
                 "relay, add it to [server] allowed_hosts (or set [server] public_url) in "

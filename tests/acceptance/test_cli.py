@@ -114,12 +114,17 @@ def test_usage_errors_stay_clicks() -> None:
     assert result.exit_code == 2 and "No such command 'nope'" in result.stderr
 
 
-def test_serve_refuses_public_listen_without_keys(tmp_path: Path) -> None:
+def test_check_and_serve_refuse_public_listen_without_keys(tmp_path: Path) -> None:
+    """The rule is the config's: `relay check` does not call such a file ok."""
     (tmp_path / "relay.toml").write_text('[server]\nlisten = "0.0.0.0:8080"\n'
                                          'public_url = "https://relay.example.com"\n')
-    done = relay("serve", cwd=tmp_path)
-    assert done.returncode == 1
-    assert "without API keys" in done.stderr and "Traceback" not in done.stderr
+    for command in ("check", "serve"):
+        done = relay(command, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout
+        assert "api_keys: required when listening beyond loopback (0.0.0.0:8080): without " \
+            "API keys every caller is an admin" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "relay.db").exists()
 
 
 def test_a_wildcard_listen_needs_public_url(tmp_path: Path) -> None:

@@ -98,8 +98,8 @@ async def test_console_sign_in_shares_the_budget(make_config: Callable[..., cfgm
                                                           "next": "/ui/"},
                                        follow_redirects=False)
 
-        for _ in range(BURST - 2):
-            assert (await sign_in(WRONG)).status_code == 401
+        for i in range(BURST - 2):
+            assert (await sign_in(f"{WRONG}{i}")).status_code == 401
         not_admin = await sign_in("k-reader-0123456789")  # a real key, not an admin's
         assert not_admin.status_code == 401
         assert (await r.client.get("/v1/webhooks", headers=auth(WRONG))).status_code == 401
@@ -116,6 +116,43 @@ async def test_console_sign_in_shares_the_budget(make_config: Callable[..., cfgm
         assert prefixes == {"k-wrong-", "k-re"}  # at most a quarter of a short key
         clock.now += 1
         assert (await sign_in(ADMIN)).status_code == 303  # signed in
+
+
+async def test_a_stale_key_does_not_lock_out_its_address(
+        make_config: Callable[..., cfgmod.Loaded], caplog: pytest.LogCaptureFixture) -> None:
+    """Behind a NAT, an ingress or a Docker bridge many clients share an address: one left
+    with an old key repeats it, which spends the budget once, not every time, so valid
+    keys from that address still work; different wrong keys are throttled as before."""
+    caplog.set_level("INFO", logger="relay")
+    async with running(api_config(make_config, "http://127.0.0.1:9")) as r, \
+            httpx.AsyncClient(base_url=r.url, transport=httpx.AsyncHTTPTransport(
+                local_address="127.0.0.2")) as guesser:
+        clock = Clock()
+        r.app.state.auth_throttle = Throttle(clock)
+        for _ in range(3 * BURST):
+            assert_error(await r.client.get("/v1/webhooks", headers=auth(WRONG)), 401,
+                         "unauthorized")
+        assert (await r.client.get("/v1/webhooks", headers=auth(ADMIN))).status_code == 200
+        for _ in range(BURST + 1):  # no key at all, again and again: the same
+            assert (await r.client.get("/v1/webhooks")).status_code == 401
+        assert (await r.client.get("/v1/webhooks", headers=auth(ADMIN))).status_code == 200
+        # Logged once each; every one counted.
+        assert [(action, fields["reason"]) for action, fields in _lines(caplog)] == [
+            ("auth_failed", "unknown"), ("auth_failed", "missing")]
+        metrics = (await r.client.get("/metrics")).text
+        assert _metric(metrics, "unknown") == 3 * BURST
+        assert _metric(metrics, "missing") == BURST + 1
+        # A minute on, the next repeat brings the source's summary line.
+        caplog.clear()
+        clock.now += 60
+        assert (await r.client.get("/v1/webhooks", headers=auth(WRONG))).status_code == 401
+        assert _lines(caplog) == [("auth_failed", {"source": "127.0.0.1",
+                                                   "refused": 3 * BURST - 1 + BURST + 1,
+                                                   "retry_after": None})]
+        # A new wrong key each time: throttled after the burst, as before.
+        answers = [(await guesser.get("/v1/webhooks", headers=auth(f"{WRONG}{i}"))).status_code
+                   for i in range(BURST + 1)]
+        assert answers == [401] * BURST + [429]
 
 
 async def test_open_relay_has_nothing_to_fail(make_config: Callable[..., cfgmod.Loaded],

@@ -14,7 +14,9 @@ import pytest
 
 from relay import client, cursors
 from relay import config as cfgmod
+from relay.api.models import PageQuery
 from relay.errors import InvalidCursor
+from relay.operations import list_webhooks
 from tests.conftest import Running, eventually
 from tests.helpers import ACME, ADMIN, admin_api, assert_error, auth, create, send
 
@@ -144,3 +146,19 @@ async def test_the_cli_client_pages_through_with_the_cursors(
         ids = await asyncio.to_thread(listed)
         assert len(ids) == len(set(ids)) == 5
         assert ids == sorted(ids, key=lambda d: int(d.removeprefix("dlv_")), reverse=True)
+
+
+async def test_a_state_filtered_page_resumes_after_a_deleted_webhook(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    """The console's endpoint list filtered by state: the previous page's last webhook
+    deleted since, the next page still starts right after where it stood (it ended the
+    list instead)."""
+    async with admin_api(make_config) as (r, rx):
+        hooks = [(await create(r, f"{rx.url}/{n}", key=ACME))["id"] for n in range(4)]
+        first = await list_webhooks(r.relay, "acme", PageQuery(limit=2), "active")
+        assert [w.id for w in first.data] == hooks[:2] and first.next is not None
+        deleted = await r.client.delete(f"/v1/webhooks/{hooks[1]}", headers=auth(ACME))
+        assert deleted.status_code == 204
+        rest = await list_webhooks(r.relay, "acme", PageQuery(limit=2, after=first.next),
+                                   "active")
+        assert [w.id for w in rest.data] == hooks[2:] and rest.next is None

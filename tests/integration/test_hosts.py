@@ -13,7 +13,7 @@ import pytest
 
 from relay import config as cfgmod
 from tests.conftest import Running, eventually, running
-from tests.helpers import ADMIN, api_config, assert_error, auth
+from tests.helpers import ADMIN, api_config, assert_error, auth, sha
 from tests.receiver import Receiver
 
 ATTACKER = "rebind.attacker.example"
@@ -48,9 +48,14 @@ async def test_a_rebound_name_is_refused_before_any_route(
         assert (await r.client.get("/v1/webhooks", headers=forwarded)).status_code == 421
         assert (await r.client.get("/v1/webhooks",
                                    headers={"x-forwarded-host": ATTACKER})).status_code == 200
-        # Probes answer any host: load balancers and Prometheus use addresses.
+        # Probes answer an IP address too (load balancers and Prometheus use those), but
+        # not a name: a rebinding page cannot read /metrics.
         for path in ("/healthz", "/readyz", "/metrics"):
-            assert (await r.client.get(path, headers=evil)).status_code == 200
+            assert_error(await r.client.get(path, headers=evil), 421, "host_not_allowed")
+            for address in ("10.0.0.5", f"10.0.0.5:{_port(r.url)}", "[fd00::1]:9090",
+                            "127.0.0.1"):
+                assert (await r.client.get(path, headers={"host": address})).status_code \
+                    == 200, (path, address)
 
 
 @pytest.mark.parametrize(("server", "allowed", "refused"), [
@@ -74,9 +79,10 @@ async def test_a_rebound_name_is_refused_before_any_route(
 async def test_allowed_hosts(make_config: Callable[..., cfgmod.Loaded],
                              server: dict[str, object], allowed: list[str],
                              refused: list[str]) -> None:
-    async with running(make_config(server=server)) as r:
+    keys = [{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}]
+    async with running(make_config(server=server, api_keys=keys)) as r:
         for host in allowed:
-            response = await r.client.get("/v1/webhooks", headers={"host": host})
+            response = await r.client.get("/v1/webhooks", headers={"host": host, **auth(ADMIN)})
             assert response.status_code == 200, (host, response.text)
         for host in refused:
             assert_error(await r.client.get("/v1/webhooks", headers={"host": host}), 421,
@@ -108,9 +114,10 @@ async def test_a_missing_or_malformed_host_is_a_400(
             status, answer = await _raw(r.url, b"GET /v1/webhooks " + version + b"\r\n" + line
                                         + b"Connection: close\r\n\r\n")
             assert status == 400 and b'"host_invalid"' in answer, answer
-        # HAProxy's default check is an HTTP/1.0 request without Host: probes answer.
+        # HAProxy's default check is an HTTP/1.0 request without Host: probes answer that
+        # (an empty Host too), not a malformed one.
         status, _ = await _raw(r.url, b"GET /healthz HTTP/1.0\r\n" + line + b"\r\n")
-        assert status == 200
+        assert status == (200 if host in (None, b"") else 400), host
 
 
 async def test_two_host_headers_are_a_400(make_config: Callable[..., cfgmod.Loaded]) -> None:
@@ -133,6 +140,63 @@ async def test_a_config_edit_applies_to_hosts(tmp_path: Path) -> None:
         assert await r.relay.reload()
         assert (await r.client.get("/v1/webhooks", headers={"host": "relay.lan"})).status_code \
             == 200
+
+
+async def test_a_reload_is_judged_on_the_address_relay_listens_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A `listen` change waits for a restart, so a reload validates the file with the
+    address relay still listens on: removing the keys of a relay on every address is
+    refused (every caller would be admin), and so is a move to loopback that deletes the
+    public_url that address needs; a move with a new public_url applies it at once."""
+    caplog.set_level("INFO", logger="relay")
+    path = tmp_path / "relay.toml"
+    keys = f'[[api_keys]]\nname = "admin"\nkey_sha256 = "{sha(ADMIN)}"\nscopes = ["admin"]\n'
+
+    def write(server: str, with_keys: bool = True) -> None:
+        path.write_text(f'[storage]\npath = "{tmp_path / "relay.db"}"\n[server]\n{server}\n'
+                        + (keys if with_keys else ""))
+
+    async def answer(host: str, key: str | None = ADMIN) -> int:
+        headers = {"host": host, **(auth(key) if key else {})}
+        return (await r.client.get("/v1/webhooks", headers=headers)).status_code
+
+    async def link() -> str:
+        made = await r.client.post("/v1/portal-sessions", json={"tenant": "default"},
+                                   headers=auth(ADMIN))
+        assert made.status_code == 201, made.text
+        return str(made.json()["url"])
+
+    def refusals() -> list[str]:
+        return [rec.fields["details"] for rec in caplog.records  # type: ignore[attr-defined]
+                if rec.msg == "config_reload" and rec.fields.get("result") == "refused"]
+
+    write('listen = "0.0.0.0:8080"\npublic_url = "https://relay.example.com"')
+    async with running(cfgmod.load(path)) as r:
+        port = _port(r.url)
+        wildcard = f'listen = "0.0.0.0:{port}"\npublic_url = "https://relay.example.com"'
+        write(wildcard, with_keys=False)  # the same address, the keys gone
+        assert not await r.relay.reload()
+        assert "api_keys: required when listening beyond loopback" in refusals()[-1]
+        assert await answer("relay.example.com", key=None) == 401
+        # Moved to loopback in the file, public_url deleted: refused, as it would leave
+        # relay on every address without it (or without keys); nothing changed.
+        for with_keys in (True, False):
+            write(f'listen = "127.0.0.1:{port}"', with_keys)
+            assert not await r.relay.reload()
+            assert f"(0.0.0.0:{port})" in refusals()[-1]
+            assert await answer("relay.example.com") == 200
+            assert await answer("relay.example.com", key=None) == 401
+            assert (await link()).startswith("https://relay.example.com/ui/portal?token=")
+        # Moved with a new public_url and allowed_hosts: those apply now, the address at
+        # the restart.
+        write(f'listen = "127.0.0.1:{port}"\npublic_url = "https://new.example.com"\n'
+              'allowed_hosts = ["relay.internal"]')
+        assert await r.relay.reload()
+        assert r.relay.config.server.listen == f"0.0.0.0:{port}"
+        for host, status in (("new.example.com", 200), ("relay.internal", 200),
+                             ("localhost", 200), ("relay.example.com", 421)):
+            assert await answer(host) == status, host
+        assert (await link()).startswith("https://new.example.com/ui/portal?token=")
 
 
 # --- public_url: links and the log ---------------------------------------------------------

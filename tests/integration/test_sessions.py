@@ -201,6 +201,32 @@ async def test_a_config_reload_ends_the_sessions_of_a_removed_key_or_a_disabled_
         assert (await r.client.get(link.json()["url"])).status_code == 401
 
 
+async def test_what_a_config_edit_leaves_alone(tmp_path: Path) -> None:
+    """As docs/ui.md says: a lower session_lifetime shortens only sessions started after
+    it (their end is fixed at sign-in); a portal link is stateless, so with its tenant
+    enabled again it opens again."""
+    clock = FakeClock(NOW)
+    path = tmp_path / "relay.toml"
+    async with running(write(path, toml(sqlite(tmp_path))), clock=clock) as r:
+        token = await sign_in(r)
+        link = (await r.client.post("/v1/portal-sessions", headers=auth(ADMIN),
+                                    json={"tenant": "acme", "expires_in": "7d"})).json()["url"]
+        short = 'session_lifetime = "1h"'
+        write(path, toml(sqlite(tmp_path), ui=short))
+        assert await r.relay.reload()
+        fresh = await sign_in(r)
+        for _ in range(4):  # two hours, in use
+            clock.now += 30 * 60
+            await assert_open(r, token)
+        await assert_ended(r, fresh)
+        write(path, toml(sqlite(tmp_path), acme=False, ui=short))
+        assert await r.relay.reload()
+        assert (await r.client.get(link)).status_code == 401
+        write(path, toml(sqlite(tmp_path), ui=short))
+        assert await r.relay.reload()
+        assert (await r.client.get(link)).status_code == 200
+
+
 async def test_idle_and_old_sessions_expire(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
     loaded = write(tmp_path / "relay.toml", toml(sqlite(tmp_path)))

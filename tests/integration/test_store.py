@@ -344,6 +344,17 @@ async def test_console_reads_and_stored_keys(store: Store) -> None:
     assert await store.secret_key("session", lambda: b"k2") == b"k1"  # kept, not replaced
 
 
+async def test_a_minute_of_only_unanswered_attempts_counts_them_failed(store: Store) -> None:
+    """Attempts without a status (connection refused, a timeout): a minute holding only
+    those is all failures, not a NULL sum (the console's overview answered 500)."""
+    await store.ingest([event(1, endpoints=("a",)), event(2, endpoints=("a",))])
+    claimed, _ = await store.claim({"a": 2}, NOW, NOW + 30)
+    await store.record([result(claimed[0].id, "a", 1, "failed", status=None),
+                        result(claimed[1].id, "a", 1, "failed", status=None)], NOW, 3600)
+    [minute] = await store.outcomes_per_minute(NOW - 60)
+    assert (minute.minute, minute.succeeded, minute.failed) == (NOW // 60 * 60, 0, 2)
+
+
 async def test_an_ordered_claim_takes_only_the_head_while_it_blocks(store: Store) -> None:
     await store.ingest([event(i, ("a",)) for i in range(4)])
     fifo = frozenset({"a"})

@@ -180,6 +180,27 @@ HTTPS = "https://x.example/"
          "endpoints[0].url: scheme 'ftp' is not allowed: use https://",
          "endpoints[1].url: Input should be a valid string"],
         id="section-order"),
+    pytest.param(  # without keys every caller is admin: loopback only, for check and serve
+        {"server": {"listen": "10.0.0.5:8080"}},
+        ["api_keys: required when listening beyond loopback (10.0.0.5:8080): without API "
+         "keys every caller is an admin; add [[api_keys]], or listen on 127.0.0.1"],
+        id="no-keys-beyond-loopback"),
+    pytest.param(
+        {"server": {"listen": "0.0.0.0:8080"}},
+        ["server.public_url: required when listening on every address (0.0.0.0:8080): "
+         "relay cannot tell which names are its own; set the URL clients reach it at, e.g. "
+         "https://relay.example.com (and allowed_hosts for other names)",
+         "api_keys: required when listening beyond loopback (0.0.0.0:8080): without API "
+         "keys every caller is an admin; add [[api_keys]], or listen on 127.0.0.1"],
+        id="no-keys-on-every-address"),
+    pytest.param(  # keys that are not a list: whether there are any is unknown
+        {"server": {"listen": "10.0.0.5:8080"}, "api_keys": 5},
+        ["api_keys: must be an array of tables ([[api_keys]])"],
+        id="no-keys-check-waits-for-api-keys"),
+    pytest.param(
+        {"server": {"listen": "localhost:8080"}, "tenants": [5]},
+        ["tenants[0]: must be a table"],
+        id="no-keys-on-loopback-by-name"),
     pytest.param(
         {"server": 5, "endpoints": {"id": "e"}, "tenants": [5]},
         ["server: must be a table", "tenants[0]: must be a table",

@@ -10,6 +10,8 @@ from relay import config as cfgmod
 from relay.errors import ConfigError
 from relay.hosts import origin, parse_host_header
 
+KEYS = [{"name": "k", "key_sha256": "0" * 64, "scopes": ["admin"]}]  # beyond loopback
+
 
 @pytest.mark.parametrize(("value", "parsed"), [
     ("localhost", ("localhost", None)),
@@ -65,7 +67,7 @@ def test_origin(url: str, expected: str | None) -> None:
      "http://10.0.0.5:8080", {"10.0.0.5", "relay.internal", "[fd00::5]", "*"}),
 ])
 def test_defaults(server: dict[str, Any], base_url: str, hosts: set[str]) -> None:
-    config = cfgmod.validate({"server": server}, {}).config.server
+    config = cfgmod.validate({"server": server, "api_keys": KEYS}, {}).config.server
     assert config.base_url == base_url
     assert config.host_names == hosts
 
@@ -88,6 +90,6 @@ def test_defaults(server: dict[str, Any], base_url: str, hosts: set[str]) -> Non
 ])
 def test_invalid(server: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        cfgmod.validate({"server": server}, {})
+        cfgmod.validate({"server": server, "api_keys": KEYS}, {})
     assert any(str(d).startswith(error) or error in str(d) for d in caught.value.details), \
         caught.value.details

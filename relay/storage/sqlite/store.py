@@ -519,9 +519,11 @@ class SQLiteStore:
         if first is None:
             return []
         rows = await self._read(
+            # TOTAL, not SUM: `status BETWEEN ...` is NULL for an attempt without a
+            # status (connection refused), and SUM over only NULLs is NULL.
             "SELECT CAST(started_at / 60 AS INTEGER) * 60 AS minute, "
-            "SUM(status BETWEEN 200 AND 299), SUM(status IS NULL OR status NOT BETWEEN 200 "
-            "AND 299) FROM attempts WHERE id >= ? AND started_at >= ? GROUP BY minute "
+            "TOTAL(status BETWEEN 200 AND 299), TOTAL(status IS NULL OR status NOT BETWEEN "
+            "200 AND 299) FROM attempts WHERE id >= ? AND started_at >= ? GROUP BY minute "
             "ORDER BY minute",
             (first, since),
         )
