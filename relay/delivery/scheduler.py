@@ -4,7 +4,7 @@ Claim/lease protocol: the scheduler keeps, per endpoint, a hint of when its next
 delivery is due (`_Lane.due`). It claims only for endpoints that are due and below their
 concurrency cap, inside the global cap, in one store transaction that marks the rows
 `delivering` with a lease and counts the attempt. Each claimed delivery is sent by its
-own task, whose outcome is recorded (attempt row + next state) before its slot is freed.
+own task, whose outcome is committed (attempt row + next state) before its slot is freed.
 A crash leaves rows `delivering`; the next start returns them to `pending` (SQLite), or
 another process does once their lease, renewed while held, runs out (PostgreSQL).
 
@@ -83,12 +83,14 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Finished:
-    """An attempt that is over, waiting to be recorded."""
+    """An attempt that is over, waiting to be recorded; `committed` is resolved once the
+    recorder has written it (or given up on it): its worker holds the slot until then."""
 
     result: AttemptResult
     event_id: str
     outcome: Outcome
     now: float
+    committed: asyncio.Future[None]
 
 
 @dataclass(slots=True)
@@ -470,8 +472,11 @@ class Scheduler:
             self._wake.set()
 
     async def _deliver(self, item: Claimed, endpoint: Endpoint) -> None:
-        """Send one attempt and queue its outcome. The slot is freed before the outcome is
-        committed: a crash in between leaves the row `delivering`, retried at restart."""
+        """Send one attempt and wait until its outcome is committed. The slot is held
+        until then, so the deliveries a crash sends again (rows left `delivering` that
+        reached the receiver) are at most those holding a slot: the endpoint's
+        concurrency, and `concurrency` in all. The recorder commits as soon as it has an
+        outcome, so the wait is about one commit (group commit shares it)."""
         started = self._clock()
         body, headers = build_request(endpoint, item.event_id, item.payload, started)
         outcome = await self._sender.send(
@@ -492,11 +497,13 @@ class Scheduler:
             response_body=outcome.body, error=outcome.error, state=decision.state,
             next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
         )
-        self._outcomes.append(_Finished(result, item.event_id, outcome, now))
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append(_Finished(result, item.event_id, outcome, now, committed))
         lane = self._lanes.get(endpoint.id)
         if lane is not None:
             lane.unrecorded += 1
         self._outcome_ready.set()
+        await asyncio.shield(committed)  # cancelled at shutdown: the recorder still writes it
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: one store call (one transaction) for all
@@ -525,6 +532,9 @@ class Scheduler:
                 continue
             finally:
                 self._recording = []
+                for finished in batch:
+                    if not finished.committed.done():
+                        finished.committed.set_result(None)
                 self._settled(batch)
                 self._wake.set()
                 for finished in batch:  # recorded, or left for its lease to expire
