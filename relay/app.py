@@ -90,8 +90,11 @@ def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
 class Relay:
     def __init__(
         self, loaded: cfgmod.Loaded, *, clock: Callable[[], float] = time.time,
-        watch: bool = False,
+        monotonic: Callable[[], float] = time.monotonic, watch: bool = False,
     ) -> None:
+        """`clock` is the wall clock (stored and shown times), `monotonic` the clock the
+        scheduler compares it with to notice a step (docs/architecture.md); tests inject
+        both."""
         self.loaded = loaded
         self.clock = clock
         self._watch = watch
@@ -103,7 +106,7 @@ class Relay:
             self.store, self.sender, self.metrics,
             concurrency=loaded.config.delivery.concurrency,
             disable_after=lambda: self.config.delivery.disable_after,
-            on_disabled=self._endpoints_disabled, clock=clock,
+            on_disabled=self._endpoints_disabled, clock=clock, monotonic=monotonic,
             ops=lambda: Ops(self.config.operator.failing_after, self._ops_events),
         )
         self.endpoints: dict[str, Endpoint] = {}

@@ -15,9 +15,12 @@ Memory is bounded by the caps (`budget.py`): at most 2 x `concurrency` deliverie
 ever loaded.
 
 The policies are pure functions applied here: the claim budget (`budget.py`), the rate
-limit's token bucket (`ratelimit.py`), the retry decision (`retry.py`). Time comes only
-from `clock`, so tests drive the scheduler with a clock they advance by hand (`wake`
-after moving it, `wait_idle` to learn when it next has work).
+limit's token bucket (`ratelimit.py`), the retry decision (`retry.py`), what a step of
+the wall clock moves (`clocksteps.py`). Time comes only from `clock` (the wall clock:
+stored times) and `monotonic` (waits, rate limits, noticing a step of the wall clock:
+at every wake-up and at least once a second), so tests drive the scheduler with clocks
+they advance by hand (`wake` after moving them, `wait_idle` to learn when it next has
+work) or step one of them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay import __version__
-from relay.delivery import budget, ratelimit
+from relay.delivery import budget, clocksteps, ratelimit
 from relay.delivery.endpoints import Endpoint
 from relay.delivery.retry import decide
 from relay.delivery.sender import Outcome, Sender
@@ -117,6 +120,7 @@ class Scheduler:
         disable_after: Callable[[], float],
         on_disabled: Callable[[dict[str, str]], None],
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         ops: Callable[[], Ops] | None = None,
     ) -> None:
         self._store = store
@@ -126,6 +130,9 @@ class Scheduler:
         self._disable_after = disable_after
         self._on_disabled = on_disabled
         self._clock = clock
+        self._monotonic = monotonic
+        self._steps = clocksteps.StepWatch(clocksteps.offset(clock(), monotonic()))
+        self._step = 0.0  # a step of the wall clock noticed and not yet taken in
         self._ops = ops
         self._endpoints: dict[str, Endpoint] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -260,26 +267,66 @@ class Scheduler:
             self._wake.clear()
             idle = True
             try:
+                if not await self._follow_clock():
+                    idle = False  # try again in a second
                 soonest = await self._round()
             except RelayError as exc:
                 log("claim_failed", logging.ERROR, error=exc.message)
                 soonest, idle = self._clock() + 1.0, False  # due work was not claimed
+            if not idle:
+                soonest = _earliest(soonest, self._clock() + 1.0)
             if not self._wake.is_set() and not self._stopping:
                 await self._sleep(soonest, idle=idle)
 
     async def _sleep(self, until: float | None, *, idle: bool) -> None:
-        """Wait for a wake-up, or until `until` by the clock (None: only a wake-up)."""
+        """Wait for a wake-up, or until `until` by the wall clock (None: only a wake-up),
+        looking at the clocks every `CHECK_EVERY` s: a step of the wall clock ends the
+        wait. The wait itself runs on the loop's monotonic clock, its length taken from
+        the wall clock once."""
         self._asleep, self._asleep_until = idle, until
         if self._idle_waiters and self._is_idle():
             self._idle.set()
-        timeout = None if until is None else max(0.0, until - self._clock())
+        loop = asyncio.get_running_loop()
+        deadline = None if until is None else loop.time() + max(0.0, until - self._clock())
         try:
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+            while not self._noticed_step():
+                left = clocksteps.CHECK_EVERY if deadline is None \
+                    else min(clocksteps.CHECK_EVERY, deadline - loop.time())
+                if left <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await self._wake.wait()
+                if self._wake.is_set():
+                    return
         finally:
             self._asleep = False
+
+    def _noticed_step(self) -> bool:
+        """Whether the wall clock stepped since the last look (added to `_step`)."""
+        step = self._steps.detect(self._clock(), self._monotonic())
+        self._step += step
+        return step != 0.0
+
+    async def _follow_clock(self) -> bool:
+        """Take in a step of the wall clock (clocksteps.py): move the stored times it
+        affects in one store operation, then look at every endpoint again, so a backward
+        step holds nothing due and work a forward step made overdue goes now. False: the
+        store failed, the step is taken in at a later round."""
+        self._noticed_step()
+        if not self._step:
+            return True
+        step, now = self._step, self._clock()
+        try:
+            moved = await self._store.shift_times(clocksteps.plan(step, now, self._leased))
+        except RelayError as exc:
+            log("clock_step_failed", logging.ERROR, step=f"{step:+.3f}s", error=exc.message)
+            return False
+        self._step = 0.0
+        log("clock_step", logging.WARNING, step=f"{step:+.3f}s", moved=moved or None)
+        for lane in self._lanes.values():
+            lane.due = 0.0
+        return True
 
     async def _round(self) -> float | None:
         """Start buffered deliveries, claim what is due within the budget (`budget.py`);
@@ -290,7 +337,7 @@ class Scheduler:
         delivery at once instead of waiting for a database round trip. Their lease covers
         the wait: at most one attempt's timeout, as at most `concurrency` go ahead of them.
         """
-        now = self._clock()
+        now, ticks = self._clock(), self._monotonic()
         left = budget.total(
             concurrency=self.concurrency, inflight=self._inflight,
             ready=sum(len(lane.ready) for lane in self._lanes.values()),
@@ -318,7 +365,7 @@ class Scheduler:
                 continue  # the recorder wakes it when the outcome is committed
             taken = None
             if endpoint.rate_limit:
-                taken = ratelimit.take(lane.bucket, now, endpoint.rate_limit)
+                taken = ratelimit.take(lane.bucket, ticks, endpoint.rate_limit)
                 lane.bucket = taken.bucket
             free = budget.endpoint(
                 concurrency=endpoint.concurrency, inflight=lane.inflight,
@@ -330,7 +377,8 @@ class Scheduler:
                                                   endpoint.rate_limit)
             if free <= 0:
                 if taken is not None and lane.inflight < endpoint.concurrency:
-                    soonest = _earliest(soonest, taken.next_at)  # a free slot, no token
+                    # a free slot, no token: due at the next one (a monotonic time)
+                    soonest = _earliest(soonest, now + taken.next_at - ticks)
                 continue
             wanted[endpoint_id] = free
             left -= free

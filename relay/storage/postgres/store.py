@@ -37,6 +37,7 @@ from relay.storage.base import (
     AttemptResult,
     AttemptRow,
     Claimed,
+    ClockShift,
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
@@ -308,6 +309,12 @@ class PostgresStore:
 
     async def reclaim_expired(self, now: float) -> int:
         count: int = await self._submit(queries.reclaim, now)
+        return count
+
+    async def shift_times(self, shift: ClockShift) -> int:
+        """Move due times, leases and failure streaks across a step of this process's
+        wall clock (relay.delivery.clocksteps); the rows are shared: docs/scaling.md."""
+        count: int = await self._submit(queries.shift_times, shift, durable=True)
         return count
 
     async def unclaim(self, delivery_ids: list[int], now: float) -> int:
