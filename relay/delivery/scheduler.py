@@ -73,6 +73,10 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
     return body, headers
 
 
+def _outcome_name(result: AttemptResult) -> str:
+    return "retry" if result.state == "pending" else result.state
+
+
 def _earliest(a: float | None, b: float) -> float:
     return b if a is None else min(a, b)
 
@@ -555,7 +559,8 @@ class Scheduler:
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: one store call (one transaction) for all
-        outcomes that arrived while the previous batch was being written."""
+        outcomes that arrived while the previous batch was being written, started as soon
+        as there is one (no timer: their workers hold their slots until this commit)."""
         while True:
             await self._outcome_ready.wait()
             self._outcome_ready.clear()
@@ -587,9 +592,8 @@ class Scheduler:
                 self._wake.set()
                 for finished in batch:  # recorded, or left for its lease to expire
                     self._leased.pop(finished.result.delivery_id, None)
-            log_lines("attempt", [self._recorded(finished) for finished in batch])
-            for notice in recorded.notices:
-                log("ops_event", type=notice.type, endpoint=notice.endpoint_id)
+            for finished in batch:
+                self._recorded(finished)
             for endpoint_id in recorded.due:
                 self.notify(endpoint_id, self._clock())
             if recorded.disabled:
@@ -597,7 +601,16 @@ class Scheduler:
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
                         reason=reason)
                 self._on_disabled(recorded.disabled)
+            # Logged on the loop's next turn: the commit of what arrived meanwhile (its
+            # workers' slots wait for it) is on its way first.
+            asyncio.get_running_loop().call_soon(self._log, batch, recorded)
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
+
+    def _log(self, batch: list[_Finished], recorded: Recorded) -> None:
+        """The log lines of a committed batch: an attempt line each, its ops events."""
+        log_lines("attempt", [self._line(finished) for finished in batch])
+        for notice in recorded.notices:
+            log("ops_event", type=notice.type, endpoint=notice.endpoint_id)
 
     def _settled(self, batch: list[_Finished]) -> None:
         """Outcomes committed (or given up on): an ordered endpoint looks for its next head,
@@ -612,13 +625,17 @@ class Scheduler:
             if endpoint is not None and endpoint.ordered:
                 self.notify(endpoint_id, finished.now)
 
-    def _recorded(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
-        """Metrics and the retry hint of a recorded attempt; returns its log line."""
-        result, outcome = finished.result, finished.outcome
-        outcome_name = "retry" if result.state == "pending" else result.state
-        self._metrics.attempt(outcome_name, outcome.duration_ms / 1000)
+    def _recorded(self, finished: _Finished) -> None:
+        """Metrics and the retry hint of a recorded attempt."""
+        result = finished.result
+        self._metrics.attempt(_outcome_name(result), finished.outcome.duration_ms / 1000)
         if result.state == "pending" and result.next_at is not None:
             self.notify(result.endpoint_id, result.next_at)
+
+    def _line(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
+        """The log line of a recorded attempt."""
+        result, outcome = finished.result, finished.outcome
+        outcome_name = _outcome_name(result)
         return logging.INFO if outcome.ok else logging.WARNING, {
             "delivery": delivery_ref(result.delivery_id), "event": finished.event_id,
             "endpoint": result.endpoint_id, "attempt": result.attempt, "status": outcome.status,
