@@ -483,7 +483,8 @@ class Relay:
             if n < _PURGE_BATCH:
                 break
             await asyncio.sleep(0)  # let ingest in between batches
-        reclaimed = await self.store.reclaim_expired(now)
+        stepped = self.scheduler.clock_stepped()  # own leases may look expired: next time
+        reclaimed = 0 if stepped else await self.store.reclaim_expired(now)
         if purged or reclaimed:
             log("housekeeping", purged_events=purged, reclaimed=reclaimed)
         self.scheduler.rescan()

@@ -306,6 +306,14 @@ class Scheduler:
         finally:
             self._asleep = False
 
+    def clock_stepped(self) -> bool:
+        """Whether a step of the wall clock waits to be taken in (the loop is woken for
+        it). Until then this process's own leases may look expired by the step:
+        housekeeping leaves expired leases alone."""
+        if self._noticed_step():
+            self.wake()
+        return self._step != 0.0
+
     def _noticed_step(self) -> bool:
         """Whether the wall clock stepped since the last look (added to `_step`)."""
         step = self._steps.detect(self._clock(), self._monotonic())

@@ -183,6 +183,30 @@ async def _is(r: Running, event_id: str, state: tuple[str, int]) -> bool:
     return await _state(r, event_id) == state
 
 
+async def _succeeded(r: Running, event_id: str) -> bool:
+    return (await _state(r, event_id))[0] == "succeeded"
+
+
 async def _attempts(r: Running, event_id: str, attempts: int) -> bool:
     state, made = await _state(r, event_id)
     return state != "delivering" and made == attempts
+
+
+@BACKENDS
+async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
+    backend: str, tmp_path: Path,
+) -> None:
+    """A step forward makes this process's own leases look expired until it has taken
+    the step in: housekeeping at that moment must not return a delivery still being sent
+    to the queue (it would be sent twice)."""
+    clock = SteppedClock(HOUR)
+    async with Receiver() as rx, relay_on(
+            backend, tmp_path, clock, endpoints=[{"id": "e", "url": f"{rx.url}/slow/2"}],
+            delivery={"timeout": "10s"}) as r:
+        sent = (await r.send()).json()["id"]
+        await rx.wait_for(1, "/slow/2")
+        clock.offset += HOUR
+        await r.relay.housekeep()
+        await eventually(lambda: _succeeded(r, sent), 10, "the delivery recorded")
+        assert await _state(r, sent) == ("succeeded", 1)
+        assert len(rx.received("/slow/2")) == 1
