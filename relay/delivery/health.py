@@ -8,10 +8,10 @@ the rules are the same on each backend.
   it (`failing_since` is the first failure after the last success).
 - An active endpoint is disabled by a 410 Gone, or when its streak has lasted
   `disable_after` seconds and counts at least `DISABLE_MIN_FAILURES` failed attempts; its
-  pending deliveries are then held. Elapsed time alone is not evidence: a relay that
-  stood still for days (a VM suspended, a clock stepped forward, a process stopped) must
-  not disable an endpoint that failed once or twice before and once after. A clock step
-  noticed while running also moves `failing_since` by the step (clocksteps.py).
+  pending deliveries are then held. Elapsed time alone is not evidence: relay stopped
+  for days must not disable, at its first attempt after the restart, an endpoint that
+  had failed once. A clock step noticed while running (a VM suspended and resumed, NTP)
+  moves `failing_since` by the step instead (clocksteps.py), whatever the streak.
 - An operator re-enabling an endpoint forgets the streak, so `disable_after` counts from
   scratch; disabling it through the API records why, unless it already was.
 """
