@@ -136,7 +136,7 @@ class Relay:
         self.scheduler.start()
         await self.store.watch(Watcher(  # other processes' changes (a shared PostgreSQL)
             self.scheduler.notify, self.scheduler.rescan, lambda: self._endpoints_disabled({}),
-            config_digest=self._config_digest(),
+            config_digest=self._config_digest(), clock_stepped=self.scheduler.clock_stepped,
         ))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
         if self._watch and self.loaded.source is not None:

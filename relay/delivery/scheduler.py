@@ -309,7 +309,7 @@ class Scheduler:
     def clock_stepped(self) -> bool:
         """Whether a step of the wall clock waits to be taken in (the loop is woken for
         it). Until then this process's own leases may look expired by the step:
-        housekeeping leaves expired leases alone."""
+        housekeeping and PostgreSQL's heartbeat leave expired leases alone."""
         if self._noticed_step():
             self.wake()
         return self._step != 0.0

@@ -288,6 +288,8 @@ class Watcher:
     rescan: Callable[[], None]  # wake-ups may have been missed: look at every endpoint
     endpoints: Callable[[], None]  # endpoints changed: read them again
     config_digest: str  # this process's config-file endpoints, shown beside the others'
+    # A step of this process's wall clock not yet taken in: its own leases may look expired.
+    clock_stepped: Callable[[], bool] = lambda: False
 
 
 Limits = dict[str, tuple[int, float | None]]  # endpoint -> (concurrency, rate_limit/s)

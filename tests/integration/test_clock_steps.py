@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from relay import config as cfgmod
 from relay.delivery import clocksteps
 from relay.storage.base import Store
+from relay.storage.postgres import store as pgstore
 from tests.conftest import Running, config_data, eventually, running
 from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
 from tests.postgres import scratch_database
@@ -207,6 +209,26 @@ async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
         await rx.wait_for(1, "/slow/2")
         clock.offset += HOUR
         await r.relay.housekeep()
+        await eventually(lambda: _succeeded(r, sent), 10, "the delivery recorded")
+        assert await _state(r, sent) == ("succeeded", 1)
+        assert len(rx.received("/slow/2")) == 1
+
+
+async def test_the_postgres_heartbeat_takes_no_live_lease_after_a_forward_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL's heartbeat returns expired leases every half second by the wall clock:
+    right after a step forward it must not take this process's own delivery, still being
+    sent, back to the queue. (The heartbeat reads the time module: its wall clock is
+    stepped here, the rest of the process keeps the real one.)"""
+    clock = SteppedClock(HOUR)
+    monkeypatch.setattr(pgstore, "time", SimpleNamespace(time=clock, monotonic=time.monotonic))
+    async with Receiver() as rx, relay_on(
+            "postgres", tmp_path, clock, endpoints=[{"id": "e", "url": f"{rx.url}/slow/2"}],
+            delivery={"timeout": "10s"}) as r:
+        sent = (await r.send()).json()["id"]
+        await rx.wait_for(1, "/slow/2")
+        clock.offset += HOUR
         await eventually(lambda: _succeeded(r, sent), 10, "the delivery recorded")
         assert await _state(r, sent) == ("succeeded", 1)
         assert len(rx.received("/slow/2")) == 1

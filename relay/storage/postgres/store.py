@@ -215,7 +215,8 @@ class PostgresStore:
             if self._endpoints_version is not None and version != self._endpoints_version:
                 self._watcher.endpoints()
         self._endpoints_version = version
-        if self._writer is not None and await self.reclaim_expired(now) \
+        stepped = self._watcher is not None and self._watcher.clock_stepped()
+        if self._writer is not None and not stepped and await self.reclaim_expired(now) \
                 and self._watcher is not None:
             self._watcher.rescan()  # the others were woken by NOTIFY, this one skips its own
 
