@@ -90,8 +90,11 @@ def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
 class Relay:
     def __init__(
         self, loaded: cfgmod.Loaded, *, clock: Callable[[], float] = time.time,
-        watch: bool = False,
+        monotonic: Callable[[], float] = time.monotonic, watch: bool = False,
     ) -> None:
+        """`clock` is the wall clock (stored and shown times), `monotonic` the clock the
+        scheduler compares it with to notice a step (docs/architecture.md); tests inject
+        both."""
         self.loaded = loaded
         self.clock = clock
         self._watch = watch
@@ -103,7 +106,7 @@ class Relay:
             self.store, self.sender, self.metrics,
             concurrency=loaded.config.delivery.concurrency,
             disable_after=lambda: self.config.delivery.disable_after,
-            on_disabled=self._endpoints_disabled, clock=clock,
+            on_disabled=self._endpoints_disabled, clock=clock, monotonic=monotonic,
             ops=lambda: Ops(self.config.operator.failing_after, self._ops_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
@@ -133,7 +136,7 @@ class Relay:
         self.scheduler.start()
         await self.store.watch(Watcher(  # other processes' changes (a shared PostgreSQL)
             self.scheduler.notify, self.scheduler.rescan, lambda: self._endpoints_disabled({}),
-            config_digest=self._config_digest(),
+            config_digest=self._config_digest(), clock_stepped=self.scheduler.clock_stepped,
         ))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
         if self._watch and self.loaded.source is not None:
@@ -509,7 +512,8 @@ class Relay:
             if n < _PURGE_BATCH:
                 break
             await asyncio.sleep(0)  # let ingest in between batches
-        reclaimed = await self.store.reclaim_expired(now)
+        stepped = self.scheduler.clock_stepped()  # own leases may look expired: next time
+        reclaimed = 0 if stepped else await self.store.reclaim_expired(now)
         ended = await self.store.purge_sessions(now, self.config.ui.session_idle)
         if purged or reclaimed or ended:
             log("housekeeping", purged_events=purged, reclaimed=reclaimed,

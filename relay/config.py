@@ -350,7 +350,8 @@ class DeliveryConfig(_Section):
     disable_after: Duration = Field(
         "5d",
         validate_default=True,
-        description="An endpoint failing without a single success for this long is disabled.",
+        description="An endpoint failing without a single success for this long, over "
+        "several failed attempts in a row (docs/operational-events.md), is disabled.",
     )
     allow_private_networks: bool = Field(
         False,

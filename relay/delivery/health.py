@@ -7,7 +7,11 @@ the rules are the same on each backend.
 - Attempts are folded in order: a success resets the failure streak, a failure extends
   it (`failing_since` is the first failure after the last success).
 - An active endpoint is disabled by a 410 Gone, or when its streak has lasted
-  `disable_after` seconds; its pending deliveries are then held.
+  `disable_after` seconds and counts at least `DISABLE_MIN_FAILURES` failed attempts; its
+  pending deliveries are then held. Elapsed time alone is not evidence: relay stopped
+  for days must not disable, at its first attempt after the restart, an endpoint that
+  had failed once. A clock step noticed while running (a VM suspended and resumed, NTP)
+  moves `failing_since` by the step instead (clocksteps.py), whatever the streak.
 - An operator re-enabling an endpoint forgets the streak, so `disable_after` counts from
   scratch; disabling it through the API records why, unless it already was.
 """
@@ -21,6 +25,7 @@ from typing import Any
 from relay.storage.base import AttemptResult, EndpointRow, State
 
 GONE = "the endpoint answered 410 Gone"
+DISABLE_MIN_FAILURES = 3  # failed attempts in a streak before disable_after may disable
 DISABLED_BY_API = "disabled through the API"
 
 
@@ -75,7 +80,8 @@ def after_attempts(before: Health, attempts: Sequence[AttemptResult], now: float
     reason = None
     if gone:
         reason = GONE
-    elif attempts and since is not None and since <= now - disable_after:
+    elif attempts and since is not None and since <= now - disable_after \
+            and failures >= DISABLE_MIN_FAILURES:
         reason = (f"failing without a success for {round((now - since) / 3600, 1)}h "
                   "(delivery.disable_after)")
     if reason is None:

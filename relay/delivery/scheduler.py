@@ -4,7 +4,7 @@ Claim/lease protocol: the scheduler keeps, per endpoint, a hint of when its next
 delivery is due (`_Lane.due`). It claims only for endpoints that are due and below their
 concurrency cap, inside the global cap, in one store transaction that marks the rows
 `delivering` with a lease and counts the attempt. Each claimed delivery is sent by its
-own task, whose outcome is recorded (attempt row + next state) before its slot is freed.
+own task, whose outcome is committed (attempt row + next state) before its slot is freed.
 A crash leaves rows `delivering`; the next start returns them to `pending` (SQLite), or
 another process does once their lease, renewed while held, runs out (PostgreSQL).
 
@@ -15,9 +15,12 @@ Memory is bounded by the caps (`budget.py`): at most 2 x `concurrency` deliverie
 ever loaded.
 
 The policies are pure functions applied here: the claim budget (`budget.py`), the rate
-limit's token bucket (`ratelimit.py`), the retry decision (`retry.py`). Time comes only
-from `clock`, so tests drive the scheduler with a clock they advance by hand (`wake`
-after moving it, `wait_idle` to learn when it next has work).
+limit's token bucket (`ratelimit.py`), the retry decision (`retry.py`), what a step of
+the wall clock moves (`clocksteps.py`). Time comes only from `clock` (the wall clock:
+stored times) and `monotonic` (waits, rate limits, noticing a step of the wall clock:
+at every wake-up and at least once a second), so tests drive the scheduler with clocks
+they advance by hand (`wake` after moving them, `wait_idle` to learn when it next has
+work) or step one of them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.delivery import budget, ratelimit
+from relay.delivery import budget, clocksteps, ratelimit
 from relay.delivery.endpoints import Endpoint
 from relay.delivery.headers import FIXED_HEADERS
 from relay.delivery.headers import USER_AGENT as USER_AGENT
@@ -70,6 +73,10 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
     return body, headers
 
 
+def _outcome_name(result: AttemptResult) -> str:
+    return "retry" if result.state == "pending" else result.state
+
+
 def _earliest(a: float | None, b: float) -> float:
     return b if a is None else min(a, b)
 
@@ -83,12 +90,14 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Finished:
-    """An attempt that is over, waiting to be recorded."""
+    """An attempt that is over, waiting to be recorded; `committed` is resolved once the
+    recorder has written it (or given up on it): its worker holds the slot until then."""
 
     result: AttemptResult
     event_id: str
     outcome: Outcome
     now: float
+    committed: asyncio.Future[None]
 
 
 @dataclass(slots=True)
@@ -115,6 +124,7 @@ class Scheduler:
         disable_after: Callable[[], float],
         on_disabled: Callable[[dict[str, str]], None],
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         ops: Callable[[], Ops] | None = None,
     ) -> None:
         self._store = store
@@ -124,6 +134,9 @@ class Scheduler:
         self._disable_after = disable_after
         self._on_disabled = on_disabled
         self._clock = clock
+        self._monotonic = monotonic
+        self._steps = clocksteps.StepWatch(clocksteps.offset(clock(), monotonic()))
+        self._step = 0.0  # a step of the wall clock noticed and not yet taken in
         self._ops = ops
         self._endpoints: dict[str, Endpoint] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -258,26 +271,74 @@ class Scheduler:
             self._wake.clear()
             idle = True
             try:
+                if not await self._follow_clock():
+                    idle = False  # try again in a second
                 soonest = await self._round()
             except RelayError as exc:
                 log("claim_failed", logging.ERROR, error=exc.message)
                 soonest, idle = self._clock() + 1.0, False  # due work was not claimed
+            if not idle:
+                soonest = _earliest(soonest, self._clock() + 1.0)
             if not self._wake.is_set() and not self._stopping:
                 await self._sleep(soonest, idle=idle)
 
     async def _sleep(self, until: float | None, *, idle: bool) -> None:
-        """Wait for a wake-up, or until `until` by the clock (None: only a wake-up)."""
+        """Wait for a wake-up, or until `until` by the wall clock (None: only a wake-up),
+        looking at the clocks every `CHECK_EVERY` s: a step of the wall clock ends the
+        wait. The wait itself runs on the loop's monotonic clock, its length taken from
+        the wall clock once."""
         self._asleep, self._asleep_until = idle, until
         if self._idle_waiters and self._is_idle():
             self._idle.set()
-        timeout = None if until is None else max(0.0, until - self._clock())
+        loop = asyncio.get_running_loop()
+        deadline = None if until is None else loop.time() + max(0.0, until - self._clock())
         try:
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+            while not self._noticed_step():
+                left = clocksteps.CHECK_EVERY if deadline is None \
+                    else min(clocksteps.CHECK_EVERY, deadline - loop.time())
+                if left <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await self._wake.wait()
+                if self._wake.is_set():
+                    return
         finally:
             self._asleep = False
+
+    def clock_stepped(self) -> bool:
+        """Whether a step of the wall clock waits to be taken in (the loop is woken for
+        it). Until then this process's own leases may look expired by the step:
+        housekeeping and PostgreSQL's heartbeat leave expired leases alone."""
+        if self._noticed_step():
+            self.wake()
+        return self._step != 0.0
+
+    def _noticed_step(self) -> bool:
+        """Whether the wall clock stepped since the last look (added to `_step`)."""
+        step = self._steps.detect(self._clock(), self._monotonic())
+        self._step += step
+        return step != 0.0
+
+    async def _follow_clock(self) -> bool:
+        """Take in a step of the wall clock (clocksteps.py): move the stored times it
+        affects in one store operation, then look at every endpoint again, so a backward
+        step holds nothing due and work a forward step made overdue goes now. False: the
+        store failed, the step is taken in at a later round."""
+        self._noticed_step()
+        if not self._step:
+            return True
+        step, now = self._step, self._clock()
+        try:
+            moved = await self._store.shift_times(clocksteps.plan(step, now, self._leased))
+        except RelayError as exc:
+            log("clock_step_failed", logging.ERROR, step=f"{step:+.3f}s", error=exc.message)
+            return False
+        self._step = 0.0
+        log("clock_step", logging.WARNING, step=f"{step:+.3f}s", moved=moved or None)
+        for lane in self._lanes.values():
+            lane.due = 0.0
+        return True
 
     async def _round(self) -> float | None:
         """Start buffered deliveries, claim what is due within the budget (`budget.py`);
@@ -288,7 +349,7 @@ class Scheduler:
         delivery at once instead of waiting for a database round trip. Their lease covers
         the wait: at most one attempt's timeout, as at most `concurrency` go ahead of them.
         """
-        now = self._clock()
+        now, ticks = self._clock(), self._monotonic()
         left = budget.total(
             concurrency=self.concurrency, inflight=self._inflight,
             ready=sum(len(lane.ready) for lane in self._lanes.values()),
@@ -316,7 +377,7 @@ class Scheduler:
                 continue  # the recorder wakes it when the outcome is committed
             taken = None
             if endpoint.rate_limit:
-                taken = ratelimit.take(lane.bucket, now, endpoint.rate_limit)
+                taken = ratelimit.take(lane.bucket, ticks, endpoint.rate_limit)
                 lane.bucket = taken.bucket
             free = budget.endpoint(
                 concurrency=endpoint.concurrency, inflight=lane.inflight,
@@ -328,7 +389,8 @@ class Scheduler:
                                                   endpoint.rate_limit)
             if free <= 0:
                 if taken is not None and lane.inflight < endpoint.concurrency:
-                    soonest = _earliest(soonest, taken.next_at)  # a free slot, no token
+                    # a free slot, no token: due at the next one (a monotonic time)
+                    soonest = _earliest(soonest, now + taken.next_at - ticks)
                 continue
             wanted[endpoint_id] = free
             left -= free
@@ -470,8 +532,11 @@ class Scheduler:
             self._wake.set()
 
     async def _deliver(self, item: Claimed, endpoint: Endpoint) -> None:
-        """Send one attempt and queue its outcome. The slot is freed before the outcome is
-        committed: a crash in between leaves the row `delivering`, retried at restart."""
+        """Send one attempt and wait until its outcome is committed. The slot is held
+        until then, so the deliveries a crash sends again (rows left `delivering` that
+        reached the receiver) are at most those holding a slot: the endpoint's
+        concurrency, and `concurrency` in all. The recorder commits as soon as it has an
+        outcome, so the wait is about one commit (group commit shares it)."""
         started = self._clock()
         body, headers = build_request(endpoint, item.event_id, item.payload, started)
         outcome = await self._sender.send(
@@ -492,15 +557,18 @@ class Scheduler:
             response_body=outcome.body, error=outcome.error, state=decision.state,
             next_at=decision.next_at, success=outcome.ok, gone=decision.gone,
         )
-        self._outcomes.append(_Finished(result, item.event_id, outcome, now))
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append(_Finished(result, item.event_id, outcome, now, committed))
         lane = self._lanes.get(endpoint.id)
         if lane is not None:
             lane.unrecorded += 1
         self._outcome_ready.set()
+        await asyncio.shield(committed)  # cancelled at shutdown: the recorder still writes it
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: one store call (one transaction) for all
-        outcomes that arrived while the previous batch was being written."""
+        outcomes that arrived while the previous batch was being written, started as soon
+        as there is one (no timer: their workers hold their slots until this commit)."""
         while True:
             await self._outcome_ready.wait()
             self._outcome_ready.clear()
@@ -525,13 +593,15 @@ class Scheduler:
                 continue
             finally:
                 self._recording = []
+                for finished in batch:
+                    if not finished.committed.done():
+                        finished.committed.set_result(None)
                 self._settled(batch)
                 self._wake.set()
                 for finished in batch:  # recorded, or left for its lease to expire
                     self._leased.pop(finished.result.delivery_id, None)
-            log_lines("attempt", [self._recorded(finished) for finished in batch])
-            for notice in recorded.notices:
-                log("ops_event", type=notice.type, endpoint=notice.endpoint_id)
+            for finished in batch:
+                self._recorded(finished)
             for endpoint_id in recorded.due:
                 self.notify(endpoint_id, self._clock())
             if recorded.disabled:
@@ -539,7 +609,16 @@ class Scheduler:
                     log("endpoint_disabled", logging.WARNING, endpoint=endpoint_id,
                         reason=reason)
                 self._on_disabled(recorded.disabled)
+            # Logged on the loop's next turn: the commit of what arrived meanwhile (its
+            # workers' slots wait for it) is on its way first.
+            asyncio.get_running_loop().call_soon(self._log, batch, recorded)
             self._outcome_ready.set()  # look again: more may have arrived meanwhile
+
+    def _log(self, batch: list[_Finished], recorded: Recorded) -> None:
+        """The log lines of a committed batch: an attempt line each, its ops events."""
+        log_lines("attempt", [self._line(finished) for finished in batch])
+        for notice in recorded.notices:
+            log("ops_event", type=notice.type, endpoint=notice.endpoint_id)
 
     def _settled(self, batch: list[_Finished]) -> None:
         """Outcomes committed (or given up on): an ordered endpoint looks for its next head,
@@ -554,13 +633,17 @@ class Scheduler:
             if endpoint is not None and endpoint.ordered:
                 self.notify(endpoint_id, finished.now)
 
-    def _recorded(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
-        """Metrics and the retry hint of a recorded attempt; returns its log line."""
-        result, outcome = finished.result, finished.outcome
-        outcome_name = "retry" if result.state == "pending" else result.state
-        self._metrics.attempt(outcome_name, outcome.duration_ms / 1000)
+    def _recorded(self, finished: _Finished) -> None:
+        """Metrics and the retry hint of a recorded attempt."""
+        result = finished.result
+        self._metrics.attempt(_outcome_name(result), finished.outcome.duration_ms / 1000)
         if result.state == "pending" and result.next_at is not None:
             self.notify(result.endpoint_id, result.next_at)
+
+    def _line(self, finished: _Finished) -> tuple[int, dict[str, Any]]:
+        """The log line of a recorded attempt."""
+        result, outcome = finished.result, finished.outcome
+        outcome_name = _outcome_name(result)
         return logging.INFO if outcome.ok else logging.WARNING, {
             "delivery": delivery_ref(result.delivery_id), "event": finished.event_id,
             "endpoint": result.endpoint_id, "attempt": result.attempt, "status": outcome.status,

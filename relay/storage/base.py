@@ -126,6 +126,18 @@ class AttemptResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockShift:
+    """What a step of the wall clock moves, in one transaction (decided by
+    relay.delivery.clocksteps.plan; the backends only run it)."""
+
+    step: float  # seconds the wall clock stepped (negative: back)
+    now: float  # the wall clock after the step
+    due_after: float | None  # pending deliveries due later: next_at = max(next_at + step,
+    # now); None: none move. Every endpoint's failing_since = min(failing_since + step, now).
+    leases: tuple[int, ...]  # `delivering` rows this process holds: lease_until + step
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointRow:
     id: str
     tenant: str
@@ -277,6 +289,8 @@ class Watcher:
     rescan: Callable[[], None]  # wake-ups may have been missed: look at every endpoint
     endpoints: Callable[[], None]  # endpoints changed: read them again
     config_digest: str  # this process's config-file endpoints, shown beside the others'
+    # A step of this process's wall clock not yet taken in: its own leases may look expired.
+    clock_stepped: Callable[[], bool] = lambda: False
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +348,7 @@ class Store(Protocol):
     ) -> Recorded: ...
     async def recover_inflight(self, now: float) -> int: ...
     async def reclaim_expired(self, now: float) -> int: ...
+    async def shift_times(self, shift: ClockShift) -> int: ...
     async def unclaim(self, delivery_ids: list[int], now: float) -> int: ...
     async def next_due(self, endpoint_id: str) -> float | None: ...
     async def sync_config_endpoints(

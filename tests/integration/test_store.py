@@ -165,11 +165,15 @@ async def test_410_and_disable_after_hold_the_endpoint(store: Store) -> None:
     claimed, _ = await store.claim({"a": 10}, NOW + 1, NOW + 31)
     assert [c.event_id for c in claimed] == ["evt_0000", "evt_0001", "evt_0002"]
 
-    await store.ingest([event(7, endpoints=("b",))])
-    [c] = (await store.claim({"b": 1}, NOW, NOW + 30))[0]
+    # Failing for disable_after, with at least health.DISABLE_MIN_FAILURES attempts.
+    await store.ingest([event(n, endpoints=("b",)) for n in (7, 8, 9)])
+    claimed, _ = await store.claim({"b": 3}, NOW, NOW + 30)
     recorded = await store.record(
-        [result(c.id, "b", 1, "pending", next_at=NOW + 5)], NOW + 7200, 3600
-    )
+        [result(c.id, "b", 1, "pending", next_at=NOW + 5) for c in claimed[:2]], NOW + 7200,
+        3600)
+    assert recorded.disabled == {}
+    recorded = await store.record(
+        [result(claimed[2].id, "b", 1, "pending", next_at=NOW + 5)], NOW + 7200, 3600)
     assert "failing without a success" in recorded.disabled["b"]
 
 

@@ -72,6 +72,21 @@ def attempt(at: float, status: int | None = 500) -> AttemptResult:
          Health(is_active=False, disable_reason="disabled through the API",
                 consecutive_failures=1, failing_since=NOW - 1, last_delivery_at=NOW - 1,
                 last_delivery_status=410), None),
+        # Fewer than DISABLE_MIN_FAILURES failed attempts never disable, however long ago
+        # the first one was (a clock jump, a VM suspended, relay stopped for days)...
+        (Health(consecutive_failures=1, failing_since=NOW - 6 * DAY), [attempt(-1)], NOW,
+         Health(consecutive_failures=2, failing_since=NOW - 6 * DAY,
+                last_delivery_at=NOW - 1, last_delivery_status=500), None),
+        (Health(), [attempt(-6 * DAY), attempt(-1)], NOW,
+         Health(consecutive_failures=2, failing_since=NOW - 6 * DAY,
+                last_delivery_at=NOW - 1, last_delivery_status=500), None),
+        # ...the third does.
+        (Health(consecutive_failures=2, failing_since=NOW - 6 * DAY), [attempt(-1)], NOW,
+         Health(is_active=False, disable_reason=(
+             "failing without a success for 144.0h (delivery.disable_after)"),
+             consecutive_failures=3, failing_since=NOW - 6 * DAY, last_delivery_at=NOW - 1,
+             last_delivery_status=500),
+         "failing without a success for 144.0h (delivery.disable_after)"),
         # No attempts: nothing changes, even past disable_after.
         (Health(consecutive_failures=3, failing_since=NOW - 2 * DAY), [], NOW,
          Health(consecutive_failures=3, failing_since=NOW - 2 * DAY), None),

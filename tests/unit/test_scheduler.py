@@ -1,7 +1,8 @@
-"""The scheduler driven by a clock the test moves by hand: nothing here waits on the wall
+"""The scheduler driven by clocks the test moves by hand: nothing here waits on the wall
 clock for a delay to pass. A real SQLite store on a temporary file and a real sender
 posting to loopback receivers; `wait_idle` says when the scheduler next has work, the
-test moves the clock there and wakes it."""
+test moves the clocks there (wall and monotonic together) and wakes it, or steps the
+wall clock alone."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Harness:
     store: SQLiteStore
     scheduler: Scheduler
     clock: FakeClock
+    monotonic: FakeClock
     defaults: cfgmod.DeliveryConfig
     events: int = 0
 
@@ -53,6 +55,7 @@ class Harness:
     async def step(self, to: float) -> float | None:
         """Move the clock to `to`, wake the scheduler, and wait until it is idle again;
         returns when it next has work."""
+        self.monotonic.now += to - self.clock.now
         self.clock.now = to
         self.scheduler.wake()
         return await self.scheduler.wait_idle(5)
@@ -63,20 +66,21 @@ async def scheduled(make_config: Callable[..., cfgmod.Loaded], endpoints: list[d
                     concurrency: int = 16, **delivery: Any) -> AsyncIterator[Harness]:
     """A scheduler over `endpoints` (config form) on its own store, not yet given work."""
     loaded = make_config(endpoints=endpoints, delivery={"concurrency": concurrency, **delivery})
-    clock = FakeClock(T0)
+    clock, monotonic = FakeClock(T0), FakeClock(T0)
     store = SQLiteStore(loaded.config.storage.path)
     await store.open()
     sender = Sender(user_agent=USER_AGENT)
     await sender.start()
     scheduler = Scheduler(store, sender, Metrics(), concurrency=concurrency,
                           disable_after=lambda: loaded.config.delivery.disable_after,
-                          on_disabled=lambda disabled: None, clock=clock)
+                          on_disabled=lambda disabled: None, clock=clock,
+                          monotonic=monotonic)
     try:
         rows = await store.sync_config_endpoints(config_endpoints(loaded), T0,
                                                  generate_secret)
         scheduler.set_endpoints({r.id: resolve(r, loaded.config.delivery, T0) for r in rows})
         scheduler.start()
-        yield Harness(store, scheduler, clock, loaded.config.delivery)
+        yield Harness(store, scheduler, clock, monotonic, loaded.config.delivery)
     finally:
         await scheduler.stop(grace=1.0)
         await sender.close()
@@ -230,3 +234,49 @@ async def test_claimed_but_unsent_deliveries_go_back_when_paused(
         assert await h.scheduler.wait_idle(5) is None
         assert gate.answered == 1
         assert await h.store.counts() == {"succeeded": 1, "held": 1, "pending": 1}
+
+
+HOUR = 3600.0
+
+
+async def test_a_backward_step_of_the_wall_clock_holds_no_retry(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    """The wall clock steps back an hour (the monotonic one does not) while a retry waits
+    10 s: the scheduler notices at its next wake-up, moves the retry back by the step,
+    and sends it 10 s after the failure (it used to wait an hour more)."""
+    async with Receiver() as rx, scheduled(make_config, [endpoint("e", f"{rx.url}/e")],
+                                           retry_schedule=["10s"]) as h:
+        rx.respond("/e", 500)
+        await h.ingest(1)
+        next_at = await h.scheduler.wait_idle(5)
+        assert next_at is not None and T0 + 9 <= next_at <= T0 + 11
+        h.clock.now -= HOUR
+        h.scheduler.wake()
+        moved = await h.scheduler.wait_idle(5)
+        assert moved == pytest.approx(next_at - HOUR)
+        [delivery] = await h.store.deliveries_of("evt_00000")
+        assert delivery.next_at == pytest.approx(next_at - HOUR)
+        assert await h.step(moved) is None
+        assert len(rx.received("/e")) == 2
+        assert await h.store.counts() == {"succeeded": 1}
+
+
+async def test_a_forward_step_of_the_wall_clock_sends_overdue_work_at_once(
+    make_config: Callable[..., cfgmod.Loaded],
+) -> None:
+    """The wall clock steps forward an hour while a retry waits 10 minutes; nothing wakes
+    the scheduler, yet it notices within a second and sends the overdue retry (it used
+    to sleep out the 10 minutes it had computed)."""
+    async with Receiver() as rx, scheduled(make_config, [endpoint("e", f"{rx.url}/e")],
+                                           retry_schedule=["10m"]) as h:
+        rx.respond("/e", 500)
+        await h.ingest(1)
+        next_at = await h.scheduler.wait_idle(5)
+        assert next_at is not None and next_at > T0 + 500
+        h.clock.now += HOUR
+        await rx.wait_for(2, "/e", timeout=5)
+        assert await h.scheduler.wait_idle(5) is None
+        [delivery] = await h.store.deliveries_of("evt_00000")
+        assert delivery.next_at == next_at  # forward steps move no due time
+        assert await h.store.counts() == {"succeeded": 1}

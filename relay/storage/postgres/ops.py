@@ -32,6 +32,7 @@ from relay.storage.base import (
     SESSION_COLS,
     AttemptResult,
     Claimed,
+    ClockShift,
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
@@ -348,6 +349,40 @@ async def reclaim(con: Connection, args: list[float]) -> list[Any]:
         rows = await con.fetch(_RECLAIM, now, INTERRUPTED)
         await notify_due(con, {r[0]: now for r in rows})
         out.append(len(rows))
+    return out
+
+
+_SHIFT_DUE = (
+    "UPDATE deliveries SET next_at = greatest(next_at + $1, $2) "
+    "WHERE state = 'pending' AND next_at > $3 RETURNING endpoint_id"
+)
+_SHIFT_LEASES = (
+    "UPDATE deliveries SET lease_until = lease_until + $1 "
+    "WHERE state = 'delivering' AND id = ANY($2::bigint[])"
+)
+_SHIFT_FAILING = (
+    "UPDATE endpoints SET failing_since = least(failing_since + $1, $2) "
+    "WHERE failing_since IS NOT NULL"
+)
+
+
+async def shift_times(con: Connection, args: list[ClockShift]) -> list[Any]:
+    """Move stored times across a wall-clock step, as `ClockShift` says
+    (relay.delivery.clocksteps decides; docs/scaling.md says what that means for the
+    other processes); every process is woken for the deliveries moved."""
+    out = []
+    for shift in args:
+        endpoint_ids: set[str] = set()
+        if shift.due_after is not None:
+            rows = await con.fetch(_SHIFT_DUE, shift.step, shift.now, shift.due_after)
+            endpoint_ids = {r[0] for r in rows}
+            out.append(len(rows))
+        else:
+            out.append(0)
+        if shift.leases:
+            await con.execute(_SHIFT_LEASES, shift.step, list(shift.leases))
+        await con.execute(_SHIFT_FAILING, shift.step, shift.now)
+        await notify_due(con, dict.fromkeys(sorted(endpoint_ids), shift.now))
     return out
 
 

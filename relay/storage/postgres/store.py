@@ -42,6 +42,7 @@ from relay.storage.base import (
     AttemptResult,
     AttemptRow,
     Claimed,
+    ClockShift,
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
@@ -237,7 +238,8 @@ class PostgresStore:
             if self._endpoints_version is not None and version != self._endpoints_version:
                 self._watcher.endpoints()
         self._endpoints_version = version
-        if self._writer is not None and await self.reclaim_expired(now) \
+        stepped = self._watcher is not None and self._watcher.clock_stepped()
+        if self._writer is not None and not stepped and await self.reclaim_expired(now) \
                 and self._watcher is not None:
             self._watcher.rescan()  # the others were woken by NOTIFY, this one skips its own
 
@@ -331,6 +333,12 @@ class PostgresStore:
 
     async def reclaim_expired(self, now: float) -> int:
         count: int = await self._submit(queries.reclaim, now)
+        return count
+
+    async def shift_times(self, shift: ClockShift) -> int:
+        """Move due times, leases and failure streaks across a step of this process's
+        wall clock (relay.delivery.clocksteps); the rows are shared: docs/scaling.md."""
+        count: int = await self._submit(queries.shift_times, shift, durable=True)
         return count
 
     async def unclaim(self, delivery_ids: list[int], now: float) -> int:

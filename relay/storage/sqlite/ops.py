@@ -27,6 +27,7 @@ from relay.storage.base import (
     SESSION_COLS,
     AttemptResult,
     Claimed,
+    ClockShift,
     DeliveryRow,
     EndpointRow,
     NewEvent,
@@ -300,6 +301,33 @@ def recover(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             [now, now, INTERRUPTED, *params],
         )
         out.append(cur.rowcount)
+    return out
+
+
+def shift_times(db: sqlite3.Connection, args: list[ClockShift]) -> list[Any]:
+    """Move stored times across a wall-clock step, as `ClockShift` says
+    (relay.delivery.clocksteps decides); returns the pending deliveries moved."""
+    out = []
+    for shift in args:
+        moved = 0
+        if shift.due_after is not None:
+            moved = db.execute(
+                "UPDATE deliveries SET next_at = MAX(next_at + ?, ?) "
+                "WHERE state = 'pending' AND next_at > ?",
+                (shift.step, shift.now, shift.due_after),
+            ).rowcount
+        for chunk in chunks(list(shift.leases)):
+            db.execute(
+                "UPDATE deliveries SET lease_until = lease_until + ? "
+                f"WHERE state = 'delivering' AND id IN ({qmarks(len(chunk))})",
+                [shift.step, *chunk],
+            )
+        db.execute(
+            "UPDATE endpoints SET failing_since = MIN(failing_since + ?, ?) "
+            "WHERE failing_since IS NOT NULL",
+            (shift.step, shift.now),
+        )
+        out.append(moved)
     return out
 
 

@@ -34,6 +34,7 @@ from relay.storage.base import (
     AttemptResult,
     AttemptRow,
     Claimed,
+    ClockShift,
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
@@ -231,6 +232,12 @@ class SQLiteStore:
     async def reclaim_expired(self, now: float) -> int:
         """Leases that ran out without an outcome go back to pending."""
         count: int = await self._submit(queries.recover, (now, now))
+        return count
+
+    async def shift_times(self, shift: ClockShift) -> int:
+        """Move due times, leases and failure streaks across a step of the wall clock
+        (relay.delivery.clocksteps); returns the pending deliveries moved."""
+        count: int = await self._submit(queries.shift_times, shift, durable=True)
         return count
 
     async def unclaim(self, delivery_ids: list[int], now: float) -> int:
