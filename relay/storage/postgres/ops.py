@@ -23,7 +23,7 @@ import orjson
 
 from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage import idempotency
+from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
@@ -488,8 +488,9 @@ async def sync_config(
         for ep in endpoints:
             spec = json.dumps(ep.spec, sort_keys=True)
             prior = existing.get(ep.id)
-            if prior is not None and prior[2] != "config":
-                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
+            clash = rules.config_id_free(ep.id, None if prior is None else prior[2])
+            if clash is not None:
+                raise clash
             if prior is None:
                 await con.execute(
                     "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
@@ -539,9 +540,10 @@ async def create_endpoint(con: Connection,
                     "delete one first"
                 ))
                 continue
-        exists = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
-        if exists:
-            out.append(Conflict(f"endpoint id {ep.id!r} is already used"))
+        taken = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
+        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        if clash is not None:
+            out.append(clash)
             continue
         await con.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "

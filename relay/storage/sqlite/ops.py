@@ -18,7 +18,7 @@ import orjson
 
 from relay.delivery import health, opsevents
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage import idempotency
+from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
@@ -361,8 +361,9 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         existing = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
         wanted = {e.id for e in endpoints}
         for ep in endpoints:
-            if ep.id in existing and existing[ep.id][1] != "config":
-                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
+            clash = rules.config_id_free(ep.id, existing[ep.id][1] if ep.id in existing else None)
+            if clash is not None:
+                raise clash
             spec = json.dumps(ep.spec, sort_keys=True)
             if ep.id in existing:
                 db.execute(
@@ -430,6 +431,11 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
                     "delete one first"
                 ))
                 continue
+        taken = db.execute("SELECT 1 FROM endpoints WHERE id = ?", (ep.id,)).fetchone()
+        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        if clash is not None:
+            out.append(clash)
+            continue
         db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
