@@ -57,11 +57,23 @@ def check_schema(where: str, current: int, supported: int) -> None:
 
 State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
 STATES: tuple[State, ...] = get_args(State)
-# What an operator may do in which state, defined once for both backends' SQL and for the
-# console's buttons: send a finished delivery again (retry, recover), or stop one that is
-# not finished (cancel).
+# The state sets, defined once for both backends' SQL (as `sql_in`) and for the console's
+# buttons. Unfinished: still to be sent (retention keeps their events, deleting their
+# endpoint cancels them); an operator may stop them (cancel), or send a finished one again
+# (retry, recover).
+UNFINISHED: tuple[State, ...] = ("pending", "held", "delivering")
 FINISHED: tuple[State, ...] = ("succeeded", "failed", "cancelled")
-CANCELLABLE: tuple[State, ...] = ("pending", "held", "delivering")
+CANCELLABLE = UNFINISHED
+# Where an ordered endpoint's head is (held ones wait behind it, in order); as
+# `sql_in(IN_LINE)` this is the WHERE of the deliveries_unfinished partial index, which
+# SQLite uses only for a query that repeats that term as written.
+IN_LINE: tuple[State, ...] = ("pending", "delivering")
+
+
+def sql_in(states: tuple[State, ...]) -> str:
+    """The SQL list of `states`, `('pending', 'delivering')`, for `state IN ...` (states
+    are fixed names, so written into the SQL rather than passed as parameters)."""
+    return "(" + ", ".join(f"'{s}'" for s in states) + ")"
 Source = Literal["config", "api"]  # where an endpoint is defined
 
 

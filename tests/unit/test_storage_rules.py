@@ -7,6 +7,7 @@ import pytest
 
 from relay.errors import Conflict
 from relay.storage import rules
+from relay.storage.base import FINISHED, IN_LINE, STATES, UNFINISHED, migrations, sql_in
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,17 @@ def test_a_config_endpoint_may_not_take_an_api_endpoints_id(
     else:
         assert isinstance(result, Conflict)
         assert result.message == "endpoint id 'ep' is already used by an API endpoint"
+
+
+def test_every_state_is_finished_or_not_and_sql_lists_them() -> None:
+    assert sorted(UNFINISHED + FINISHED) == sorted(STATES)
+    assert set(IN_LINE) < set(UNFINISHED)
+    assert sql_in(UNFINISHED) == "('pending', 'held', 'delivering')"
+    assert sql_in(IN_LINE) == "('pending', 'delivering')"
+
+
+@pytest.mark.parametrize("folder", ["", "postgres"])
+def test_the_head_query_repeats_the_unfinished_index_term(folder: str) -> None:
+    # SQLite uses a partial index only for a query that repeats its WHERE term as written.
+    [index] = [sql for n, sql in migrations(folder) if "deliveries_unfinished" in sql]
+    assert f"WHERE state IN {sql_in(IN_LINE)};" in " ".join(index.split())

@@ -30,6 +30,7 @@ from relay.storage.base import (
     ENDPOINT_COLS,
     FINISHED,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     Claimed,
     ClockShift,
@@ -44,6 +45,7 @@ from relay.storage.base import (
     Recorded,
     SessionRow,
     not_cancellable,
+    sql_in,
 )
 from relay.storage.postgres.connection import Connection
 
@@ -459,7 +461,7 @@ async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int
     )
     status = await con.execute(
         "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $2 "
-        "WHERE endpoint_id = $1 AND state IN ('pending', 'held', 'delivering')",
+        f"WHERE endpoint_id = $1 AND state IN {sql_in(UNFINISHED)}",
         endpoint_id, now,
     )
     return int(status.split()[-1])
@@ -683,8 +685,8 @@ async def add_deliveries(con: Connection,
 
 _PURGE = (
     "WITH old AS (SELECT id FROM events WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM "
-    "deliveries d WHERE d.event_id = events.id AND d.state IN "
-    "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    f"deliveries d WHERE d.event_id = events.id AND d.state IN {sql_in(UNFINISHED)}) "
+    "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
     "dels AS (DELETE FROM deliveries WHERE event_id IN (SELECT id FROM old) RETURNING id), "
     "atts AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM dels)) "
     "DELETE FROM events WHERE id IN (SELECT id FROM old)"

@@ -38,7 +38,9 @@ from relay.storage import idempotency
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
+    IN_LINE,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -60,6 +62,7 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    sql_in,
 )
 from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
@@ -419,8 +422,8 @@ class PostgresStore:
         """Unfinished deliveries (pending, delivering, held) per endpoint."""
         counts = dict.fromkeys(endpoint_ids, 0)
         rows = await self._read(
-            "SELECT endpoint_id, count(*) FROM deliveries WHERE state IN "
-            "('pending', 'delivering', 'held') AND endpoint_id = ANY($1::text[]) "
+            f"SELECT endpoint_id, count(*) FROM deliveries WHERE state IN {sql_in(UNFINISHED)} "
+            "AND endpoint_id = ANY($1::text[]) "
             "GROUP BY endpoint_id",
             endpoint_ids,
         )
@@ -486,12 +489,12 @@ class PostgresStore:
         for endpoint_id in endpoint_ids:
             head = await self._read(
                 "SELECT id, state, attempts FROM deliveries WHERE endpoint_id = $1 "
-                "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1", endpoint_id)
+                f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1", endpoint_id)
             if not head or head[0][2] <= (1 if head[0][1] == "delivering" else 0):
                 continue
             counts[endpoint_id] = int(await self._live_pool().fetchval(
                 "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "
-                "AND state IN ('pending', 'delivering', 'held')", endpoint_id, head[0][0]))
+                f"AND state IN {sql_in(UNFINISHED)}", endpoint_id, head[0][0]))
         return counts
 
     async def recover_failed(self, endpoint_id: str, since: float, state: State,

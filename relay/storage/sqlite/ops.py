@@ -24,7 +24,9 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    IN_LINE,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     Claimed,
     ClockShift,
@@ -35,6 +37,7 @@ from relay.storage.base import (
     Ops,
     Recorded,
     not_cancellable,
+    sql_in,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
@@ -114,7 +117,7 @@ def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
 
 HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
     "SELECT id, state, next_at, attempts FROM deliveries WHERE endpoint_id = ? "
-    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
+    f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1"
 )
 # Whether an ordered endpoint has a request in flight. Usually its head, but not always:
 # an earlier delivery retried by an operator is pending below it. INDEXED BY: the rows in
@@ -399,6 +402,12 @@ def _no_endpoint(endpoint_id: str) -> NotFound:
     return NotFound(f"no webhook {endpoint_id!r}")
 
 
+_CANCEL_UNFINISHED = (
+    "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+    f"WHERE endpoint_id = ? AND state IN {sql_in(UNFINISHED)}"
+)
+
+
 def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> int:
     """Mark an endpoint deleted and cancel its unfinished deliveries (how many). An
     attempt in flight is still recorded; its delivery stays cancelled (record() only
@@ -407,11 +416,7 @@ def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> in
         "UPDATE endpoints SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
         (now, now, endpoint_id),
     )
-    cur = db.execute(
-        "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
-        "WHERE endpoint_id = ? AND state IN ('pending', 'held', 'delivering')",
-        (now, endpoint_id),
-    )
+    cur = db.execute(_CANCEL_UNFINISHED, (now, endpoint_id))
     return cur.rowcount
 
 
@@ -560,15 +565,17 @@ def add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
+_PURGEABLE = (  # the oldest events before a time whose deliveries are all finished
+    "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
+    f"deliveries d WHERE d.event_id = events.id AND d.state IN {sql_in(UNFINISHED)}) "
+    "ORDER BY created_at LIMIT ?"
+)
+
+
 def purge(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for before, limit in args:
-        cur = db.execute(
-            "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
-            "deliveries d WHERE d.event_id = events.id AND d.state IN "
-            "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT ?",
-            (before, limit),
-        )
+        cur = db.execute(_PURGEABLE, (before, limit))
         ids = [r[0] for r in cur.fetchall()]
         for chunk in chunks(ids):
             marks = qmarks(len(chunk))

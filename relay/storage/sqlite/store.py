@@ -31,6 +31,7 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     AttemptRow,
     Claimed,
@@ -52,6 +53,7 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    sql_in,
 )
 from relay.storage.sqlite import ops as queries
 from relay.storage.sqlite.connection import MAX_QUEUE, Sync, WriteFn, Writer, take_lock
@@ -341,7 +343,7 @@ class SQLiteStore:
                 continue
             [(behind,)] = await self._read(
                 "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND id > ? "
-                "AND state IN ('pending', 'delivering', 'held')",
+                f"AND state IN {sql_in(UNFINISHED)}",
                 (endpoint_id, head[0][0]),
             )
             counts[endpoint_id] = int(behind)
