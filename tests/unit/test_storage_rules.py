@@ -52,3 +52,29 @@ def test_the_head_query_repeats_the_unfinished_index_term(folder: str) -> None:
     # SQLite uses a partial index only for a query that repeats its WHERE term as written.
     [index] = [sql for n, sql in migrations(folder) if "deliveries_unfinished" in sql]
     assert f"WHERE state IN {sql_in(IN_LINE)};" in " ".join(index.split())
+
+
+@pytest.mark.parametrize(
+    ("state", "retry", "cancel"),
+    [
+        (None, "404 no delivery dlv_7", "404 no delivery dlv_7"),
+        ("pending", "409 delivery dlv_7 is pending; only finished deliveries (succeeded, "
+         "failed, cancelled) can be retried", "409 delivery dlv_7 is pending already; only "
+         "unfinished deliveries (pending, held, delivering) can be cancelled"),
+        ("delivering", "409 delivery dlv_7 is delivering; only finished deliveries "
+         "(succeeded, failed, cancelled) can be retried", None),
+        ("succeeded", None, "409 delivery dlv_7 is succeeded already; only unfinished "
+         "deliveries (pending, held, delivering) can be cancelled"),
+    ],
+)
+def test_why_a_retry_or_a_cancel_was_refused(
+        state: str | None, retry: str | None, cancel: str | None) -> None:
+    for refuse, expected in ((rules.retry_refused, retry), (rules.cancel_refused, cancel)):
+        if expected is not None:
+            error = refuse(7, state)
+            assert f"{error.status} {error.message}" == expected
+
+
+def test_an_unknown_endpoint_is_not_found() -> None:
+    error = rules.no_endpoint("ep")
+    assert (error.status, error.message) == (404, "no webhook 'ep'")

@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.errors import TooManyRequests
 from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -44,7 +44,6 @@ from relay.storage.base import (
     Ops,
     Recorded,
     SessionRow,
-    not_cancellable,
     sql_in,
 )
 from relay.storage.postgres.connection import Connection
@@ -449,10 +448,6 @@ async def _select_endpoint(con: Connection, endpoint_id: str) -> EndpointRow | N
     return None if row is None else endpoint(row)
 
 
-def _no_endpoint(endpoint_id: str) -> NotFound:
-    return NotFound(f"no webhook {endpoint_id!r}")
-
-
 async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int:
     """Mark an endpoint deleted and cancel its unfinished deliveries (how many)."""
     await con.execute(
@@ -577,7 +572,7 @@ async def update_endpoint(con: Connection,
             f"UPDATE endpoints SET {sets}updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id, now, *values,
         )
-        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
     await _endpoints_changed(con)
     return out
 
@@ -593,7 +588,7 @@ async def rotate_secret(con: Connection,
             "WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id, until, secret, now,
         )
-        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
     await _endpoints_changed(con)
     return out
 
@@ -602,7 +597,7 @@ async def delete_endpoint(con: Connection, args: list[tuple[str, float]]) -> lis
     out: list[Any] = []
     for endpoint_id, now in args:
         if await _select_endpoint(con, endpoint_id) is None:
-            out.append(_no_endpoint(endpoint_id))
+            out.append(rules.no_endpoint(endpoint_id))
         else:
             out.append(await _remove_endpoint(con, endpoint_id, now))
     await _endpoints_changed(con)
@@ -626,12 +621,7 @@ async def retry_delivery(con: Connection, args: list[tuple[int, str, float]]) ->
                 await notify_due(con, {row[2]: now})
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found}; only finished deliveries "
-                f"({', '.join(FINISHED)}) can be retried"
-            )
-        )
+        out.append(rules.retry_refused(delivery_id, found))
     return out
 
 
@@ -647,8 +637,7 @@ async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> lis
             out.append(delivery(row))
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
-        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
-                   else not_cancellable(delivery_id, found))
+        out.append(rules.cancel_refused(delivery_id, found))
     return out
 
 

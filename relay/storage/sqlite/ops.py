@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.errors import TooManyRequests
 from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -36,7 +36,6 @@ from relay.storage.base import (
     Notice,
     Ops,
     Recorded,
-    not_cancellable,
     sql_in,
 )
 
@@ -398,10 +397,6 @@ def _select_endpoint(db: sqlite3.Connection, endpoint_id: str) -> EndpointRow | 
     return None if row is None else endpoint(row)
 
 
-def _no_endpoint(endpoint_id: str) -> NotFound:
-    return NotFound(f"no webhook {endpoint_id!r}")
-
-
 _CANCEL_UNFINISHED = (
     "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
     f"WHERE endpoint_id = ? AND state IN {sql_in(UNFINISHED)}"
@@ -468,7 +463,7 @@ def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
             [*values.values(), now, endpoint_id],
         )
-        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id) or rules.no_endpoint(endpoint_id))
     return out
 
 
@@ -482,7 +477,7 @@ def rotate_secret(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             "WHERE id = ? AND deleted_at IS NULL",
             (until, until, secret, now, endpoint_id),
         )
-        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id) or rules.no_endpoint(endpoint_id))
     return out
 
 
@@ -490,7 +485,7 @@ def delete_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, now in args:
         if _select_endpoint(db, endpoint_id) is None:
-            out.append(_no_endpoint(endpoint_id))
+            out.append(rules.no_endpoint(endpoint_id))
         else:
             out.append(_remove_endpoint(db, endpoint_id, now))
     return out
@@ -510,12 +505,7 @@ def retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             continue
         cur = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,))
         found = cur.fetchone()
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
-                f"({', '.join(FINISHED)}) can be retried"
-            )
-        )
+        out.append(rules.retry_refused(delivery_id, None if found is None else found[0]))
     return out
 
 
@@ -533,8 +523,7 @@ def cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             out.append(DeliveryRow(*row))
             continue
         found = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
-                   else not_cancellable(delivery_id, found[0]))
+        out.append(rules.cancel_refused(delivery_id, None if found is None else found[0]))
     return out
 
 
