@@ -9,8 +9,13 @@ call; the store stays healthy, since nothing was wrong with the database.
 
 from __future__ import annotations
 
-from relay.errors import Conflict, NotFound
-from relay.storage.base import FINISHED, not_cancellable
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from relay.delivery import health
+from relay.errors import Conflict, NotFound, TooManyRequests
+from relay.storage.base import FINISHED, EndpointRow, State, not_cancellable
 
 
 def endpoint_id_free(endpoint_id: str, taken: bool) -> Conflict | None:
@@ -47,3 +52,44 @@ def cancel_refused(delivery_id: int, state: str | None) -> NotFound | Conflict:
     if state is None:
         return NotFound(f"no delivery dlv_{delivery_id}")
     return not_cancellable(delivery_id, state)
+
+
+def within_max_webhooks(tenant: str, count: int, limit: int | None) -> TooManyRequests | None:
+    """Whether `tenant`, with `count` live API endpoints, may create one more under its
+    max_webhooks `limit` (None: no limit; the count is then not read)."""
+    if limit is None or count < limit:
+        return None
+    return TooManyRequests(
+        f"tenant {tenant!r} already has {count} webhooks, its max_webhooks; delete one first")
+
+
+# The endpoint columns update_endpoint may set (updated_at is set by every update).
+UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
+                       "failing_since", "consecutive_failures"})
+
+
+def spec_json(spec: Mapping[str, Any]) -> str:
+    """An endpoint's spec as stored: JSON with sorted keys, so equal specs compare equal."""
+    return json.dumps(spec, sort_keys=True)
+
+
+def endpoint_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values an update writes, in the order given; ValueError for a column
+    not UPDATABLE (a caller's mistake, not a request's)."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    return {k: spec_json(v) if k == "spec" else v for k, v in changes.items()}
+
+
+def unclaimed_state(endpoint: EndpointRow | None) -> State:
+    """Where a claimed delivery that was never sent goes back: `pending`, or `held` while
+    its endpoint (None: deleted) does not accept."""
+    return health.waiting_state(endpoint is not None and health.accepting(endpoint))
+
+
+def blocks(head_state: str, head_attempts: int) -> bool:
+    """Whether an ordered endpoint's head (its lowest-id pending or delivering delivery)
+    holds the others back for a failure: it has failed at least once (attempts counts
+    the one in flight while delivering)."""
+    return head_attempts > (1 if head_state == "delivering" else 0)

@@ -3,11 +3,21 @@ checked without a database."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from relay.errors import Conflict
+from relay.errors import Conflict, TooManyRequests
 from relay.storage import rules
-from relay.storage.base import FINISHED, IN_LINE, STATES, UNFINISHED, migrations, sql_in
+from relay.storage.base import (
+    FINISHED,
+    IN_LINE,
+    STATES,
+    UNFINISHED,
+    EndpointRow,
+    migrations,
+    sql_in,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +88,82 @@ def test_why_a_retry_or_a_cancel_was_refused(
 def test_an_unknown_endpoint_is_not_found() -> None:
     error = rules.no_endpoint("ep")
     assert (error.status, error.message) == (404, "no webhook 'ep'")
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "refused"),
+    [(0, None, False), (99, None, False), (0, 1, False), (2, 3, False), (3, 3, True),
+     (4, 3, True), (0, 0, True)],
+)
+def test_max_webhooks(count: int, limit: int | None, refused: bool) -> None:
+    result = rules.within_max_webhooks("acme", count, limit)
+    if not refused:
+        assert result is None
+    else:
+        assert isinstance(result, TooManyRequests)
+        assert result.message == (f"tenant 'acme' already has {count} webhooks, its "
+                                  "max_webhooks; delete one first")
+
+
+@pytest.mark.parametrize(
+    ("changes", "written"),
+    [
+        ({}, {}),
+        ({"name": "n", "is_paused": True}, {"name": "n", "is_paused": True}),
+        ({"spec": {"url": "u", "a": 1}}, {"spec": '{"a": 1, "url": "u"}'}),
+        ({"disable_reason": None, "consecutive_failures": 0, "failing_since": None,
+          "is_active": True},
+         {"disable_reason": None, "consecutive_failures": 0, "failing_since": None,
+          "is_active": True}),
+    ],
+)
+def test_which_columns_an_update_writes(changes: dict[str, Any],
+                                        written: dict[str, Any]) -> None:
+    values = rules.endpoint_changes(changes)
+    assert values == written and list(values) == list(written)
+
+
+@pytest.mark.parametrize("column", ["secret", "tenant", "id", "deleted_at", "updated_at"])
+def test_an_update_may_not_change_other_columns(column: str) -> None:
+    with pytest.raises(ValueError, match=f"not updatable: \\['{column}'\\]"):
+        rules.endpoint_changes({"name": "n", column: "x"})
+
+
+def _row(**fields: Any) -> EndpointRow:
+    base: dict[str, Any] = dict(
+        id="ep", tenant="t", source="api", name="ep", spec={"url": "u"}, secret="s",
+        prev_secret=None, prev_secret_until=None, is_active=True, is_paused=False,
+        disable_reason=None, created_at=0.0, last_delivery_at=None,
+        last_delivery_status=None, consecutive_failures=0, failing_since=None)
+    return EndpointRow(**{**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "state"),
+    [
+        (_row(), "pending"),
+        (None, "held"),  # deleted meanwhile: its deliveries are cancelled, not sent
+        (_row(is_paused=True), "held"),
+        (_row(is_active=False), "held"),
+        (_row(spec={"url": "u", "enabled": False}), "held"),
+        (_row(spec={"url": "u", "enabled": True}), "pending"),
+    ],
+)
+def test_the_state_an_unclaimed_delivery_returns_to(endpoint: EndpointRow | None,
+                                                    state: str) -> None:
+    assert rules.unclaimed_state(endpoint) == state
+
+
+@pytest.mark.parametrize(
+    ("head_state", "attempts", "blocks"),
+    [
+        ("pending", 0, False),  # never tried
+        ("pending", 1, True),  # failed once, waits for its retry
+        ("delivering", 1, False),  # its first attempt is in flight
+        ("delivering", 2, True),  # being retried
+        ("pending", 5, True),
+    ],
+)
+def test_the_head_blocks_the_others_once_it_has_failed(head_state: str, attempts: int,
+                                                       blocks: bool) -> None:
+    assert rules.blocks(head_state, attempts) is blocks

@@ -22,7 +22,6 @@ import asyncpg
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import TooManyRequests
 from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -410,8 +409,7 @@ async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[
     for ids, now in args:
         endpoint_ids = [r[0] for r in await con.fetch(_UNCLAIMED_ENDPOINTS, ids)]
         live = {row[0]: endpoint(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
-        states = [health.waiting_state(e in live and health.accepting(live[e]))
-                  for e in endpoint_ids]
+        states = [rules.unclaimed_state(live.get(e)) for e in endpoint_ids]
         rows = await con.fetch(_UNCLAIM, ids, now, endpoint_ids, states) if endpoint_ids else []
         await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
         out.append(len(rows))
@@ -483,7 +481,7 @@ async def sync_config(
         wanted = {e.id for e in endpoints}
         changed = False
         for ep in endpoints:
-            spec = json.dumps(ep.spec, sort_keys=True)
+            spec = rules.spec_json(ep.spec)
             prior = existing.get(ep.id)
             clash = rules.config_id_free(ep.id, None if prior is None else prior[2])
             if clash is not None:
@@ -531,11 +529,9 @@ async def create_endpoint(con: Connection,
                 "SELECT count(*) FROM endpoints WHERE tenant = $1 AND source = 'api' "
                 "AND deleted_at IS NULL", ep.tenant,
             )
-            if count >= limit:
-                out.append(TooManyRequests(
-                    f"tenant {ep.tenant!r} already has {count} webhooks, its max_webhooks; "
-                    "delete one first"
-                ))
+            refused = rules.within_max_webhooks(ep.tenant, count, limit)
+            if refused is not None:
+                out.append(refused)
                 continue
         taken = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
         clash = rules.endpoint_id_free(ep.id, taken is not None)
@@ -545,7 +541,7 @@ async def create_endpoint(con: Connection,
         await con.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6)",
-            ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+            ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
             ep.created_at,
         )
         out.append(await _select_endpoint(con, ep.id))
@@ -554,23 +550,15 @@ async def create_endpoint(con: Connection,
     return out
 
 
-UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
-                       "failing_since", "consecutive_failures"})
-
-
 async def update_endpoint(con: Connection,
                           args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
-        unknown = set(changes) - UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [json.dumps(v, sort_keys=True) if k == "spec" else v
-                  for k, v in changes.items()]
-        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(changes, 3))
+        values = rules.endpoint_changes(changes)
+        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(values, 3))
         await con.execute(
             f"UPDATE endpoints SET {sets}updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-            endpoint_id, now, *values,
+            endpoint_id, now, *values.values(),
         )
         out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
     await _endpoints_changed(con)

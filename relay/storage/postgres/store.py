@@ -34,7 +34,7 @@ import asyncpg
 from relay import __version__
 from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
-from relay.storage import idempotency
+from relay.storage import idempotency, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -490,7 +490,7 @@ class PostgresStore:
             head = await self._read(
                 "SELECT id, state, attempts FROM deliveries WHERE endpoint_id = $1 "
                 f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1", endpoint_id)
-            if not head or head[0][2] <= (1 if head[0][1] == "delivering" else 0):
+            if not head or not rules.blocks(head[0][1], head[0][2]):
                 continue
             counts[endpoint_id] = int(await self._live_pool().fetchval(
                 "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "

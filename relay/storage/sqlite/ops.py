@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from relay.delivery import health, opsevents
-from relay.errors import TooManyRequests
 from relay.storage import idempotency, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -366,7 +365,7 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             clash = rules.config_id_free(ep.id, existing[ep.id][1] if ep.id in existing else None)
             if clash is not None:
                 raise clash
-            spec = json.dumps(ep.spec, sort_keys=True)
+            spec = rules.spec_json(ep.spec)
             if ep.id in existing:
                 db.execute(
                     "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
@@ -419,17 +418,14 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for ep, limit in args:
         if limit is not None:
-            cur = db.execute(
+            [(count,)] = db.execute(
                 "SELECT COUNT(*) FROM endpoints WHERE tenant = ? AND source = 'api' "
                 "AND deleted_at IS NULL",
                 (ep.tenant,),
-            )
-            row = cur.fetchone()
-            if row is not None and row[0] >= limit:
-                out.append(TooManyRequests(
-                    f"tenant {ep.tenant!r} already has {row[0]} webhooks, its max_webhooks; "
-                    "delete one first"
-                ))
+            ).fetchall()
+            refused = rules.within_max_webhooks(ep.tenant, count, limit)
+            if refused is not None:
+                out.append(refused)
                 continue
         taken = db.execute("SELECT 1 FROM endpoints WHERE id = ?", (ep.id,)).fetchone()
         clash = rules.endpoint_id_free(ep.id, taken is not None)
@@ -439,25 +435,17 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
-            (ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+            (ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
              ep.created_at, ep.created_at),
         )
         out.append(_select_endpoint(db, ep.id))
     return out
 
 
-_UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
-                        "failing_since", "consecutive_failures"})
-
-
 def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
-        unknown = set(changes) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = {k: json.dumps(v, sort_keys=True) if k == "spec" else v
-                  for k, v in changes.items()}
+        values = rules.endpoint_changes(changes)
         sets = "".join(f"{col} = ?, " for col in values)
         db.execute(
             f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
@@ -591,8 +579,7 @@ def unclaim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
                 chunk,
             )
             for (endpoint_id,) in cur.fetchall():
-                row = _select_endpoint(db, endpoint_id)
-                state = health.waiting_state(row is not None and health.accepting(row))
+                state = rules.unclaimed_state(_select_endpoint(db, endpoint_id))
                 count += db.execute(
                     "UPDATE deliveries SET state = ?, attempts = attempts - 1, "
                     "lease_until = NULL, updated_at = ? WHERE state = 'delivering' "

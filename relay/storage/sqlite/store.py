@@ -26,7 +26,7 @@ import aiosqlite
 
 from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
-from relay.storage import idempotency
+from relay.storage import idempotency, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -339,7 +339,7 @@ class SQLiteStore:
         counts = dict.fromkeys(endpoint_ids, 0)
         for endpoint_id in endpoint_ids:
             head = await self._read(queries.HEAD, (endpoint_id,))
-            if not head or head[0][3] <= (1 if head[0][1] == "delivering" else 0):
+            if not head or not rules.blocks(head[0][1], head[0][3]):
                 continue
             [(behind,)] = await self._read(
                 "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND id > ? "
