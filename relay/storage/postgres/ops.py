@@ -21,8 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from relay.delivery import health, opsevents
-from relay.storage import idempotency, rules
+from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
@@ -39,7 +38,6 @@ from relay.storage.base import (
     Limits,
     NewEndpoint,
     NewEvent,
-    Notice,
     Ops,
     Recorded,
     SessionRow,
@@ -219,8 +217,7 @@ _RECORD = (
     "lease_until = NULL, updated_at = $10, last_status = u.status, last_error = u.error "
     "FROM unnest($1::bigint[], $11::text[], $12::float8[], $6::int[], $9::text[]) "
     "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering') "
-    "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-    "last_delivery_at, last_delivery_status, tenant FROM endpoints "
+    f"SELECT {outcomes.HEALTH_COLS} FROM endpoints "
     "WHERE id = ANY($13::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
 # The health these attempts leave, and a wake-up per endpoint whose slots they freed.
@@ -250,9 +247,7 @@ async def record(con: Connection,
     disable_after, ops_config = args[-1][2], args[-1][3]
     if not results:
         return [Recorded({}) for _ in args]
-    attempted: dict[str, list[AttemptResult]] = {}
-    for r in results:
-        attempted.setdefault(r.endpoint_id, []).append(r)
+    attempted = outcomes.by_endpoint(results)
     rows = await con.fetch(
         _RECORD, [r.delivery_id for r in results], [r.attempt for r in results],
         [r.started_at for r in results], [r.duration_ms for r in results],
@@ -262,22 +257,9 @@ async def record(con: Connection,
         [r.response_body for r in results], [r.error for r in results], now,
         [r.state for r in results], [r.next_at for r in results], list(attempted),
     )
-    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
-    disabled: dict[str, str] = {}
-    after: list[tuple[str, health.Health]] = []
-    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
-    for row in rows:
-        before = health.Health(
-            is_active=row["is_active"], disable_reason=row["disable_reason"],
-            consecutive_failures=row["consecutive_failures"],
-            failing_since=row["failing_since"], last_delivery_at=row["last_delivery_at"],
-            last_delivery_status=row["last_delivery_status"],
-        )
-        change = health.after_attempts(before, attempted[row["id"]], now, disable_after)
-        after.append((row["id"], change.health))
-        streaks[row["id"]] = (row["tenant"], row["consecutive_failures"])
-        if change.disabled is not None:
-            disabled[row["id"]] = change.disabled
+    # Endpoint health: decided by relay.storage.outcomes (as on SQLite), applied here.
+    folded = outcomes.fold(rows, attempted, now, disable_after)
+    after = folded.health
     # Slots freed (their leases end with this commit): the other processes may claim
     # for these endpoints now; a retry's own due time is found by that claim.
     await con.execute(
@@ -286,49 +268,34 @@ async def record(con: Connection,
         [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
         [h.last_delivery_status for _, h in after], list(attempted), now,
     )
-    for eid in sorted(disabled):
+    for eid in sorted(folded.disabled):
         await con.execute(_DISABLED_AT, eid, now)
         await con.execute(_HOLD_PENDING, eid, now)
-    if disabled:
+    if folded.disabled:
         await _endpoints_changed(con)
-    recorded = Recorded(disabled)
+    recorded = Recorded(folded.disabled)
     if ops_config is not None:
-        recorded = await _emit(con, ops_config, attempted, streaks, disabled, now)
+        recorded = await _emit(con, ops_config, attempted, folded, now)
     return [recorded for _ in args]
 
 
-async def _emit(con: Connection, ops_config: Ops, attempted: dict[str, list[AttemptResult]],
-                before: dict[str, tuple[str, int]], disabled: dict[str, str],
-                now: float) -> Recorded:
+async def _emit(con: Connection, ops_config: Ops, attempted: outcomes.Attempted,
+                folded: outcomes.Fold, now: float) -> Recorded:
     """The operational events these outcomes cause, stored in the record transaction:
     a crash loses the outcome and its events together (the attempt is then repeated)."""
-    wanted = [delivery_id for eid, attempts in attempted.items() if eid in before
-              for delivery_id in opsevents.lookups(
-                  before[eid][1], attempts, failing_after=ops_config.failing_after,
-                  disabled=disabled.get(eid))]
+    wanted = outcomes.lookups(ops_config, attempted, folded)
     rows = await con.fetch(
         "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
         "WHERE d.id = ANY($1::bigint[])", wanted) if wanted else []
-    events = {row[0]: (row[1], row[2]) for row in rows}
-    codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
-             for eid, reason in disabled.items()}
-    notices: list[Notice] = []
-    for eid, attempts in attempted.items():
-        if eid not in before:  # deleted meanwhile
-            continue
-        tenant, streak = before[eid]
-        notices += opsevents.from_attempts(
-            eid, tenant, streak, attempts, failing_after=ops_config.failing_after,
-            disabled=disabled.get(eid), disabled_code=codes.get(eid),
-            event_of=lambda delivery_id: events.get(delivery_id, ("", "")),
-        )
+    notices = outcomes.notices(ops_config, attempted, folded,
+                               {row[0]: (row[1], row[2]) for row in rows})
     new = ops_config.build(notices, now) if notices else []
     if not new:
-        return Recorded(disabled, tuple(notices))
+        return Recorded(folded.disabled, tuple(notices))
     await ingest(con, [new])
-    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
+    due = outcomes.due(new)
     await notify_due(con, dict.fromkeys(due, now))
-    return Recorded(disabled, tuple(notices), due)
+    return Recorded(folded.disabled, tuple(notices), due)
 
 
 _RECLAIM = (

@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from relay.delivery import health, opsevents
-from relay.storage import idempotency, rules
+from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
@@ -32,7 +31,6 @@ from relay.storage.base import (
     DeliveryRow,
     EndpointRow,
     NewEvent,
-    Notice,
     Ops,
     Recorded,
     sql_in,
@@ -195,80 +193,46 @@ def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
         [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
     )
-    # Endpoint health: decided by health.after_attempts, applied here.
-    attempted: dict[str, list[AttemptResult]] = {}
-    for r in results:
-        attempted.setdefault(r.endpoint_id, []).append(r)
-    updates: list[tuple[Any, ...]] = []
-    disabled: dict[str, str] = {}
-    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
+    # Endpoint health: decided by relay.storage.outcomes, applied here.
+    attempted = outcomes.by_endpoint(results)
+    rows: list[Any] = []
     for chunk in chunks(list(attempted)):
-        cur = db.execute(
-            "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-            f"last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id IN "
-            f"({qmarks(len(chunk))})",
+        rows += db.execute(
+            f"SELECT {outcomes.HEALTH_COLS} FROM endpoints WHERE id IN ({qmarks(len(chunk))})",
             chunk,
-        )
-        for row in cur.fetchall():
-            before = health.Health(
-                is_active=bool(row[1]), disable_reason=row[2], consecutive_failures=row[3],
-                failing_since=row[4], last_delivery_at=row[5], last_delivery_status=row[6],
-            )
-            change = health.after_attempts(before, attempted[row[0]], now, disable_after)
-            after = change.health
-            updates.append((after.is_active, after.disable_reason, after.consecutive_failures,
-                            after.failing_since, after.last_delivery_at,
-                            after.last_delivery_status, row[0]))
-            streaks[row[0]] = (row[7], row[3])
-            if change.disabled is not None:
-                disabled[row[0]] = change.disabled
+        ).fetchall()
+    folded = outcomes.fold(rows, attempted, now, disable_after)
     db.executemany(
         "UPDATE endpoints SET is_active = ?, disable_reason = ?, consecutive_failures = ?, "
         "failing_since = ?, last_delivery_at = ?, last_delivery_status = ? WHERE id = ?",
-        updates,
+        [(h.is_active, h.disable_reason, h.consecutive_failures, h.failing_since,
+          h.last_delivery_at, h.last_delivery_status, eid) for eid, h in folded.health],
     )
-    for eid in disabled:
+    for eid in folded.disabled:
         db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
-    set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
-    recorded = Recorded(disabled)
+    set_accepting(db, [(eid, False, now) for eid in folded.disabled])  # hold their deliveries
+    recorded = Recorded(folded.disabled)
     if ops is not None:
-        codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
-                 for eid, reason in disabled.items()}
-        recorded = _emit(db, ops, attempted, streaks, disabled, codes, now)
+        recorded = _emit(db, ops, attempted, folded, now)
     return [recorded for _ in args]
 
 
-def _emit(db: sqlite3.Connection, ops: Ops, attempted: dict[str, list[AttemptResult]],
-          before: dict[str, tuple[str, int]], disabled: dict[str, str],
-          codes: dict[str, str], now: float) -> Recorded:
-    """Store the operational events `results` cause, in the record transaction: a crash
-    loses the outcome and its events together (the attempt is then repeated)."""
+def _emit(db: sqlite3.Connection, ops: Ops, attempted: outcomes.Attempted,
+          folded: outcomes.Fold, now: float) -> Recorded:
+    """Store the operational events these outcomes cause, in the record transaction: a
+    crash loses the outcome and its events together (the attempt is then repeated)."""
     events: dict[int, tuple[str, str]] = {}
-
-    def event_of(delivery_id: int) -> tuple[str, str]:
-        if delivery_id not in events:
-            row = db.execute(
-                "SELECT e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
-                "WHERE d.id = ?", (delivery_id,),
-            ).fetchone()
-            events[delivery_id] = ("", "") if row is None else (row[0], row[1])
-        return events[delivery_id]
-
-    notices: list[Notice] = []
-    for eid, attempts in attempted.items():
-        if eid not in before:  # deleted meanwhile
-            continue
-        tenant, streak = before[eid]
-        notices += opsevents.from_attempts(
-            eid, tenant, streak, attempts, failing_after=ops.failing_after,
-            disabled=disabled.get(eid), disabled_code=codes.get(eid), event_of=event_of,
-        )
+    for chunk in chunks(outcomes.lookups(ops, attempted, folded)):
+        events.update((row[0], (row[1], row[2])) for row in db.execute(
+            "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
+            f"WHERE d.id IN ({qmarks(len(chunk))})", chunk,
+        ))
+    notices = outcomes.notices(ops, attempted, folded, events)
     new = ops.build(notices, now) if notices else []
     if not new:
-        return Recorded(disabled, tuple(notices))
+        return Recorded(folded.disabled, tuple(notices))
     ingest(db, [new])
-    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
-    return Recorded(disabled, tuple(notices), due)
+    return Recorded(folded.disabled, tuple(notices), outcomes.due(new))
 
 
 def renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
