@@ -12,20 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from relay.delivery import health, opsevents
-from relay.storage.base import AttemptResult, NewEvent, Notice, Ops
+from relay.storage.base import AttemptResult, NewEvent, Notice, Ops, Row
 
 # The endpoint columns `fold` reads, in this order.
 HEALTH_COLS = ("id, is_active, disable_reason, consecutive_failures, failing_since, "
                "last_delivery_at, last_delivery_status, tenant")
-
-class Row(Protocol):
-    """A database row read by position (a tuple, an asyncpg Record)."""
-
-    def __getitem__(self, index: int, /) -> Any: ...
-
 
 Attempted = dict[str, list[AttemptResult]]  # endpoint id -> its attempts, oldest first
 

@@ -12,9 +12,13 @@ from relay.storage import rules
 from relay.storage.base import (
     FINISHED,
     IN_LINE,
+    INTERRUPTED,
     STATES,
     UNFINISHED,
+    AttemptRow,
     EndpointRow,
+    attempt_row,
+    endpoint_row,
     migrations,
     sql_in,
 )
@@ -167,3 +171,17 @@ def test_the_state_an_unclaimed_delivery_returns_to(endpoint: EndpointRow | None
 def test_the_head_blocks_the_others_once_it_has_failed(head_state: str, attempts: int,
                                                        blocks: bool) -> None:
     assert rules.blocks(head_state, attempts) is blocks
+
+
+@pytest.mark.parametrize("flag", [1, True])  # SQLite's 0/1, PostgreSQL's bool
+def test_an_endpoint_row_reads_alike_from_either_backend(flag: Any) -> None:
+    row = ("ep", "t", "api", "n", '{"url": "u"}', "s", None, None, flag, 0 * flag, None,
+           1.0, None, None, 2, 3.0)
+    assert endpoint_row(row) == _row(name="n", created_at=1.0, consecutive_failures=2,
+                                     failing_since=3.0)
+    assert endpoint_row(row).is_paused is False
+
+
+def test_an_interrupted_attempt_row_has_no_headers_or_body() -> None:
+    row = (7, 2, 1.0, None, None, None, None, None, INTERRUPTED)
+    assert attempt_row(row) == AttemptRow(7, 2, 1.0, None, {}, None, {}, b"", INTERRUPTED)

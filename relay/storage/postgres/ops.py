@@ -13,12 +13,10 @@ which PostgreSQL delivers to every listening process at commit; endpoint changes
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 
 from relay.storage import idempotency, outcomes, rules
@@ -27,6 +25,7 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    INTERRUPTED,
     SESSION_COLS,
     UNFINISHED,
     AttemptResult,
@@ -41,29 +40,14 @@ from relay.storage.base import (
     Ops,
     Recorded,
     SessionRow,
+    endpoint_row,
     sql_in,
 )
 from relay.storage.postgres.connection import Connection
 
-INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 DUE_CHANNEL = "relay_due"
-Row = asyncpg.Record | Sequence[Any]
 ENDPOINTS_CHANNEL = "relay_endpoints"
 
-
-
-def endpoint(row: Row) -> EndpointRow:
-    return EndpointRow(
-        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
-        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=row[8],
-        is_paused=row[9], disable_reason=row[10], created_at=row[11],
-        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
-        failing_since=row[15],
-    )
-
-
-def delivery(row: Row) -> DeliveryRow:
-    return DeliveryRow(*row)
 
 
 def _notify(endpoint: str, due: str) -> str:
@@ -375,7 +359,7 @@ async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[
     out = []
     for ids, now in args:
         endpoint_ids = [r[0] for r in await con.fetch(_UNCLAIMED_ENDPOINTS, ids)]
-        live = {row[0]: endpoint(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
+        live = {row[0]: endpoint_row(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
         states = [rules.unclaimed_state(live.get(e)) for e in endpoint_ids]
         rows = await con.fetch(_UNCLAIM, ids, now, endpoint_ids, states) if endpoint_ids else []
         await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
@@ -410,7 +394,7 @@ _SELECT_ENDPOINT = f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND del
 
 async def _select_endpoint(con: Connection, endpoint_id: str) -> EndpointRow | None:
     row = await con.fetchrow(_SELECT_ENDPOINT, endpoint_id)
-    return None if row is None else endpoint(row)
+    return None if row is None else endpoint_row(row)
 
 
 async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int:
@@ -478,7 +462,7 @@ async def sync_config(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL "
             "ORDER BY created_at, id"
         )
-        out.append([endpoint(r) for r in rows])
+        out.append([endpoint_row(r) for r in rows])
     return out
 
 
@@ -571,7 +555,7 @@ async def retry_delivery(con: Connection, args: list[tuple[int, str, float]]) ->
             delivery_id, state, now, list(FINISHED),
         )
         if row is not None:
-            out.append(delivery(row))
+            out.append(DeliveryRow(*row))
             if state == "pending":
                 await notify_due(con, {row[2]: now})
             continue
@@ -589,7 +573,7 @@ async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> lis
             delivery_id, now, list(CANCELLABLE),
         )
         if row is not None:
-            out.append(delivery(row))
+            out.append(DeliveryRow(*row))
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
         out.append(rules.cancel_refused(delivery_id, found))
@@ -622,7 +606,7 @@ async def add_deliveries(con: Connection,
             f"WITH ORDINALITY AS u(p, s, o) ORDER BY o RETURNING {DELIVERY_COLS}",
             event_id, now, [d[0] for d in deliveries], [d[1] for d in deliveries],
         )
-        out.append(sorted((delivery(r) for r in rows), key=lambda d: d.id))
+        out.append(sorted((DeliveryRow(*r) for r in rows), key=lambda d: d.id))
         await notify_due(con, {d[0]: now for d in deliveries if d[1] == "pending"})
     return out
 

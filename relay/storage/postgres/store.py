@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -36,6 +35,7 @@ from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
 from relay.storage import idempotency, rules
 from relay.storage.base import (
+    ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
     IN_LINE,
@@ -62,13 +62,15 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    attempt_row,
+    endpoint_row,
     sql_in,
 )
+from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
     DEFAULT_TIMEOUT,
     DRIVER_ERRORS,
-    MAX_QUEUE,
     Connection,
     Pool,
     WriteFn,
@@ -409,14 +411,14 @@ class PostgresStore:
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
         if limit >= 0:
             sql += f" LIMIT {int(limit)}"
-        return [queries.endpoint(row) for row in await self._read(sql, *params)]
+        return [endpoint_row(row) for row in await self._read(sql, *params)]
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id,
         )
-        return queries.endpoint(rows[0]) if rows else None
+        return endpoint_row(rows[0]) if rows else None
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint."""
@@ -446,7 +448,7 @@ class PostgresStore:
             f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
             event_id,
         )
-        return [queries.delivery(row) for row in rows]
+        return [DeliveryRow(*row) for row in rows]
 
     async def list_deliveries(
         self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
@@ -460,7 +462,7 @@ class PostgresStore:
             f"ORDER BY id DESC LIMIT {int(limit)}",
             *params,
         )
-        return [queries.delivery(row) for row in rows]
+        return [DeliveryRow(*row) for row in rows]
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
         cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
@@ -469,7 +471,7 @@ class PostgresStore:
             "WHERE d.id = $1 AND e.tenant = $2",
             delivery_id, tenant,
         )
-        return queries.delivery(rows[0]) if rows else None
+        return DeliveryRow(*rows[0]) if rows else None
 
     async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
         row: DeliveryRow = await self._submit(
@@ -604,15 +606,7 @@ class PostgresStore:
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
-            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
-            "response_headers, response_body, error FROM attempts WHERE delivery_id = $1 "
-            "ORDER BY id",
+            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = $1 ORDER BY id",
             delivery_id,
         )
-        return [
-            AttemptRow(
-                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
-                json.loads(r[6] or "{}"), r[7] or b"", r[8],
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]

@@ -23,6 +23,7 @@ from relay.storage.base import (
     ENDPOINT_COLS,
     FINISHED,
     IN_LINE,
+    INTERRUPTED,
     SESSION_COLS,
     UNFINISHED,
     AttemptResult,
@@ -33,11 +34,11 @@ from relay.storage.base import (
     NewEvent,
     Ops,
     Recorded,
+    endpoint_row,
     sql_in,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
-INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -75,16 +76,6 @@ def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) 
         raise
 
 
-
-
-def endpoint(row: Sequence[Any]) -> EndpointRow:
-    return EndpointRow(
-        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
-        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
-        is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
-        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
-        failing_since=row[15],
-    )
 
 
 def pragma(db: sqlite3.Connection, statements: list[str]) -> list[Any]:
@@ -347,7 +338,7 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         cur = db.execute(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
         )
-        out.append([endpoint(r) for r in cur.fetchall()])
+        out.append([endpoint_row(r) for r in cur.fetchall()])
     return out
 
 
@@ -357,7 +348,7 @@ def _select_endpoint(db: sqlite3.Connection, endpoint_id: str) -> EndpointRow | 
         (endpoint_id,),
     )
     row = cur.fetchone()
-    return None if row is None else endpoint(row)
+    return None if row is None else endpoint_row(row)
 
 
 _CANCEL_UNFINISHED = (

@@ -13,7 +13,6 @@ process holds them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
@@ -28,6 +27,7 @@ from relay.errors import StorageError, TooManyRequests
 from relay.logs import log
 from relay.storage import idempotency, rules
 from relay.storage.base import (
+    ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
     SESSION_COLS,
@@ -53,10 +53,13 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    attempt_row,
+    endpoint_row,
     sql_in,
 )
+from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.sqlite import ops as queries
-from relay.storage.sqlite.connection import MAX_QUEUE, Sync, WriteFn, Writer, take_lock
+from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
 
 _RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
 
@@ -323,14 +326,14 @@ class SQLiteStore:
             f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
             (*params, limit),
         )
-        return [queries.endpoint(row) for row in rows]
+        return [endpoint_row(row) for row in rows]
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
             (endpoint_id,),
         )
-        return queries.endpoint(rows[0]) if rows else None
+        return endpoint_row(rows[0]) if rows else None
 
     async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Per ordered endpoint: the deliveries waiting behind a head that has failed (it
@@ -490,18 +493,10 @@ class SQLiteStore:
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
-            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
-            "response_headers, response_body, error FROM attempts WHERE delivery_id = ? "
-            "ORDER BY id",
+            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY id",
             (delivery_id,),
         )
-        return [
-            AttemptRow(
-                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
-                json.loads(r[6] or "{}"), r[7] or b"", r[8],
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]
 
     async def _first_attempt_since(self, since: float) -> int | None:
         """The id of the first attempt started at or after `since`, by bisection over
