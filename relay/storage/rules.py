@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from relay.delivery import health
@@ -93,3 +94,18 @@ def blocks(head_state: str, head_attempts: int) -> bool:
     holds the others back for a failure: it has failed at least once (attempts counts
     the one in flight while delivering)."""
     return head_attempts > (1 if head_state == "delivering" else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """An endpoint's secrets after a rotation (the endpoints columns of these names)."""
+
+    secret: str
+    prev_secret: str | None
+    prev_secret_until: float | None
+
+
+def rotation(current: str, new: str, until: float | None) -> Rotation:
+    """Rotate `current` to `new`: the old secret keeps signing beside the new one until
+    `until` (the grace), or stops at once (None)."""
+    return Rotation(new, None if until is None else current, until)

@@ -185,3 +185,16 @@ def test_an_endpoint_row_reads_alike_from_either_backend(flag: Any) -> None:
 def test_an_interrupted_attempt_row_has_no_headers_or_body() -> None:
     row = (7, 2, 1.0, None, None, None, None, None, INTERRUPTED)
     assert attempt_row(row) == AttemptRow(7, 2, 1.0, None, {}, None, {}, b"", INTERRUPTED)
+
+
+@pytest.mark.parametrize(
+    ("until", "secrets"),
+    [
+        (None, ("whsec_new", None, None)),  # no grace: the old one stops at once
+        (100.0, ("whsec_new", "whsec_old", 100.0)),  # both sign until the grace ends
+    ],
+)
+def test_rotate_secrets_grace(until: float | None,
+                              secrets: tuple[str, str | None, float | None]) -> None:
+    r = rules.rotation("whsec_old", "whsec_new", until)
+    assert (r.secret, r.prev_secret, r.prev_secret_until) == secrets

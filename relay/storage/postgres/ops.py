@@ -516,18 +516,26 @@ async def update_endpoint(con: Connection,
     return out
 
 
+_LOCK_SECRET = "SELECT secret FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+_ROTATE = (
+    "UPDATE endpoints SET secret = $2, prev_secret = $3, prev_secret_until = $4, "
+    f"updated_at = $5 WHERE id = $1 RETURNING {ENDPOINT_COLS}"
+)
+
+
 async def rotate_secret(con: Connection,
                         args: list[tuple[str, str, float | None, float]]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, secret, until, now in args:
-        # The right-hand sides see the row before the update: prev_secret gets the old one.
-        await con.execute(
-            "UPDATE endpoints SET prev_secret = CASE WHEN $2::float8 IS NULL THEN NULL "
-            "ELSE secret END, prev_secret_until = $2, secret = $3, updated_at = $4 "
-            "WHERE id = $1 AND deleted_at IS NULL",
-            endpoint_id, until, secret, now,
-        )
-        out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
+        # Locked until commit: a concurrent rotation reads the secret this one sets.
+        current = await con.fetchval(_LOCK_SECRET, endpoint_id)
+        if current is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        new = rules.rotation(current, secret, until)
+        [row] = await con.fetch(
+            _ROTATE, endpoint_id, new.secret, new.prev_secret, new.prev_secret_until, now)
+        out.append(endpoint_row(row))
     await _endpoints_changed(con)
     return out
 

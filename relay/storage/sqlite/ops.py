@@ -413,14 +413,16 @@ def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
 def rotate_secret(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, secret, until, now in args:
-        # The right-hand sides see the row before the update: prev_secret gets the old one.
-        db.execute(
-            "UPDATE endpoints SET prev_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
-            "prev_secret_until = ?, secret = ?, updated_at = ? "
-            "WHERE id = ? AND deleted_at IS NULL",
-            (until, until, secret, now, endpoint_id),
-        )
-        out.append(_select_endpoint(db, endpoint_id) or rules.no_endpoint(endpoint_id))
+        row = _select_endpoint(db, endpoint_id)
+        if row is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        new = rules.rotation(row.secret, secret, until)
+        out.append(endpoint_row(db.execute(
+            "UPDATE endpoints SET secret = ?, prev_secret = ?, prev_secret_until = ?, "
+            f"updated_at = ? WHERE id = ? RETURNING {ENDPOINT_COLS}",
+            (new.secret, new.prev_secret, new.prev_secret_until, now, endpoint_id),
+        ).fetchone()))
     return out
 
 

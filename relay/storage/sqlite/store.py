@@ -301,8 +301,9 @@ class SQLiteStore:
         self, endpoint_id: str, secret: str, previous_until: float | None, now: float
     ) -> EndpointRow:
         """Make `secret` current; the old one keeps signing until `previous_until` (None:
-        it stops at once). Read and replaced in one statement, so two concurrent rotations
-        cannot both keep the same old secret."""
+        it stops at once; relay.storage.rules.rotation). Read and replaced in one
+        transaction on the one writer (PostgreSQL: under the row's lock), so two concurrent
+        rotations cannot both keep the same old secret."""
         row: EndpointRow = await self._submit(
             queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
         )
