@@ -25,15 +25,16 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Collection
-from typing import Any, Literal
+from collections.abc import Collection
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
 import asyncpg
 
 from relay import __version__
-from relay.errors import StorageError, TooManyRequests
+from relay.errors import StorageError
 from relay.logs import log
-from relay.storage import idempotency, rules
+from relay.storage import rules
 from relay.storage.base import (
     ATTEMPT_COLS,
     DELIVERY_COLS,
@@ -44,17 +45,12 @@ from relay.storage.base import (
     AttemptResult,
     AttemptRow,
     Claimed,
-    ClockShift,
-    ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
     EventRow,
     FailedAttempt,
-    Ingested,
     Limits,
     MinuteOutcomes,
-    NewEndpoint,
-    NewEvent,
     NodeRow,
     Observer,
     Ops,
@@ -81,6 +77,7 @@ from relay.storage.postgres.connection import (
     open_pool,
     redact,
 )
+from relay.storage.writes import QueuedWrites
 
 HEARTBEAT = 0.5  # seconds between heartbeats
 HEARTBEAT_TIMEOUT = 2.0  # seconds a heartbeat's statement may take, at most
@@ -107,8 +104,10 @@ def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
             [value for _, value in used])
 
 
-class PostgresStore:
+class PostgresStore(QueuedWrites):
     """The Store contract (relay.storage.base) on a PostgreSQL database at `url`."""
+
+    _queries: ClassVar[ModuleType] = queries
 
     def __init__(self, url: str, *, sync: Literal["full", "normal"] = "full",
                  observer: Observer | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -291,15 +290,6 @@ class PostgresStore:
 
     # --- ingest and delivery ------------------------------------------------------------
 
-    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
-        """Store events and their deliveries atomically; repeats of an idempotency key
-        answer the original (Conflict if the key came with a different event)."""
-        if self.overloaded():
-            raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True, single=idempotency.keyless(events))
-        return result
-
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None, ordered: frozenset[str] = frozenset(),
@@ -318,11 +308,6 @@ class PostgresStore:
         )
         return result
 
-    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
-        """Extend the leases of deliveries still being sent (a slow receiver)."""
-        count: int = await self._submit(queries.renew, (delivery_ids, lease_until))
-        return count
-
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
         ops: Ops | None = None,
@@ -340,16 +325,6 @@ class PostgresStore:
         count: int = await self._submit(queries.reclaim, now)
         return count
 
-    async def shift_times(self, shift: ClockShift) -> int:
-        """Move due times, leases and failure streaks across a step of this process's
-        wall clock (relay.delivery.clocksteps); the rows are shared: docs/scaling.md."""
-        count: int = await self._submit(queries.shift_times, shift, durable=True)
-        return count
-
-    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
-        count: int = await self._submit(queries.unclaim, (delivery_ids, now))
-        return count
-
     async def next_due(self, endpoint_id: str) -> float | None:
         rows = await self._read(
             "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1",
@@ -358,47 +333,7 @@ class PostgresStore:
         value = rows[0][0] if rows else None
         return None if value is None else float(value)
 
-    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
-        count: int = await self._submit(queries.set_accepting, (endpoint_id, accepting, now))
-        return count
-
     # --- endpoints ----------------------------------------------------------------------
-
-    async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
-    ) -> list[EndpointRow]:
-        rows: list[EndpointRow] = await self._submit(
-            queries.sync_config, (endpoints, now, new_secret), durable=True
-        )
-        return rows
-
-    async def create_endpoint(
-        self, endpoint: NewEndpoint, max_api_endpoints: int | None
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.create_endpoint, (endpoint, max_api_endpoints), durable=True
-        )
-        return row
-
-    async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.update_endpoint, (endpoint_id, changes, now), durable=True
-        )
-        return row
-
-    async def rotate_secret(
-        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
-        )
-        return row
-
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
-        count: int = await self._submit(queries.delete_endpoint, (endpoint_id, now), durable=True)
-        return count
 
     async def list_endpoints(
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
@@ -473,17 +408,6 @@ class PostgresStore:
         )
         return DeliveryRow(*rows[0]) if rows else None
 
-    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
-        row: DeliveryRow = await self._submit(
-            queries.retry_delivery, (delivery_id, state, now), durable=True
-        )
-        return row
-
-    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
-        row: DeliveryRow = await self._submit(queries.cancel_delivery, (delivery_id, now),
-                                              durable=True)
-        return row
-
     async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Per ordered endpoint: the deliveries waiting behind a head that has failed; 0
         while the head is on its first attempt, or there is none (as on SQLite)."""
@@ -498,13 +422,6 @@ class PostgresStore:
                 "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "
                 f"AND state IN {sql_in(UNFINISHED)}", endpoint_id, head[0][0]))
         return counts
-
-    async def recover_failed(self, endpoint_id: str, since: float, state: State,
-                             now: float) -> int:
-        count: int = await self._submit(
-            queries.recover_failed, (endpoint_id, since, state, now), durable=True
-        )
-        return count
 
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
@@ -537,14 +454,6 @@ class PostgresStore:
                                 event_id, tenant)
         return EventRow(*rows[0]) if rows else None
 
-    async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, State]], now: float
-    ) -> list[DeliveryRow]:
-        rows: list[DeliveryRow] = await self._submit(
-            queries.add_deliveries, (event_id, deliveries, now), durable=True
-        )
-        return rows
-
     async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
         """Attempts started since `since`, counted per minute and outcome, oldest first;
         minutes without attempts are left out."""
@@ -569,40 +478,12 @@ class PostgresStore:
         )
         return [FailedAttempt(*row) for row in rows]
 
-    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
-        """The key stored under `name`, made with `new()` and stored the first time;
-        when processes race, the first stored wins and all get it."""
-        key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
-                                        durable=True)
-        return key
-
     # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def add_session(self, session: SessionRow) -> None:
-        await self._submit(queries.add_session, (session,), durable=True)
 
     async def get_session(self, session_id: str) -> SessionRow | None:
         rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = $1",
                                 session_id)
         return SessionRow(*rows[0]) if rows else None
-
-    async def touch_session(self, session_id: str, now: float) -> None:
-        """Record use (never backwards); losing one to a crash only ends it sooner."""
-        await self._submit(queries.touch_session, (session_id, now))
-
-    async def end_session(self, session_id: str) -> bool:
-        ended: bool = await self._submit(queries.end_session, (session_id,), durable=True)
-        return ended
-
-    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
-        """End every session of `kind` whose subject is not in `keep`."""
-        count: int = await self._submit(queries.end_sessions, (kind, sorted(keep)),
-                                        durable=True)
-        return count
-
-    async def purge_sessions(self, now: float, idle: float) -> int:
-        count: int = await self._submit(queries.purge_sessions, (now, idle))
-        return count
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(

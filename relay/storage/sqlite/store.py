@@ -17,15 +17,16 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import aiosqlite
 
-from relay.errors import StorageError, TooManyRequests
+from relay.errors import StorageError
 from relay.logs import log
-from relay.storage import idempotency, rules
+from relay.storage import rules
 from relay.storage.base import (
     ATTEMPT_COLS,
     DELIVERY_COLS,
@@ -35,17 +36,12 @@ from relay.storage.base import (
     AttemptResult,
     AttemptRow,
     Claimed,
-    ClockShift,
-    ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
     EventRow,
     FailedAttempt,
-    Ingested,
     Limits,
     MinuteOutcomes,
-    NewEndpoint,
-    NewEvent,
     NodeRow,
     Observer,
     Ops,
@@ -60,6 +56,7 @@ from relay.storage.base import (
 from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.sqlite import ops as queries
 from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
+from relay.storage.writes import QueuedWrites
 
 _RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
 
@@ -77,8 +74,10 @@ _EVENT_SELECT = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(QueuedWrites):
     """The Store contract (relay.storage.base) on one SQLite file."""
+
+    _queries: ClassVar[ModuleType] = queries
 
     def __init__(self, path: str | Path, *, lock: bool = True, sync: Sync = "full",
                  observer: Observer | None = None, min_free_space: int = 0) -> None:
@@ -156,17 +155,6 @@ class SQLiteStore:
     def overloaded(self) -> bool:
         return self._writer.queued() > MAX_QUEUE
 
-    # --- ingest ----------------------------------------------------------------------
-
-    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
-        """Store events and their deliveries atomically; repeats of an idempotency key
-        answer the original (Conflict if the key came with a different event)."""
-        if self.overloaded():
-            raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True, single=idempotency.keyless(events))
-        return result
-
     # --- delivery --------------------------------------------------------------------
 
     async def claim(
@@ -217,11 +205,6 @@ class SQLiteStore:
                 continue
             return recorded
 
-    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
-        """Extend the leases of deliveries still being sent (a slow receiver)."""
-        count: int = await self._submit(queries.renew, (delivery_ids, lease_until))
-        return count
-
     async def watch(self, watcher: Watcher) -> None:
         """Nothing to watch: this process is the database's only user (the lock)."""
 
@@ -239,18 +222,6 @@ class SQLiteStore:
         count: int = await self._submit(queries.recover, (now, now))
         return count
 
-    async def shift_times(self, shift: ClockShift) -> int:
-        """Move due times, leases and failure streaks across a step of the wall clock
-        (relay.delivery.clocksteps); returns the pending deliveries moved."""
-        count: int = await self._submit(queries.shift_times, shift, durable=True)
-        return count
-
-    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
-        """Give back claimed deliveries that were never sent (stop, pause): `pending`
-        again, or `held` if their endpoint stopped accepting, the attempt uncounted."""
-        count: int = await self._submit(queries.unclaim, (delivery_ids, now))
-        return count
-
     async def next_due(self, endpoint_id: str) -> float | None:
         rows = await self._read(
             "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = ?",
@@ -259,60 +230,7 @@ class SQLiteStore:
         value = rows[0][0] if rows else None
         return None if value is None else float(value)
 
-    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
-        """Hold an endpoint's pending deliveries, or release its held ones in order."""
-        count: int = await self._submit(queries.set_accepting, (endpoint_id, accepting, now))
-        return count
-
     # --- endpoints -------------------------------------------------------------------
-
-    async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
-    ) -> list[EndpointRow]:
-        """Make the config endpoints in the store match the file: add, update, and mark
-        removed ones deleted (their pending and held deliveries become cancelled)."""
-        rows: list[EndpointRow] = await self._submit(
-            queries.sync_config, (endpoints, now, new_secret), durable=True
-        )
-        return rows
-
-    async def create_endpoint(
-        self, endpoint: NewEndpoint, max_api_endpoints: int | None
-    ) -> EndpointRow:
-        """Add an API endpoint; TooManyRequests when its tenant already has
-        `max_api_endpoints` of them (counted in the same transaction, so concurrent
-        creations cannot overshoot)."""
-        row: EndpointRow = await self._submit(
-            queries.create_endpoint, (endpoint, max_api_endpoints), durable=True
-        )
-        return row
-
-    async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> EndpointRow:
-        """Set endpoint columns (name, spec, is_active, is_paused, disable_reason, health);
-        NotFound if it does not exist (or was deleted)."""
-        row: EndpointRow = await self._submit(
-            queries.update_endpoint, (endpoint_id, changes, now), durable=True
-        )
-        return row
-
-    async def rotate_secret(
-        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
-    ) -> EndpointRow:
-        """Make `secret` current; the old one keeps signing until `previous_until` (None:
-        it stops at once; relay.storage.rules.rotation). Read and replaced in one
-        transaction on the one writer (PostgreSQL: under the row's lock), so two concurrent
-        rotations cannot both keep the same old secret."""
-        row: EndpointRow = await self._submit(
-            queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
-        )
-        return row
-
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
-        """Remove an endpoint; its unfinished deliveries become cancelled (how many)."""
-        count: int = await self._submit(queries.delete_endpoint, (endpoint_id, now), durable=True)
-        return count
 
     async def list_endpoints(
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
@@ -424,30 +342,6 @@ class SQLiteStore:
         )
         return DeliveryRow(*rows[0]) if rows else None
 
-    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
-        """A finished delivery goes out again now (`state` pending, or held while its
-        endpoint does not accept); Conflict while it is still unfinished."""
-        row: DeliveryRow = await self._submit(
-            queries.retry_delivery, (delivery_id, state, now), durable=True
-        )
-        return row
-
-    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
-        """An unfinished delivery (pending, held, delivering) becomes cancelled; an attempt
-        in flight is still recorded, the delivery stays cancelled. Conflict once finished."""
-        row: DeliveryRow = await self._submit(queries.cancel_delivery, (delivery_id, now),
-                                              durable=True)
-        return row
-
-    async def recover_failed(self, endpoint_id: str, since: float, state: State,
-                             now: float) -> int:
-        """Failed deliveries of an endpoint last updated at or after `since` go out again,
-        all due now, so they are sent in creation order. Returns how many."""
-        count: int = await self._submit(
-            queries.recover_failed, (endpoint_id, since, state, now), durable=True
-        )
-        return count
-
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
@@ -482,15 +376,6 @@ class SQLiteStore:
         rows = await self._read(f"{_EVENT_SELECT} WHERE id = ? AND tenant = ?",
                                 (event_id, tenant))
         return EventRow(*rows[0]) if rows else None
-
-    async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, State]], now: float
-    ) -> list[DeliveryRow]:
-        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
-        rows: list[DeliveryRow] = await self._submit(
-            queries.add_deliveries, (event_id, deliveries, now), durable=True
-        )
-        return rows
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
@@ -548,40 +433,12 @@ class SQLiteStore:
         )
         return [FailedAttempt(*row) for row in rows]
 
-    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
-        """The key stored under `name`, made with `new()` and stored the first time;
-        when two processes race, the first stored wins and both get it."""
-        key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
-                                        durable=True)
-        return key
-
     # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def add_session(self, session: SessionRow) -> None:
-        await self._submit(queries.add_session, (session,), durable=True)
 
     async def get_session(self, session_id: str) -> SessionRow | None:
         rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = ?",
                                 (session_id,))
         return SessionRow(*rows[0]) if rows else None
-
-    async def touch_session(self, session_id: str, now: float) -> None:
-        """Record use (never backwards); losing one to a crash only ends it sooner."""
-        await self._submit(queries.touch_session, (session_id, now))
-
-    async def end_session(self, session_id: str) -> bool:
-        ended: bool = await self._submit(queries.end_session, (session_id,), durable=True)
-        return ended
-
-    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
-        """End every session of `kind` whose subject is not in `keep`."""
-        count: int = await self._submit(queries.end_sessions, (kind, sorted(keep)),
-                                        durable=True)
-        return count
-
-    async def purge_sessions(self, now: float, idle: float) -> int:
-        count: int = await self._submit(queries.purge_sessions, (now, idle))
-        return count
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._r is None:
