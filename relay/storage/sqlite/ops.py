@@ -2,8 +2,7 @@
 
 Each operation takes the writer's connection and a list of arguments (one per queued
 call) and returns one result per argument, inside the writer's transaction (a RelayError
-result refuses that call alone). The row helpers and column lists here serve the store's
-reads too.
+result refuses that call alone). The chunking helpers here serve the store's reads too.
 """
 
 from __future__ import annotations
