@@ -16,7 +16,7 @@ from typing import Any
 
 from relay.delivery import health
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage.base import FINISHED, EndpointRow, State, not_cancellable
+from relay.storage.base import FINISHED, ConfigEndpoint, EndpointRow, State, not_cancellable
 
 
 def endpoint_id_free(endpoint_id: str, taken: bool) -> Conflict | None:
@@ -109,3 +109,52 @@ def rotation(current: str, new: str, until: float | None) -> Rotation:
     """Rotate `current` to `new`: the old secret keeps signing beside the new one until
     `until` (the grace), or stops at once (None)."""
     return Rotation(new, None if until is None else current, until)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """What config sync reads of an endpoint stored under a wanted or config id."""
+
+    source: str
+    tenant: str
+    spec: str  # as stored (spec_json)
+    secret: str
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """How to make the stored config endpoints match the file."""
+
+    add: list[ConfigEndpoint]  # not stored yet: inserted (a secret generated if none)
+    update: list[ConfigEndpoint]  # stored but changed, or deleted: written again
+    remove: list[str]  # stored, live, and no longer in the file: deleted
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.update or self.remove)
+
+
+def config_sync(endpoints: list[ConfigEndpoint],
+                stored: Mapping[str, StoredConfig]) -> SyncPlan | Conflict:
+    """The plan that makes the config endpoints in the store those of `endpoints`, given
+    the endpoints `stored` under their ids and every config one; Conflict (nothing
+    written) when an API endpoint has one of the ids. An endpoint whose tenant, spec and
+    secret (None: keep the stored one) are unchanged is left alone."""
+    add: list[ConfigEndpoint] = []
+    update: list[ConfigEndpoint] = []
+    for ep in endpoints:
+        prior = stored.get(ep.id)
+        clash = config_id_free(ep.id, None if prior is None else prior.source)
+        if clash is not None:
+            return clash
+        if prior is None:
+            add.append(ep)
+        elif (prior.spec, prior.tenant, prior.deleted) != (spec_json(ep.spec), ep.tenant,
+                                                           False) or (
+                ep.secret is not None and ep.secret != prior.secret):
+            update.append(ep)
+    wanted = {ep.id for ep in endpoints}
+    remove = sorted(eid for eid, prior in stored.items()
+                    if eid not in wanted and not prior.deleted)
+    return SyncPlan(add, update, remove)

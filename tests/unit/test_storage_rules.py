@@ -16,6 +16,7 @@ from relay.storage.base import (
     STATES,
     UNFINISHED,
     AttemptRow,
+    ConfigEndpoint,
     EndpointRow,
     attempt_row,
     endpoint_row,
@@ -198,3 +199,45 @@ def test_rotate_secrets_grace(until: float | None,
                               secrets: tuple[str, str | None, float | None]) -> None:
     r = rules.rotation("whsec_old", "whsec_new", until)
     assert (r.secret, r.prev_secret, r.prev_secret_until) == secrets
+
+
+def _config(endpoint_id: str, url: str = "u", tenant: str = "t",
+            secret: str | None = None) -> ConfigEndpoint:
+    return ConfigEndpoint(endpoint_id, tenant, {"url": url}, secret)
+
+
+def _stored(source: str = "config", url: str = "u", tenant: str = "t",
+            secret: str = "s", deleted: bool = False) -> rules.StoredConfig:
+    return rules.StoredConfig(source, tenant, rules.spec_json({"url": url}), secret, deleted)
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "stored", "plan"),
+    [
+        ([], {}, ([], [], [])),
+        ([_config("a")], {}, (["a"], [], [])),  # new
+        ([_config("a")], {"a": _stored()}, ([], [], [])),  # unchanged: left alone
+        ([_config("a", secret="s")], {"a": _stored()}, ([], [], [])),  # same secret
+        ([_config("a", url="v")], {"a": _stored()}, ([], ["a"], [])),  # spec changed
+        ([_config("a", tenant="t2")], {"a": _stored()}, ([], ["a"], [])),
+        ([_config("a", secret="s2")], {"a": _stored()}, ([], ["a"], [])),  # a new secret
+        ([_config("a")], {"a": _stored(deleted=True)}, ([], ["a"], [])),  # back again
+        ([], {"a": _stored()}, ([], [], ["a"])),  # gone from the file
+        ([], {"a": _stored(deleted=True)}, ([], [], [])),  # already removed
+        ([_config("b")], {"c": _stored(), "a": _stored()}, (["b"], [], ["a", "c"])),
+    ],
+)
+def test_config_sync_plan(endpoints: list[ConfigEndpoint],
+                          stored: dict[str, rules.StoredConfig],
+                          plan: tuple[list[str], list[str], list[str]]) -> None:
+    result = rules.config_sync(endpoints, stored)
+    assert isinstance(result, rules.SyncPlan)
+    assert ([e.id for e in result.add], [e.id for e in result.update], result.remove) == plan
+    assert result.changed is any(plan)
+
+
+def test_config_sync_refuses_an_api_endpoints_id_whole() -> None:
+    result = rules.config_sync([_config("a"), _config("b")],
+                               {"b": _stored(source="api"), "c": _stored()})
+    assert isinstance(result, Conflict)
+    assert result.message == "endpoint id 'b' is already used by an API endpoint"

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from relay.errors import Conflict
 from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -424,39 +425,29 @@ async def sync_config(
     await con.execute(_SYNC_LOCK)
     for endpoints, now, new_secret in args:
         rows = await con.fetch(
-            "SELECT id, secret, source, spec, tenant, deleted_at FROM endpoints "
+            "SELECT id, source, tenant, spec, secret, deleted_at IS NOT NULL FROM endpoints "
             "WHERE source = 'config' OR id = ANY($1::text[]) ORDER BY id FOR UPDATE",
             [e.id for e in endpoints],
         )
-        existing = {r[0]: r for r in rows}
-        wanted = {e.id for e in endpoints}
-        changed = False
-        for ep in endpoints:
-            spec = rules.spec_json(ep.spec)
-            prior = existing.get(ep.id)
-            clash = rules.config_id_free(ep.id, None if prior is None else prior[2])
-            if clash is not None:
-                raise clash
-            if prior is None:
-                await con.execute(
-                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-                    "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
-                    ep.id, ep.tenant, spec, ep.secret or new_secret(), now,
-                )
-                changed = True
-            elif (prior[3], prior[4], prior[5]) != (spec, ep.tenant, None) or (
-                    ep.secret is not None and ep.secret != prior[1]):
-                await con.execute(
-                    "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
-                    "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
-                    "WHERE id = $1", ep.id, ep.tenant, spec, ep.secret, now,
-                )
-                changed = True
-        for eid in sorted(set(existing) - wanted):
-            if existing[eid][5] is None:
-                await _remove_endpoint(con, eid, now)
-                changed = True
-        if changed:
+        plan = rules.config_sync(endpoints, {
+            r[0]: rules.StoredConfig(r[1], r[2], r[3], r[4], r[5]) for r in rows})
+        if isinstance(plan, Conflict):
+            raise plan
+        for ep in plan.add:
+            await con.execute(
+                "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
+                ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret or new_secret(), now,
+            )
+        for ep in plan.update:
+            await con.execute(
+                "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
+                "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
+                "WHERE id = $1", ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret, now,
+            )
+        for eid in plan.remove:
+            await _remove_endpoint(con, eid, now)
+        if plan.changed:
             await _endpoints_changed(con)
         rows = await con.fetch(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL "

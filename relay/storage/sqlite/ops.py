@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from relay.errors import Conflict
 from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
@@ -309,30 +310,29 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for endpoints, now, new_secret in args:
         cur = db.execute(
-            "SELECT id, secret, source FROM endpoints WHERE source = 'config' "
-            "OR id IN (SELECT value FROM json_each(?))",
+            "SELECT id, source, tenant, spec, secret, deleted_at IS NOT NULL FROM endpoints "
+            "WHERE source = 'config' OR id IN (SELECT value FROM json_each(?))",
             (json.dumps([e.id for e in endpoints]),),
         )
-        existing = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-        wanted = {e.id for e in endpoints}
-        for ep in endpoints:
-            clash = rules.config_id_free(ep.id, existing[ep.id][1] if ep.id in existing else None)
-            if clash is not None:
-                raise clash
-            spec = rules.spec_json(ep.spec)
-            if ep.id in existing:
-                db.execute(
-                    "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
-                    "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
-                    (ep.tenant, ep.id, spec, ep.secret, now, ep.id),
-                )
-            else:
-                db.execute(
-                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-                    "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
-                    (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
-                )
-        for eid in sorted(set(existing) - wanted):
+        plan = rules.config_sync(endpoints, {
+            r[0]: rules.StoredConfig(r[1], r[2], r[3], r[4], bool(r[5]))
+            for r in cur.fetchall()})
+        if isinstance(plan, Conflict):
+            raise plan
+        for ep in plan.add:
+            db.execute(
+                "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
+                (ep.id, ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret or new_secret(),
+                 now, now),
+            )
+        for ep in plan.update:
+            db.execute(
+                "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
+                "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
+                (ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret, now, ep.id),
+            )
+        for eid in plan.remove:
             _remove_endpoint(db, eid, now)
         cur = db.execute(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
