@@ -192,7 +192,7 @@ _BEGIN = "BEGIN"
 _BEGIN_NOT_DURABLE = "BEGIN; SET LOCAL synchronous_commit = off"
 
 
-_Op = Op[WriteFn]
+_Op = Op[WriteFn]  # for annotations: built as Op (a generic alias's call costs more)
 
 
 class Writer:
@@ -217,7 +217,7 @@ class Writer:
         if self._closing or self._task.done():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append(_Op(fn, arg, durable, future, single))
+        self._ops.append(Op(fn, arg, durable, future, single))
         self._ready.set()
         return await future
 

@@ -71,7 +71,7 @@ _RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
 Sync = Literal["full", "normal"]
 
 WriteFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
-_Op = Op[WriteFn]
+_Op = Op[WriteFn]  # for annotations: built as Op (a generic alias's call costs more)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -258,7 +258,7 @@ class Writer:
         if not self.running():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.put(_Op(fn, arg, durable, future, single, bare, alone))
+        self._ops.put(Op(fn, arg, durable, future, single, bare, alone))
         return await future
 
     def queued(self) -> int:
