@@ -158,3 +158,35 @@ def config_sync(endpoints: list[ConfigEndpoint],
     remove = sorted(eid for eid, prior in stored.items()
                     if eid not in wanted and not prior.deleted)
     return SyncPlan(add, update, remove)
+
+
+Condition = tuple[str, Any]  # SQL with one `?` for its value; applies when that is not None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """How to read a page of a tenant's events: its conditions and its order."""
+
+    conditions: list[Condition]
+    timed: bool  # bounded in time: ordered by (created_at, seq), not by seq alone
+
+    @property
+    def order(self) -> str:
+        return "created_at DESC, seq DESC" if self.timed else "seq DESC"
+
+
+def event_page(tenant: str, type: str | None, before: str | None, since: float | None,
+               until: float | None) -> EventPage:
+    """A tenant's events (of `type`), newest first, after the event `before` in that
+    order; with `since` / `until`, only those accepted in [since, until), and then the
+    order is by acceptance time, so `before` compares (created_at, seq)."""
+    if since is None and until is None:
+        return EventPage([
+            ("tenant = ?", tenant), ("type = ?", type),
+            ("seq < (SELECT seq FROM events WHERE id = ?)", before),
+        ], timed=False)
+    return EventPage([
+        ("tenant = ?", tenant), ("type = ?", type), ("created_at >= ?", since),
+        ("created_at < ?", until),
+        ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = ?)", before),
+    ], timed=True)

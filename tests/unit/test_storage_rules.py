@@ -241,3 +241,27 @@ def test_config_sync_refuses_an_api_endpoints_id_whole() -> None:
                                {"b": _stored(source="api"), "c": _stored()})
     assert isinstance(result, Conflict)
     assert result.message == "endpoint id 'b' is already used by an API endpoint"
+
+
+@pytest.mark.parametrize(
+    ("bounds", "used", "order"),
+    [
+        # (type, before, since, until): the conditions that apply, the order
+        ((None, None, None, None), ["tenant = ?"], "seq DESC"),
+        (("order.paid", "evt_1", None, None),
+         ["tenant = ?", "type = ?", "seq < (SELECT seq FROM events WHERE id = ?)"],
+         "seq DESC"),
+        ((None, None, 10.0, None), ["tenant = ?", "created_at >= ?"],
+         "created_at DESC, seq DESC"),
+        ((None, "evt_1", None, 20.0),
+         ["tenant = ?", "created_at < ?",
+          "(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = ?)"],
+         "created_at DESC, seq DESC"),
+    ],
+)
+def test_a_page_of_events(bounds: tuple[Any, Any, Any, Any], used: list[str],
+                          order: str) -> None:
+    page = rules.event_page("acme", *bounds)
+    assert [sql for sql, value in page.conditions if value is not None] == used
+    assert all(sql.count("?") == 1 for sql, _ in page.conditions)
+    assert page.order == order

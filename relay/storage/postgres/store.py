@@ -98,9 +98,10 @@ _UPSERT_NODE = (
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
-    """The conditions whose value is given, numbered $1.. in order, and their values."""
+    """The conditions whose value is given, their `?` numbered $1.. in order, and their
+    values."""
     used = [(sql, value) for sql, value in conditions if value is not None]
-    return ([sql.replace("$?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
+    return ([sql.replace("?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
             [value for _, value in used])
 
 
@@ -339,8 +340,8 @@ class PostgresStore(QueuedWrites):
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
     ) -> list[EndpointRow]:
         where, params = _where(
-            ("tenant = $?", tenant),
-            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = $?)", after),
+            ("tenant = ?", tenant),
+            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
         )
         sql = (f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
@@ -390,7 +391,7 @@ class PostgresStore(QueuedWrites):
         limit: int = 50,
     ) -> list[DeliveryRow]:
         where, params = _where(
-            ("endpoint_id = $?", endpoint_id), ("state = $?", state), ("id < $?", before),
+            ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
         )
         rows = await self._read(
             f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
@@ -427,23 +428,11 @@ class PostgresStore(QueuedWrites):
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
     ) -> list[EventRow]:
-        """As on SQLite: newest first by seq; with a time bound by (created_at, seq)."""
-        if since is None and until is None:
-            where, params = _where(
-                ("tenant = $?", tenant), ("type = $?", type),
-                ("seq < (SELECT seq FROM events WHERE id = $?)", before),
-            )
-            order = "seq DESC"
-        else:
-            where, params = _where(
-                ("tenant = $?", tenant), ("type = $?", type), ("created_at >= $?", since),
-                ("created_at < $?", until),
-                ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = $?)",
-                 before),
-            )
-            order = "created_at DESC, seq DESC"
+        """A page of a tenant's events as relay.storage.rules.event_page says."""
+        page = rules.event_page(tenant, type, before, since, until)
+        where, params = _where(*page.conditions)
         rows = await self._read(
-            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} "
+            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {page.order} "
             f"LIMIT {int(limit)}",
             *params,
         )
