@@ -13,6 +13,7 @@ recorded, the delivery stays cancelled).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +33,10 @@ DELIVERY_COLS = (
     "last_status, last_error"
 )
 SESSION_COLS = "id, kind, subject, created_at, last_seen_at, expires_at"
+ATTEMPT_COLS = ("delivery_id, n, started_at, duration_ms, request_headers, status, "
+                "response_headers, response_body, error")
+# The error of the attempt row a delivery caught `delivering` gets when it is sent again.
+INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
 
 def migrations(folder: str) -> list[tuple[int, str]]:
@@ -57,11 +62,23 @@ def check_schema(where: str, current: int, supported: int) -> None:
 
 State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
 STATES: tuple[State, ...] = get_args(State)
-# What an operator may do in which state, defined once for both backends' SQL and for the
-# console's buttons: send a finished delivery again (retry, recover), or stop one that is
-# not finished (cancel).
+# The state sets, defined once for both backends' SQL (as `sql_in`) and for the console's
+# buttons. Unfinished: still to be sent (retention keeps their events, deleting their
+# endpoint cancels them); an operator may stop them (cancel), or send a finished one again
+# (retry, recover).
+UNFINISHED: tuple[State, ...] = ("pending", "held", "delivering")
 FINISHED: tuple[State, ...] = ("succeeded", "failed", "cancelled")
-CANCELLABLE: tuple[State, ...] = ("pending", "held", "delivering")
+CANCELLABLE = UNFINISHED
+# Where an ordered endpoint's head is (held ones wait behind it, in order); as
+# `sql_in(IN_LINE)` this is the WHERE of the deliveries_unfinished partial index, which
+# SQLite uses only for a query that repeats that term as written.
+IN_LINE: tuple[State, ...] = ("pending", "delivering")
+
+
+def sql_in(states: tuple[State, ...]) -> str:
+    """The SQL list of `states`, `('pending', 'delivering')`, for `state IN ...` (states
+    are fixed names, so written into the SQL rather than passed as parameters)."""
+    return "(" + ", ".join(f"'{s}'" for s in states) + ")"
 Source = Literal["config", "api"]  # where an endpoint is defined
 
 
@@ -304,6 +321,30 @@ class SessionRow:
     created_at: float
     last_seen_at: float  # recorded at most every sessions.touch_every(idle) seconds
     expires_at: float
+
+
+class Row(Protocol):
+    """A database row read by position (a tuple, sqlite3.Row, an asyncpg Record)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def endpoint_row(row: Row) -> EndpointRow:
+    """An EndpointRow from the columns of ENDPOINT_COLS (SQLite's flags are 0/1)."""
+    return EndpointRow(
+        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
+        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
+        is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
+        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
+        failing_since=row[15],
+    )
+
+
+def attempt_row(row: Row) -> AttemptRow:
+    """An AttemptRow from the columns of ATTEMPT_COLS (an interrupted attempt has no
+    headers or body)."""
+    return AttemptRow(row[0], row[1], row[2], row[3], json.loads(row[4] or "{}"), row[5],
+                      json.loads(row[6] or "{}"), row[7] or b"", row[8])
 
 
 Limits = dict[str, tuple[int, float | None]]  # endpoint -> (concurrency, rate_limit/s)

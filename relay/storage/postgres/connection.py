@@ -43,7 +43,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,9 +54,8 @@ from relay.errors import RelayError, StorageError, Unprocessable
 from relay.logs import log
 from relay.storage.base import Observer, check_schema
 from relay.storage.base import migrations as base_migrations
+from relay.storage.groupcommit import MAX_BATCH, Op, settle
 
-MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
-MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 DEFAULT_TIMEOUT = 5.0  # seconds: [storage] timeout's default, for stores made in tests
 _MIGRATION_TIMEOUT = 3600.0  # a migration's statement may rewrite a large table
 POOL_SIZE = 8  # the writer's connections, claims and concurrent reads
@@ -194,22 +192,7 @@ _BEGIN = "BEGIN"
 _BEGIN_NOT_DURABLE = "BEGIN; SET LOCAL synchronous_commit = off"
 
 
-@dataclass(slots=True)
-class _Op:
-    fn: WriteFn
-    arg: Any
-    durable: bool
-    future: asyncio.Future[Any]
-    single: bool  # one statement, with this arg and with others' merged in: atomic alone
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller gave up waiting
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
+_Op = Op[WriteFn]  # for annotations: built as Op (a generic alias's call costs more)
 
 
 class Writer:
@@ -234,7 +217,7 @@ class Writer:
         if self._closing or self._task.done():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append(_Op(fn, arg, durable, future, single))
+        self._ops.append(Op(fn, arg, durable, future, single))
         self._ready.set()
         return await future
 
@@ -264,10 +247,10 @@ class Writer:
                     settled = await self._batch(batch, retry_singly=len(batch) > 1)
                 except BaseException as exc:  # a bug or cancellation: answer, then stop
                     for op in batch:
-                        _settle(op.future, None, exc)
+                        settle(op.future, None, exc)
                     raise
                 for op, result, error in settled:
-                    _settle(op.future, result, error)
+                    settle(op.future, result, error)
             if self._closing:
                 return
 

@@ -13,23 +13,22 @@ which PostgreSQL delivers to every listening process at commit; endpoint changes
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 
-from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage import idempotency
+from relay.errors import Conflict
+from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    INTERRUPTED,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     Claimed,
     ClockShift,
@@ -39,33 +38,17 @@ from relay.storage.base import (
     Limits,
     NewEndpoint,
     NewEvent,
-    Notice,
     Ops,
     Recorded,
     SessionRow,
-    not_cancellable,
+    endpoint_row,
+    sql_in,
 )
 from relay.storage.postgres.connection import Connection
 
-INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 DUE_CHANNEL = "relay_due"
-Row = asyncpg.Record | Sequence[Any]
 ENDPOINTS_CHANNEL = "relay_endpoints"
 
-
-
-def endpoint(row: Row) -> EndpointRow:
-    return EndpointRow(
-        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
-        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=row[8],
-        is_paused=row[9], disable_reason=row[10], created_at=row[11],
-        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
-        failing_since=row[15],
-    )
-
-
-def delivery(row: Row) -> DeliveryRow:
-    return DeliveryRow(*row)
 
 
 def _notify(endpoint: str, due: str) -> str:
@@ -219,8 +202,7 @@ _RECORD = (
     "lease_until = NULL, updated_at = $10, last_status = u.status, last_error = u.error "
     "FROM unnest($1::bigint[], $11::text[], $12::float8[], $6::int[], $9::text[]) "
     "AS u(id, state, next_at, status, error) WHERE d.id = u.id AND d.state = 'delivering') "
-    "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-    "last_delivery_at, last_delivery_status, tenant FROM endpoints "
+    f"SELECT {outcomes.HEALTH_COLS} FROM endpoints "
     "WHERE id = ANY($13::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
 # The health these attempts leave, and a wake-up per endpoint whose slots they freed.
@@ -250,9 +232,7 @@ async def record(con: Connection,
     disable_after, ops_config = args[-1][2], args[-1][3]
     if not results:
         return [Recorded({}) for _ in args]
-    attempted: dict[str, list[AttemptResult]] = {}
-    for r in results:
-        attempted.setdefault(r.endpoint_id, []).append(r)
+    attempted = outcomes.by_endpoint(results)
     rows = await con.fetch(
         _RECORD, [r.delivery_id for r in results], [r.attempt for r in results],
         [r.started_at for r in results], [r.duration_ms for r in results],
@@ -262,22 +242,9 @@ async def record(con: Connection,
         [r.response_body for r in results], [r.error for r in results], now,
         [r.state for r in results], [r.next_at for r in results], list(attempted),
     )
-    # Endpoint health: decided by health.after_attempts (as on SQLite), applied here.
-    disabled: dict[str, str] = {}
-    after: list[tuple[str, health.Health]] = []
-    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
-    for row in rows:
-        before = health.Health(
-            is_active=row["is_active"], disable_reason=row["disable_reason"],
-            consecutive_failures=row["consecutive_failures"],
-            failing_since=row["failing_since"], last_delivery_at=row["last_delivery_at"],
-            last_delivery_status=row["last_delivery_status"],
-        )
-        change = health.after_attempts(before, attempted[row["id"]], now, disable_after)
-        after.append((row["id"], change.health))
-        streaks[row["id"]] = (row["tenant"], row["consecutive_failures"])
-        if change.disabled is not None:
-            disabled[row["id"]] = change.disabled
+    # Endpoint health: decided by relay.storage.outcomes (as on SQLite), applied here.
+    folded = outcomes.fold(rows, attempted, now, disable_after)
+    after = folded.health
     # Slots freed (their leases end with this commit): the other processes may claim
     # for these endpoints now; a retry's own due time is found by that claim.
     await con.execute(
@@ -286,49 +253,34 @@ async def record(con: Connection,
         [h.failing_since for _, h in after], [h.last_delivery_at for _, h in after],
         [h.last_delivery_status for _, h in after], list(attempted), now,
     )
-    for eid in sorted(disabled):
+    for eid in sorted(folded.disabled):
         await con.execute(_DISABLED_AT, eid, now)
         await con.execute(_HOLD_PENDING, eid, now)
-    if disabled:
+    if folded.disabled:
         await _endpoints_changed(con)
-    recorded = Recorded(disabled)
+    recorded = Recorded(folded.disabled)
     if ops_config is not None:
-        recorded = await _emit(con, ops_config, attempted, streaks, disabled, now)
+        recorded = await _emit(con, ops_config, attempted, folded, now)
     return [recorded for _ in args]
 
 
-async def _emit(con: Connection, ops_config: Ops, attempted: dict[str, list[AttemptResult]],
-                before: dict[str, tuple[str, int]], disabled: dict[str, str],
-                now: float) -> Recorded:
+async def _emit(con: Connection, ops_config: Ops, attempted: outcomes.Attempted,
+                folded: outcomes.Fold, now: float) -> Recorded:
     """The operational events these outcomes cause, stored in the record transaction:
     a crash loses the outcome and its events together (the attempt is then repeated)."""
-    wanted = [delivery_id for eid, attempts in attempted.items() if eid in before
-              for delivery_id in opsevents.lookups(
-                  before[eid][1], attempts, failing_after=ops_config.failing_after,
-                  disabled=disabled.get(eid))]
+    wanted = outcomes.lookups(ops_config, attempted, folded)
     rows = await con.fetch(
         "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
         "WHERE d.id = ANY($1::bigint[])", wanted) if wanted else []
-    events = {row[0]: (row[1], row[2]) for row in rows}
-    codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
-             for eid, reason in disabled.items()}
-    notices: list[Notice] = []
-    for eid, attempts in attempted.items():
-        if eid not in before:  # deleted meanwhile
-            continue
-        tenant, streak = before[eid]
-        notices += opsevents.from_attempts(
-            eid, tenant, streak, attempts, failing_after=ops_config.failing_after,
-            disabled=disabled.get(eid), disabled_code=codes.get(eid),
-            event_of=lambda delivery_id: events.get(delivery_id, ("", "")),
-        )
+    notices = outcomes.notices(ops_config, attempted, folded,
+                               {row[0]: (row[1], row[2]) for row in rows})
     new = ops_config.build(notices, now) if notices else []
     if not new:
-        return Recorded(disabled, tuple(notices))
+        return Recorded(folded.disabled, tuple(notices))
     await ingest(con, [new])
-    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
+    due = outcomes.due(new)
     await notify_due(con, dict.fromkeys(due, now))
-    return Recorded(disabled, tuple(notices), due)
+    return Recorded(folded.disabled, tuple(notices), due)
 
 
 _RECLAIM = (
@@ -408,9 +360,8 @@ async def unclaim(con: Connection, args: list[tuple[list[int], float]]) -> list[
     out = []
     for ids, now in args:
         endpoint_ids = [r[0] for r in await con.fetch(_UNCLAIMED_ENDPOINTS, ids)]
-        live = {row[0]: endpoint(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
-        states = [health.waiting_state(e in live and health.accepting(live[e]))
-                  for e in endpoint_ids]
+        live = {row[0]: endpoint_row(row) for row in await con.fetch(_LIVE_ENDPOINTS, endpoint_ids)}
+        states = [rules.unclaimed_state(live.get(e)) for e in endpoint_ids]
         rows = await con.fetch(_UNCLAIM, ids, now, endpoint_ids, states) if endpoint_ids else []
         await notify_due(con, {r[0]: now for r in rows if r[1] == "pending"})
         out.append(len(rows))
@@ -444,11 +395,7 @@ _SELECT_ENDPOINT = f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND del
 
 async def _select_endpoint(con: Connection, endpoint_id: str) -> EndpointRow | None:
     row = await con.fetchrow(_SELECT_ENDPOINT, endpoint_id)
-    return None if row is None else endpoint(row)
-
-
-def _no_endpoint(endpoint_id: str) -> NotFound:
-    return NotFound(f"no webhook {endpoint_id!r}")
+    return None if row is None else endpoint_row(row)
 
 
 async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int:
@@ -459,7 +406,7 @@ async def _remove_endpoint(con: Connection, endpoint_id: str, now: float) -> int
     )
     status = await con.execute(
         "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $2 "
-        "WHERE endpoint_id = $1 AND state IN ('pending', 'held', 'delivering')",
+        f"WHERE endpoint_id = $1 AND state IN {sql_in(UNFINISHED)}",
         endpoint_id, now,
     )
     return int(status.split()[-1])
@@ -478,44 +425,35 @@ async def sync_config(
     await con.execute(_SYNC_LOCK)
     for endpoints, now, new_secret in args:
         rows = await con.fetch(
-            "SELECT id, secret, source, spec, tenant, deleted_at FROM endpoints "
+            "SELECT id, source, tenant, spec, secret, deleted_at IS NOT NULL FROM endpoints "
             "WHERE source = 'config' OR id = ANY($1::text[]) ORDER BY id FOR UPDATE",
             [e.id for e in endpoints],
         )
-        existing = {r[0]: r for r in rows}
-        wanted = {e.id for e in endpoints}
-        changed = False
-        for ep in endpoints:
-            spec = json.dumps(ep.spec, sort_keys=True)
-            prior = existing.get(ep.id)
-            if prior is not None and prior[2] != "config":
-                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
-            if prior is None:
-                await con.execute(
-                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-                    "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
-                    ep.id, ep.tenant, spec, ep.secret or new_secret(), now,
-                )
-                changed = True
-            elif (prior[3], prior[4], prior[5]) != (spec, ep.tenant, None) or (
-                    ep.secret is not None and ep.secret != prior[1]):
-                await con.execute(
-                    "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
-                    "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
-                    "WHERE id = $1", ep.id, ep.tenant, spec, ep.secret, now,
-                )
-                changed = True
-        for eid in sorted(set(existing) - wanted):
-            if existing[eid][5] is None:
-                await _remove_endpoint(con, eid, now)
-                changed = True
-        if changed:
+        plan = rules.config_sync(endpoints, {
+            r[0]: rules.StoredConfig(r[1], r[2], r[3], r[4], r[5]) for r in rows})
+        if isinstance(plan, Conflict):
+            raise plan
+        for ep in plan.add:
+            await con.execute(
+                "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
+                ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret or new_secret(), now,
+            )
+        for ep in plan.update:
+            await con.execute(
+                "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
+                "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
+                "WHERE id = $1", ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret, now,
+            )
+        for eid in plan.remove:
+            await _remove_endpoint(con, eid, now)
+        if plan.changed:
             await _endpoints_changed(con)
         rows = await con.fetch(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL "
             "ORDER BY created_at, id"
         )
-        out.append([endpoint(r) for r in rows])
+        out.append([endpoint_row(r) for r in rows])
     return out
 
 
@@ -533,20 +471,19 @@ async def create_endpoint(con: Connection,
                 "SELECT count(*) FROM endpoints WHERE tenant = $1 AND source = 'api' "
                 "AND deleted_at IS NULL", ep.tenant,
             )
-            if count >= limit:
-                out.append(TooManyRequests(
-                    f"tenant {ep.tenant!r} already has {count} webhooks, its max_webhooks; "
-                    "delete one first"
-                ))
+            refused = rules.within_max_webhooks(ep.tenant, count, limit)
+            if refused is not None:
+                out.append(refused)
                 continue
-        exists = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
-        if exists:
-            out.append(Conflict(f"endpoint id {ep.id!r} is already used"))
+        taken = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
+        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        if clash is not None:
+            out.append(clash)
             continue
         await con.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6)",
-            ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+            ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
             ep.created_at,
         )
         out.append(await _select_endpoint(con, ep.id))
@@ -555,41 +492,41 @@ async def create_endpoint(con: Connection,
     return out
 
 
-UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
-                       "failing_since", "consecutive_failures"})
-
-
 async def update_endpoint(con: Connection,
                           args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
-        unknown = set(changes) - UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [json.dumps(v, sort_keys=True) if k == "spec" else v
-                  for k, v in changes.items()]
-        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(changes, 3))
+        values = rules.endpoint_changes(changes)
+        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(values, 3))
         await con.execute(
             f"UPDATE endpoints SET {sets}updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-            endpoint_id, now, *values,
+            endpoint_id, now, *values.values(),
         )
-        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
     await _endpoints_changed(con)
     return out
+
+
+_LOCK_SECRET = "SELECT secret FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+_ROTATE = (
+    "UPDATE endpoints SET secret = $2, prev_secret = $3, prev_secret_until = $4, "
+    f"updated_at = $5 WHERE id = $1 RETURNING {ENDPOINT_COLS}"
+)
 
 
 async def rotate_secret(con: Connection,
                         args: list[tuple[str, str, float | None, float]]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, secret, until, now in args:
-        # The right-hand sides see the row before the update: prev_secret gets the old one.
-        await con.execute(
-            "UPDATE endpoints SET prev_secret = CASE WHEN $2::float8 IS NULL THEN NULL "
-            "ELSE secret END, prev_secret_until = $2, secret = $3, updated_at = $4 "
-            "WHERE id = $1 AND deleted_at IS NULL",
-            endpoint_id, until, secret, now,
-        )
-        out.append(await _select_endpoint(con, endpoint_id) or _no_endpoint(endpoint_id))
+        # Locked until commit: a concurrent rotation reads the secret this one sets.
+        current = await con.fetchval(_LOCK_SECRET, endpoint_id)
+        if current is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        new = rules.rotation(current, secret, until)
+        [row] = await con.fetch(
+            _ROTATE, endpoint_id, new.secret, new.prev_secret, new.prev_secret_until, now)
+        out.append(endpoint_row(row))
     await _endpoints_changed(con)
     return out
 
@@ -598,7 +535,7 @@ async def delete_endpoint(con: Connection, args: list[tuple[str, float]]) -> lis
     out: list[Any] = []
     for endpoint_id, now in args:
         if await _select_endpoint(con, endpoint_id) is None:
-            out.append(_no_endpoint(endpoint_id))
+            out.append(rules.no_endpoint(endpoint_id))
         else:
             out.append(await _remove_endpoint(con, endpoint_id, now))
     await _endpoints_changed(con)
@@ -617,17 +554,12 @@ async def retry_delivery(con: Connection, args: list[tuple[int, str, float]]) ->
             delivery_id, state, now, list(FINISHED),
         )
         if row is not None:
-            out.append(delivery(row))
+            out.append(DeliveryRow(*row))
             if state == "pending":
                 await notify_due(con, {row[2]: now})
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found}; only finished deliveries "
-                f"({', '.join(FINISHED)}) can be retried"
-            )
-        )
+        out.append(rules.retry_refused(delivery_id, found))
     return out
 
 
@@ -640,11 +572,10 @@ async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> lis
             delivery_id, now, list(CANCELLABLE),
         )
         if row is not None:
-            out.append(delivery(row))
+            out.append(DeliveryRow(*row))
             continue
         found = await con.fetchval("SELECT state FROM deliveries WHERE id = $1", delivery_id)
-        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
-                   else not_cancellable(delivery_id, found))
+        out.append(rules.cancel_refused(delivery_id, found))
     return out
 
 
@@ -674,15 +605,15 @@ async def add_deliveries(con: Connection,
             f"WITH ORDINALITY AS u(p, s, o) ORDER BY o RETURNING {DELIVERY_COLS}",
             event_id, now, [d[0] for d in deliveries], [d[1] for d in deliveries],
         )
-        out.append(sorted((delivery(r) for r in rows), key=lambda d: d.id))
+        out.append(sorted((DeliveryRow(*r) for r in rows), key=lambda d: d.id))
         await notify_due(con, {d[0]: now for d in deliveries if d[1] == "pending"})
     return out
 
 
 _PURGE = (
     "WITH old AS (SELECT id FROM events WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM "
-    "deliveries d WHERE d.event_id = events.id AND d.state IN "
-    "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    f"deliveries d WHERE d.event_id = events.id AND d.state IN {sql_in(UNFINISHED)}) "
+    "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
     "dels AS (DELETE FROM deliveries WHERE event_id IN (SELECT id FROM old) RETURNING id), "
     "atts AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM dels)) "
     "DELETE FROM events WHERE id IN (SELECT id FROM old)"

@@ -20,39 +20,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Collection
-from typing import Any, Literal
+from collections.abc import Collection
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
 import asyncpg
 
 from relay import __version__
-from relay.errors import StorageError, TooManyRequests
+from relay.errors import StorageError
 from relay.logs import log
-from relay.storage import idempotency
+from relay.storage import rules
 from relay.storage.base import (
+    ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
+    IN_LINE,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     AttemptRow,
     Claimed,
-    ClockShift,
-    ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
     EventRow,
     FailedAttempt,
-    Ingested,
     Limits,
     MinuteOutcomes,
-    NewEndpoint,
-    NewEvent,
     NodeRow,
     Observer,
     Ops,
@@ -60,12 +58,15 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    attempt_row,
+    endpoint_row,
+    sql_in,
 )
+from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.postgres import ops as queries
 from relay.storage.postgres.connection import (
     DEFAULT_TIMEOUT,
     DRIVER_ERRORS,
-    MAX_QUEUE,
     Connection,
     Pool,
     WriteFn,
@@ -76,6 +77,7 @@ from relay.storage.postgres.connection import (
     open_pool,
     redact,
 )
+from relay.storage.writes import QueuedWrites
 
 HEARTBEAT = 0.5  # seconds between heartbeats
 HEARTBEAT_TIMEOUT = 2.0  # seconds a heartbeat's statement may take, at most
@@ -96,14 +98,17 @@ _UPSERT_NODE = (
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
-    """The conditions whose value is given, numbered $1.. in order, and their values."""
+    """The conditions whose value is given, their `?` numbered $1.. in order, and their
+    values."""
     used = [(sql, value) for sql, value in conditions if value is not None]
-    return ([sql.replace("$?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
+    return ([sql.replace("?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
             [value for _, value in used])
 
 
-class PostgresStore:
+class PostgresStore(QueuedWrites):
     """The Store contract (relay.storage.base) on a PostgreSQL database at `url`."""
+
+    _queries: ClassVar[ModuleType] = queries
 
     def __init__(self, url: str, *, sync: Literal["full", "normal"] = "full",
                  observer: Observer | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -286,15 +291,6 @@ class PostgresStore:
 
     # --- ingest and delivery ------------------------------------------------------------
 
-    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
-        """Store events and their deliveries atomically; repeats of an idempotency key
-        answer the original (Conflict if the key came with a different event)."""
-        if self.overloaded():
-            raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True, single=idempotency.keyless(events))
-        return result
-
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None, ordered: frozenset[str] = frozenset(),
@@ -313,11 +309,6 @@ class PostgresStore:
         )
         return result
 
-    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
-        """Extend the leases of deliveries still being sent (a slow receiver)."""
-        count: int = await self._submit(queries.renew, (delivery_ids, lease_until))
-        return count
-
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
         ops: Ops | None = None,
@@ -335,16 +326,6 @@ class PostgresStore:
         count: int = await self._submit(queries.reclaim, now)
         return count
 
-    async def shift_times(self, shift: ClockShift) -> int:
-        """Move due times, leases and failure streaks across a step of this process's
-        wall clock (relay.delivery.clocksteps); the rows are shared: docs/scaling.md."""
-        count: int = await self._submit(queries.shift_times, shift, durable=True)
-        return count
-
-    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
-        count: int = await self._submit(queries.unclaim, (delivery_ids, now))
-        return count
-
     async def next_due(self, endpoint_id: str) -> float | None:
         rows = await self._read(
             "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1",
@@ -353,74 +334,34 @@ class PostgresStore:
         value = rows[0][0] if rows else None
         return None if value is None else float(value)
 
-    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
-        count: int = await self._submit(queries.set_accepting, (endpoint_id, accepting, now))
-        return count
-
     # --- endpoints ----------------------------------------------------------------------
-
-    async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
-    ) -> list[EndpointRow]:
-        rows: list[EndpointRow] = await self._submit(
-            queries.sync_config, (endpoints, now, new_secret), durable=True
-        )
-        return rows
-
-    async def create_endpoint(
-        self, endpoint: NewEndpoint, max_api_endpoints: int | None
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.create_endpoint, (endpoint, max_api_endpoints), durable=True
-        )
-        return row
-
-    async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.update_endpoint, (endpoint_id, changes, now), durable=True
-        )
-        return row
-
-    async def rotate_secret(
-        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
-    ) -> EndpointRow:
-        row: EndpointRow = await self._submit(
-            queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
-        )
-        return row
-
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
-        count: int = await self._submit(queries.delete_endpoint, (endpoint_id, now), durable=True)
-        return count
 
     async def list_endpoints(
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
     ) -> list[EndpointRow]:
         where, params = _where(
-            ("tenant = $?", tenant),
-            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = $?)", after),
+            ("tenant = ?", tenant),
+            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
         )
         sql = (f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
         if limit >= 0:
             sql += f" LIMIT {int(limit)}"
-        return [queries.endpoint(row) for row in await self._read(sql, *params)]
+        return [endpoint_row(row) for row in await self._read(sql, *params)]
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id,
         )
-        return queries.endpoint(rows[0]) if rows else None
+        return endpoint_row(rows[0]) if rows else None
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint."""
         counts = dict.fromkeys(endpoint_ids, 0)
         rows = await self._read(
-            "SELECT endpoint_id, count(*) FROM deliveries WHERE state IN "
-            "('pending', 'delivering', 'held') AND endpoint_id = ANY($1::text[]) "
+            f"SELECT endpoint_id, count(*) FROM deliveries WHERE state IN {sql_in(UNFINISHED)} "
+            "AND endpoint_id = ANY($1::text[]) "
             "GROUP BY endpoint_id",
             endpoint_ids,
         )
@@ -443,21 +384,21 @@ class PostgresStore:
             f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
             event_id,
         )
-        return [queries.delivery(row) for row in rows]
+        return [DeliveryRow(*row) for row in rows]
 
     async def list_deliveries(
         self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
         limit: int = 50,
     ) -> list[DeliveryRow]:
         where, params = _where(
-            ("endpoint_id = $?", endpoint_id), ("state = $?", state), ("id < $?", before),
+            ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
         )
         rows = await self._read(
             f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
             f"ORDER BY id DESC LIMIT {int(limit)}",
             *params,
         )
-        return [queries.delivery(row) for row in rows]
+        return [DeliveryRow(*row) for row in rows]
 
     async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
         cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
@@ -466,18 +407,7 @@ class PostgresStore:
             "WHERE d.id = $1 AND e.tenant = $2",
             delivery_id, tenant,
         )
-        return queries.delivery(rows[0]) if rows else None
-
-    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
-        row: DeliveryRow = await self._submit(
-            queries.retry_delivery, (delivery_id, state, now), durable=True
-        )
-        return row
-
-    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
-        row: DeliveryRow = await self._submit(queries.cancel_delivery, (delivery_id, now),
-                                              durable=True)
-        return row
+        return DeliveryRow(*rows[0]) if rows else None
 
     async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Per ordered endpoint: the deliveries waiting behind a head that has failed; 0
@@ -486,42 +416,23 @@ class PostgresStore:
         for endpoint_id in endpoint_ids:
             head = await self._read(
                 "SELECT id, state, attempts FROM deliveries WHERE endpoint_id = $1 "
-                "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1", endpoint_id)
-            if not head or head[0][2] <= (1 if head[0][1] == "delivering" else 0):
+                f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1", endpoint_id)
+            if not head or not rules.blocks(head[0][1], head[0][2]):
                 continue
             counts[endpoint_id] = int(await self._live_pool().fetchval(
                 "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "
-                "AND state IN ('pending', 'delivering', 'held')", endpoint_id, head[0][0]))
+                f"AND state IN {sql_in(UNFINISHED)}", endpoint_id, head[0][0]))
         return counts
-
-    async def recover_failed(self, endpoint_id: str, since: float, state: State,
-                             now: float) -> int:
-        count: int = await self._submit(
-            queries.recover_failed, (endpoint_id, since, state, now), durable=True
-        )
-        return count
 
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
     ) -> list[EventRow]:
-        """As on SQLite: newest first by seq; with a time bound by (created_at, seq)."""
-        if since is None and until is None:
-            where, params = _where(
-                ("tenant = $?", tenant), ("type = $?", type),
-                ("seq < (SELECT seq FROM events WHERE id = $?)", before),
-            )
-            order = "seq DESC"
-        else:
-            where, params = _where(
-                ("tenant = $?", tenant), ("type = $?", type), ("created_at >= $?", since),
-                ("created_at < $?", until),
-                ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = $?)",
-                 before),
-            )
-            order = "created_at DESC, seq DESC"
+        """A page of a tenant's events as relay.storage.rules.event_page says."""
+        page = rules.event_page(tenant, type, before, since, until)
+        where, params = _where(*page.conditions)
         rows = await self._read(
-            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} "
+            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {page.order} "
             f"LIMIT {int(limit)}",
             *params,
         )
@@ -531,14 +442,6 @@ class PostgresStore:
         rows = await self._read(f"{_EVENT_SELECT} WHERE id = $1 AND tenant = $2",
                                 event_id, tenant)
         return EventRow(*rows[0]) if rows else None
-
-    async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, State]], now: float
-    ) -> list[DeliveryRow]:
-        rows: list[DeliveryRow] = await self._submit(
-            queries.add_deliveries, (event_id, deliveries, now), durable=True
-        )
-        return rows
 
     async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
         """Attempts started since `since`, counted per minute and outcome, oldest first;
@@ -564,52 +467,16 @@ class PostgresStore:
         )
         return [FailedAttempt(*row) for row in rows]
 
-    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
-        """The key stored under `name`, made with `new()` and stored the first time;
-        when processes race, the first stored wins and all get it."""
-        key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
-                                        durable=True)
-        return key
-
     # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def add_session(self, session: SessionRow) -> None:
-        await self._submit(queries.add_session, (session,), durable=True)
 
     async def get_session(self, session_id: str) -> SessionRow | None:
         rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = $1",
                                 session_id)
         return SessionRow(*rows[0]) if rows else None
 
-    async def touch_session(self, session_id: str, now: float) -> None:
-        """Record use (never backwards); losing one to a crash only ends it sooner."""
-        await self._submit(queries.touch_session, (session_id, now))
-
-    async def end_session(self, session_id: str) -> bool:
-        ended: bool = await self._submit(queries.end_session, (session_id,), durable=True)
-        return ended
-
-    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
-        """End every session of `kind` whose subject is not in `keep`."""
-        count: int = await self._submit(queries.end_sessions, (kind, sorted(keep)),
-                                        durable=True)
-        return count
-
-    async def purge_sessions(self, now: float, idle: float) -> int:
-        count: int = await self._submit(queries.purge_sessions, (now, idle))
-        return count
-
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
-            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
-            "response_headers, response_body, error FROM attempts WHERE delivery_id = $1 "
-            "ORDER BY id",
+            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = $1 ORDER BY id",
             delivery_id,
         )
-        return [
-            AttemptRow(
-                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
-                json.loads(r[6] or "{}"), r[7] or b"", r[8],
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]

@@ -2,7 +2,7 @@
 the checkpointer, backup.
 
 Group commit (`Writer`): every write is an operation queued to one writer. The writer
-takes every queued operation (up to `_MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
+takes every queued operation (up to `MAX_BATCH`), runs them in one `BEGIN IMMEDIATE`
 transaction (consecutive operations of one kind together) and commits once; each caller's
 future resolves only after that commit. A batch of single-statement operations (ingest
 without idempotency keys) is that statement alone, in SQLite's implicit transaction. If
@@ -41,16 +41,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import RelayError, StorageError, Unprocessable
 from relay.storage.base import Observer, check_schema
 from relay.storage.base import migrations as base_migrations
+from relay.storage.groupcommit import MAX_BATCH, Op, settle
 
-_MAX_BATCH = 512  # operations per transaction: bounds a commit's latency
-MAX_QUEUE = 20_000  # queued writes before ingest answers 429 instead of growing memory
 # The WAL starts over (from its first byte) only after a checkpoint copied all of it, and
 # the first commit after that fsyncs the WAL header, even with synchronous=NORMAL: with
 # sync = "normal" the one fsync left on the commit path, holding every request that
@@ -73,19 +71,7 @@ _RESTART_WAIT_MS = 100  # how long a RESTART waits for readers to leave the WAL
 Sync = Literal["full", "normal"]
 
 WriteFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
-
-
-
-
-@dataclass(slots=True)
-class _Op:
-    fn: WriteFn
-    arg: Any
-    durable: bool
-    future: asyncio.Future[Any]
-    bare: bool = False  # run alone, outside a transaction
-    alone: bool = False  # its own transaction: long work that must not hold others' commits
-    single: bool = False  # atomic by itself, with others of its kind merged in (one statement)
+_Op = Op[WriteFn]  # for annotations: built as Op (a generic alias's call costs more)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -96,16 +82,6 @@ SCHEMA_VERSION = migrations()[-1][0]
 
 
 _Settled = tuple[_Op, Any, BaseException | None]  # an operation, its result, its error
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """Resolve a caller's future (on the loop), unless the caller gave up waiting."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
 
 
 def _run_bare(db: sqlite3.Connection, op: _Op) -> _Settled:
@@ -282,7 +258,7 @@ class Writer:
         if not self.running():
             raise StorageError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.put(_Op(fn, arg, durable, future, bare, alone, single))
+        self._ops.put(Op(fn, arg, durable, future, single, bare, alone))
         return await future
 
     def queued(self) -> int:
@@ -301,9 +277,9 @@ class Writer:
             try:
                 db = connect(self.path)
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, opened, None, exc)
+                loop.call_soon_threadsafe(settle, opened, None, exc)
                 return
-            loop.call_soon_threadsafe(_settle, opened, None, None)
+            loop.call_soon_threadsafe(settle, opened, None, None)
             try:
                 stop = False
                 pending: _Op | None = None  # a bare operation met while filling a batch
@@ -316,7 +292,7 @@ class Writer:
                         loop.call_soon_threadsafe(self._settle_all, [_run_bare(db, op)], None)
                         continue
                     batch = [op]
-                    while not op.alone and len(batch) < _MAX_BATCH and not self._ops.empty():
+                    while not op.alone and len(batch) < MAX_BATCH and not self._ops.empty():
                         nxt = self._ops.get_nowait()
                         if nxt is None:
                             stop = True
@@ -352,8 +328,8 @@ class Writer:
             closed = StorageError("the store is closed")
             while not self._ops.empty():  # submitted while closing: never run
                 if (late := self._ops.get_nowait()) is not None:
-                    loop.call_soon_threadsafe(_settle, late.future, None, closed)
-            loop.call_soon_threadsafe(_settle, stopped, None, None)
+                    loop.call_soon_threadsafe(settle, late.future, None, closed)
+            loop.call_soon_threadsafe(settle, stopped, None, None)
 
     def _parts(self, batch: list[_Op]) -> list[list[_Op]]:
         """The transactions a batch runs as. With sync = "full", the operations that need
@@ -373,7 +349,7 @@ class Writer:
         if healthy is not None:
             self._on_health(healthy)
         for op, result, error in settled:
-            _settle(op.future, result, error)
+            settle(op.future, result, error)
 
     def _run(self, db: sqlite3.Connection, batch: list[_Op], *,
              retry_singly: bool) -> tuple[list[_Settled], bool]:

@@ -2,8 +2,7 @@
 
 Each operation takes the writer's connection and a list of arguments (one per queued
 call) and returns one result per argument, inside the writer's transaction (a RelayError
-result refuses that call alone). The row helpers and column lists here serve the store's
-reads too.
+result refuses that call alone). The chunking helpers here serve the store's reads too.
 """
 
 from __future__ import annotations
@@ -16,29 +15,30 @@ from typing import Any
 
 import orjson
 
-from relay.delivery import health, opsevents
-from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage import idempotency
+from relay.errors import Conflict
+from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
     CANCELLABLE,
     DELIVERY_COLS,
     ENDPOINT_COLS,
     FINISHED,
+    IN_LINE,
+    INTERRUPTED,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     Claimed,
     ClockShift,
     DeliveryRow,
     EndpointRow,
     NewEvent,
-    Notice,
     Ops,
     Recorded,
-    not_cancellable,
+    endpoint_row,
+    sql_in,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
-INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -78,16 +78,6 @@ def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) 
 
 
 
-def endpoint(row: Sequence[Any]) -> EndpointRow:
-    return EndpointRow(
-        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
-        secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
-        is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
-        last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
-        failing_since=row[15],
-    )
-
-
 def pragma(db: sqlite3.Connection, statements: list[str]) -> list[Any]:
     return [db.execute(f"PRAGMA {statement}").fetchall() for statement in statements]
 
@@ -114,7 +104,7 @@ def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
 
 HEAD = (  # an ordered endpoint's head: on the deliveries_unfinished index
     "SELECT id, state, next_at, attempts FROM deliveries WHERE endpoint_id = ? "
-    "AND state IN ('pending', 'delivering') ORDER BY id LIMIT 1"
+    f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1"
 )
 # Whether an ordered endpoint has a request in flight. Usually its head, but not always:
 # an earlier delivery retried by an operator is pending below it. INDEXED BY: the rows in
@@ -194,80 +184,46 @@ def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         "updated_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'delivering'",
         [(r.state, r.next_at, now, r.status, r.error, r.delivery_id) for r in results],
     )
-    # Endpoint health: decided by health.after_attempts, applied here.
-    attempted: dict[str, list[AttemptResult]] = {}
-    for r in results:
-        attempted.setdefault(r.endpoint_id, []).append(r)
-    updates: list[tuple[Any, ...]] = []
-    disabled: dict[str, str] = {}
-    streaks: dict[str, tuple[str, int]] = {}  # id -> (tenant, streak before these attempts)
+    # Endpoint health: decided by relay.storage.outcomes, applied here.
+    attempted = outcomes.by_endpoint(results)
+    rows: list[Any] = []
     for chunk in chunks(list(attempted)):
-        cur = db.execute(
-            "SELECT id, is_active, disable_reason, consecutive_failures, failing_since, "
-            f"last_delivery_at, last_delivery_status, tenant FROM endpoints WHERE id IN "
-            f"({qmarks(len(chunk))})",
+        rows += db.execute(
+            f"SELECT {outcomes.HEALTH_COLS} FROM endpoints WHERE id IN ({qmarks(len(chunk))})",
             chunk,
-        )
-        for row in cur.fetchall():
-            before = health.Health(
-                is_active=bool(row[1]), disable_reason=row[2], consecutive_failures=row[3],
-                failing_since=row[4], last_delivery_at=row[5], last_delivery_status=row[6],
-            )
-            change = health.after_attempts(before, attempted[row[0]], now, disable_after)
-            after = change.health
-            updates.append((after.is_active, after.disable_reason, after.consecutive_failures,
-                            after.failing_since, after.last_delivery_at,
-                            after.last_delivery_status, row[0]))
-            streaks[row[0]] = (row[7], row[3])
-            if change.disabled is not None:
-                disabled[row[0]] = change.disabled
+        ).fetchall()
+    folded = outcomes.fold(rows, attempted, now, disable_after)
     db.executemany(
         "UPDATE endpoints SET is_active = ?, disable_reason = ?, consecutive_failures = ?, "
         "failing_since = ?, last_delivery_at = ?, last_delivery_status = ? WHERE id = ?",
-        updates,
+        [(h.is_active, h.disable_reason, h.consecutive_failures, h.failing_since,
+          h.last_delivery_at, h.last_delivery_status, eid) for eid, h in folded.health],
     )
-    for eid in disabled:
+    for eid in folded.disabled:
         db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
-    set_accepting(db, [(eid, False, now) for eid in disabled])  # hold their deliveries
-    recorded = Recorded(disabled)
+    set_accepting(db, [(eid, False, now) for eid in folded.disabled])  # hold their deliveries
+    recorded = Recorded(folded.disabled)
     if ops is not None:
-        codes = {eid: opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
-                 for eid, reason in disabled.items()}
-        recorded = _emit(db, ops, attempted, streaks, disabled, codes, now)
+        recorded = _emit(db, ops, attempted, folded, now)
     return [recorded for _ in args]
 
 
-def _emit(db: sqlite3.Connection, ops: Ops, attempted: dict[str, list[AttemptResult]],
-          before: dict[str, tuple[str, int]], disabled: dict[str, str],
-          codes: dict[str, str], now: float) -> Recorded:
-    """Store the operational events `results` cause, in the record transaction: a crash
-    loses the outcome and its events together (the attempt is then repeated)."""
+def _emit(db: sqlite3.Connection, ops: Ops, attempted: outcomes.Attempted,
+          folded: outcomes.Fold, now: float) -> Recorded:
+    """Store the operational events these outcomes cause, in the record transaction: a
+    crash loses the outcome and its events together (the attempt is then repeated)."""
     events: dict[int, tuple[str, str]] = {}
-
-    def event_of(delivery_id: int) -> tuple[str, str]:
-        if delivery_id not in events:
-            row = db.execute(
-                "SELECT e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
-                "WHERE d.id = ?", (delivery_id,),
-            ).fetchone()
-            events[delivery_id] = ("", "") if row is None else (row[0], row[1])
-        return events[delivery_id]
-
-    notices: list[Notice] = []
-    for eid, attempts in attempted.items():
-        if eid not in before:  # deleted meanwhile
-            continue
-        tenant, streak = before[eid]
-        notices += opsevents.from_attempts(
-            eid, tenant, streak, attempts, failing_after=ops.failing_after,
-            disabled=disabled.get(eid), disabled_code=codes.get(eid), event_of=event_of,
-        )
+    for chunk in chunks(outcomes.lookups(ops, attempted, folded)):
+        events.update((row[0], (row[1], row[2])) for row in db.execute(
+            "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
+            f"WHERE d.id IN ({qmarks(len(chunk))})", chunk,
+        ))
+    notices = outcomes.notices(ops, attempted, folded, events)
     new = ops.build(notices, now) if notices else []
     if not new:
-        return Recorded(disabled, tuple(notices))
+        return Recorded(folded.disabled, tuple(notices))
     ingest(db, [new])
-    due = frozenset(e for ev in new for e, state in ev.deliveries if state == "pending")
-    return Recorded(disabled, tuple(notices), due)
+    return Recorded(folded.disabled, tuple(notices), outcomes.due(new))
 
 
 def renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
@@ -354,34 +310,34 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for endpoints, now, new_secret in args:
         cur = db.execute(
-            "SELECT id, secret, source FROM endpoints WHERE source = 'config' "
-            "OR id IN (SELECT value FROM json_each(?))",
+            "SELECT id, source, tenant, spec, secret, deleted_at IS NOT NULL FROM endpoints "
+            "WHERE source = 'config' OR id IN (SELECT value FROM json_each(?))",
             (json.dumps([e.id for e in endpoints]),),
         )
-        existing = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-        wanted = {e.id for e in endpoints}
-        for ep in endpoints:
-            if ep.id in existing and existing[ep.id][1] != "config":
-                raise Conflict(f"endpoint id {ep.id!r} is already used by an API endpoint")
-            spec = json.dumps(ep.spec, sort_keys=True)
-            if ep.id in existing:
-                db.execute(
-                    "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
-                    "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
-                    (ep.tenant, ep.id, spec, ep.secret, now, ep.id),
-                )
-            else:
-                db.execute(
-                    "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-                    "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
-                    (ep.id, ep.tenant, ep.id, spec, ep.secret or new_secret(), now, now),
-                )
-        for eid in sorted(set(existing) - wanted):
+        plan = rules.config_sync(endpoints, {
+            r[0]: rules.StoredConfig(r[1], r[2], r[3], r[4], bool(r[5]))
+            for r in cur.fetchall()})
+        if isinstance(plan, Conflict):
+            raise plan
+        for ep in plan.add:
+            db.execute(
+                "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
+                "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
+                (ep.id, ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret or new_secret(),
+                 now, now),
+            )
+        for ep in plan.update:
+            db.execute(
+                "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
+                "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
+                (ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret, now, ep.id),
+            )
+        for eid in plan.remove:
             _remove_endpoint(db, eid, now)
         cur = db.execute(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at"
         )
-        out.append([endpoint(r) for r in cur.fetchall()])
+        out.append([endpoint_row(r) for r in cur.fetchall()])
     return out
 
 
@@ -391,11 +347,13 @@ def _select_endpoint(db: sqlite3.Connection, endpoint_id: str) -> EndpointRow | 
         (endpoint_id,),
     )
     row = cur.fetchone()
-    return None if row is None else endpoint(row)
+    return None if row is None else endpoint_row(row)
 
 
-def _no_endpoint(endpoint_id: str) -> NotFound:
-    return NotFound(f"no webhook {endpoint_id!r}")
+_CANCEL_UNFINISHED = (
+    "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
+    f"WHERE endpoint_id = ? AND state IN {sql_in(UNFINISHED)}"
+)
 
 
 def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> int:
@@ -406,11 +364,7 @@ def _remove_endpoint(db: sqlite3.Connection, endpoint_id: str, now: float) -> in
         "UPDATE endpoints SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
         (now, now, endpoint_id),
     )
-    cur = db.execute(
-        "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? "
-        "WHERE endpoint_id = ? AND state IN ('pending', 'held', 'delivering')",
-        (now, endpoint_id),
-    )
+    cur = db.execute(_CANCEL_UNFINISHED, (now, endpoint_id))
     return cur.rowcount
 
 
@@ -418,60 +372,56 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for ep, limit in args:
         if limit is not None:
-            cur = db.execute(
+            [(count,)] = db.execute(
                 "SELECT COUNT(*) FROM endpoints WHERE tenant = ? AND source = 'api' "
                 "AND deleted_at IS NULL",
                 (ep.tenant,),
-            )
-            row = cur.fetchone()
-            if row is not None and row[0] >= limit:
-                out.append(TooManyRequests(
-                    f"tenant {ep.tenant!r} already has {row[0]} webhooks, its max_webhooks; "
-                    "delete one first"
-                ))
+            ).fetchall()
+            refused = rules.within_max_webhooks(ep.tenant, count, limit)
+            if refused is not None:
+                out.append(refused)
                 continue
+        taken = db.execute("SELECT 1 FROM endpoints WHERE id = ?", (ep.id,)).fetchone()
+        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        if clash is not None:
+            out.append(clash)
+            continue
         db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
-            (ep.id, ep.tenant, ep.name, json.dumps(ep.spec, sort_keys=True), ep.secret,
+            (ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
              ep.created_at, ep.created_at),
         )
         out.append(_select_endpoint(db, ep.id))
     return out
 
 
-_UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
-                        "failing_since", "consecutive_failures"})
-
-
 def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
-        unknown = set(changes) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = {k: json.dumps(v, sort_keys=True) if k == "spec" else v
-                  for k, v in changes.items()}
+        values = rules.endpoint_changes(changes)
         sets = "".join(f"{col} = ?, " for col in values)
         db.execute(
             f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
             [*values.values(), now, endpoint_id],
         )
-        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id) or rules.no_endpoint(endpoint_id))
     return out
 
 
 def rotate_secret(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, secret, until, now in args:
-        # The right-hand sides see the row before the update: prev_secret gets the old one.
-        db.execute(
-            "UPDATE endpoints SET prev_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
-            "prev_secret_until = ?, secret = ?, updated_at = ? "
-            "WHERE id = ? AND deleted_at IS NULL",
-            (until, until, secret, now, endpoint_id),
-        )
-        out.append(_select_endpoint(db, endpoint_id) or _no_endpoint(endpoint_id))
+        row = _select_endpoint(db, endpoint_id)
+        if row is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        new = rules.rotation(row.secret, secret, until)
+        out.append(endpoint_row(db.execute(
+            "UPDATE endpoints SET secret = ?, prev_secret = ?, prev_secret_until = ?, "
+            f"updated_at = ? WHERE id = ? RETURNING {ENDPOINT_COLS}",
+            (new.secret, new.prev_secret, new.prev_secret_until, now, endpoint_id),
+        ).fetchone()))
     return out
 
 
@@ -479,7 +429,7 @@ def delete_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, now in args:
         if _select_endpoint(db, endpoint_id) is None:
-            out.append(_no_endpoint(endpoint_id))
+            out.append(rules.no_endpoint(endpoint_id))
         else:
             out.append(_remove_endpoint(db, endpoint_id, now))
     return out
@@ -499,12 +449,7 @@ def retry_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             continue
         cur = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,))
         found = cur.fetchone()
-        out.append(
-            NotFound(f"no delivery dlv_{delivery_id}") if found is None else Conflict(
-                f"delivery dlv_{delivery_id} is {found[0]}; only finished deliveries "
-                f"({', '.join(FINISHED)}) can be retried"
-            )
-        )
+        out.append(rules.retry_refused(delivery_id, None if found is None else found[0]))
     return out
 
 
@@ -522,8 +467,7 @@ def cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             out.append(DeliveryRow(*row))
             continue
         found = db.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        out.append(NotFound(f"no delivery dlv_{delivery_id}") if found is None
-                   else not_cancellable(delivery_id, found[0]))
+        out.append(rules.cancel_refused(delivery_id, None if found is None else found[0]))
     return out
 
 
@@ -554,15 +498,17 @@ def add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
+_PURGEABLE = (  # the oldest events before a time whose deliveries are all finished
+    "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
+    f"deliveries d WHERE d.event_id = events.id AND d.state IN {sql_in(UNFINISHED)}) "
+    "ORDER BY created_at LIMIT ?"
+)
+
+
 def purge(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
     for before, limit in args:
-        cur = db.execute(
-            "SELECT id FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
-            "deliveries d WHERE d.event_id = events.id AND d.state IN "
-            "('pending', 'delivering', 'held')) ORDER BY created_at LIMIT ?",
-            (before, limit),
-        )
+        cur = db.execute(_PURGEABLE, (before, limit))
         ids = [r[0] for r in cur.fetchall()]
         for chunk in chunks(ids):
             marks = qmarks(len(chunk))
@@ -589,8 +535,7 @@ def unclaim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
                 chunk,
             )
             for (endpoint_id,) in cur.fetchall():
-                row = _select_endpoint(db, endpoint_id)
-                state = health.waiting_state(row is not None and health.accepting(row))
+                state = rules.unclaimed_state(_select_endpoint(db, endpoint_id))
                 count += db.execute(
                     "UPDATE deliveries SET state = ?, attempts = attempts - 1, "
                     "lease_until = NULL, updated_at = ? WHERE state = 'delivering' "

@@ -13,38 +13,35 @@ process holds them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import aiosqlite
 
-from relay.errors import StorageError, TooManyRequests
+from relay.errors import StorageError
 from relay.logs import log
-from relay.storage import idempotency
+from relay.storage import rules
 from relay.storage.base import (
+    ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
     SESSION_COLS,
+    UNFINISHED,
     AttemptResult,
     AttemptRow,
     Claimed,
-    ClockShift,
-    ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
     EventRow,
     FailedAttempt,
-    Ingested,
     Limits,
     MinuteOutcomes,
-    NewEndpoint,
-    NewEvent,
     NodeRow,
     Observer,
     Ops,
@@ -52,9 +49,14 @@ from relay.storage.base import (
     SessionRow,
     State,
     Watcher,
+    attempt_row,
+    endpoint_row,
+    sql_in,
 )
+from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.sqlite import ops as queries
-from relay.storage.sqlite.connection import MAX_QUEUE, Sync, WriteFn, Writer, take_lock
+from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
+from relay.storage.writes import QueuedWrites
 
 _RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
 
@@ -72,8 +74,10 @@ _EVENT_SELECT = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(QueuedWrites):
     """The Store contract (relay.storage.base) on one SQLite file."""
+
+    _queries: ClassVar[ModuleType] = queries
 
     def __init__(self, path: str | Path, *, lock: bool = True, sync: Sync = "full",
                  observer: Observer | None = None, min_free_space: int = 0) -> None:
@@ -151,17 +155,6 @@ class SQLiteStore:
     def overloaded(self) -> bool:
         return self._writer.queued() > MAX_QUEUE
 
-    # --- ingest ----------------------------------------------------------------------
-
-    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
-        """Store events and their deliveries atomically; repeats of an idempotency key
-        answer the original (Conflict if the key came with a different event)."""
-        if self.overloaded():
-            raise TooManyRequests("relay is receiving events faster than it can store them")
-        result: list[Ingested] = await self._submit(
-            queries.ingest, events, durable=True, single=idempotency.keyless(events))
-        return result
-
     # --- delivery --------------------------------------------------------------------
 
     async def claim(
@@ -212,11 +205,6 @@ class SQLiteStore:
                 continue
             return recorded
 
-    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
-        """Extend the leases of deliveries still being sent (a slow receiver)."""
-        count: int = await self._submit(queries.renew, (delivery_ids, lease_until))
-        return count
-
     async def watch(self, watcher: Watcher) -> None:
         """Nothing to watch: this process is the database's only user (the lock)."""
 
@@ -234,18 +222,6 @@ class SQLiteStore:
         count: int = await self._submit(queries.recover, (now, now))
         return count
 
-    async def shift_times(self, shift: ClockShift) -> int:
-        """Move due times, leases and failure streaks across a step of the wall clock
-        (relay.delivery.clocksteps); returns the pending deliveries moved."""
-        count: int = await self._submit(queries.shift_times, shift, durable=True)
-        return count
-
-    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
-        """Give back claimed deliveries that were never sent (stop, pause): `pending`
-        again, or `held` if their endpoint stopped accepting, the attempt uncounted."""
-        count: int = await self._submit(queries.unclaim, (delivery_ids, now))
-        return count
-
     async def next_due(self, endpoint_id: str) -> float | None:
         rows = await self._read(
             "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = ?",
@@ -254,59 +230,7 @@ class SQLiteStore:
         value = rows[0][0] if rows else None
         return None if value is None else float(value)
 
-    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
-        """Hold an endpoint's pending deliveries, or release its held ones in order."""
-        count: int = await self._submit(queries.set_accepting, (endpoint_id, accepting, now))
-        return count
-
     # --- endpoints -------------------------------------------------------------------
-
-    async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
-    ) -> list[EndpointRow]:
-        """Make the config endpoints in the store match the file: add, update, and mark
-        removed ones deleted (their pending and held deliveries become cancelled)."""
-        rows: list[EndpointRow] = await self._submit(
-            queries.sync_config, (endpoints, now, new_secret), durable=True
-        )
-        return rows
-
-    async def create_endpoint(
-        self, endpoint: NewEndpoint, max_api_endpoints: int | None
-    ) -> EndpointRow:
-        """Add an API endpoint; TooManyRequests when its tenant already has
-        `max_api_endpoints` of them (counted in the same transaction, so concurrent
-        creations cannot overshoot)."""
-        row: EndpointRow = await self._submit(
-            queries.create_endpoint, (endpoint, max_api_endpoints), durable=True
-        )
-        return row
-
-    async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> EndpointRow:
-        """Set endpoint columns (name, spec, is_active, is_paused, disable_reason, health);
-        NotFound if it does not exist (or was deleted)."""
-        row: EndpointRow = await self._submit(
-            queries.update_endpoint, (endpoint_id, changes, now), durable=True
-        )
-        return row
-
-    async def rotate_secret(
-        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
-    ) -> EndpointRow:
-        """Make `secret` current; the old one keeps signing until `previous_until` (None:
-        it stops at once). Read and replaced in one statement, so two concurrent rotations
-        cannot both keep the same old secret."""
-        row: EndpointRow = await self._submit(
-            queries.rotate_secret, (endpoint_id, secret, previous_until, now), durable=True
-        )
-        return row
-
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
-        """Remove an endpoint; its unfinished deliveries become cancelled (how many)."""
-        count: int = await self._submit(queries.delete_endpoint, (endpoint_id, now), durable=True)
-        return count
 
     async def list_endpoints(
         self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
@@ -321,14 +245,14 @@ class SQLiteStore:
             f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
             (*params, limit),
         )
-        return [queries.endpoint(row) for row in rows]
+        return [endpoint_row(row) for row in rows]
 
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         rows = await self._read(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
             (endpoint_id,),
         )
-        return queries.endpoint(rows[0]) if rows else None
+        return endpoint_row(rows[0]) if rows else None
 
     async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Per ordered endpoint: the deliveries waiting behind a head that has failed (it
@@ -337,11 +261,11 @@ class SQLiteStore:
         counts = dict.fromkeys(endpoint_ids, 0)
         for endpoint_id in endpoint_ids:
             head = await self._read(queries.HEAD, (endpoint_id,))
-            if not head or head[0][3] <= (1 if head[0][1] == "delivering" else 0):
+            if not head or not rules.blocks(head[0][1], head[0][3]):
                 continue
             [(behind,)] = await self._read(
                 "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND id > ? "
-                "AND state IN ('pending', 'delivering', 'held')",
+                f"AND state IN {sql_in(UNFINISHED)}",
                 (endpoint_id, head[0][0]),
             )
             counts[endpoint_id] = int(behind)
@@ -418,58 +342,26 @@ class SQLiteStore:
         )
         return DeliveryRow(*rows[0]) if rows else None
 
-    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
-        """A finished delivery goes out again now (`state` pending, or held while its
-        endpoint does not accept); Conflict while it is still unfinished."""
-        row: DeliveryRow = await self._submit(
-            queries.retry_delivery, (delivery_id, state, now), durable=True
-        )
-        return row
-
-    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
-        """An unfinished delivery (pending, held, delivering) becomes cancelled; an attempt
-        in flight is still recorded, the delivery stays cancelled. Conflict once finished."""
-        row: DeliveryRow = await self._submit(queries.cancel_delivery, (delivery_id, now),
-                                              durable=True)
-        return row
-
-    async def recover_failed(self, endpoint_id: str, since: float, state: State,
-                             now: float) -> int:
-        """Failed deliveries of an endpoint last updated at or after `since` go out again,
-        all due now, so they are sent in creation order. Returns how many."""
-        count: int = await self._submit(
-            queries.recover_failed, (endpoint_id, since, state, now), durable=True
-        )
-        return count
-
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
     ) -> list[EventRow]:
-        """A tenant's events, newest first, after the event `before` in that order;
-        with `since` / `until`, only those accepted in [since, until).
+        """A page of a tenant's events as relay.storage.rules.event_page says: newest
+        first, after the event `before`; with `since` / `until`, those accepted in
+        [since, until).
 
         With a time bound the order is (created_at, seq) and the read walks
         events_created (INDEXED BY: left to itself SQLite walks events_tenant and sorts
         every match, 140-420 ms for 100,000 events; this way 0.02-0.2 ms), so no index is
         added to the ingest path. Its cost is the events in the range that are another
         tenant's or type's: a range holding none of this tenant's reads the whole range."""
-        if since is None and until is None:
-            where, params = _where(
-                ("tenant = ?", tenant), ("type = ?", type),
-                ("seq < (SELECT seq FROM events WHERE id = ?)", before),
-            )
-            sql = f"{_EVENT_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?"
-        else:
-            where, params = _where(
-                ("tenant = ?", tenant), ("type = ?", type), ("created_at >= ?", since),
-                ("created_at < ?", until),
-                ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = ?)",
-                 before),
-            )
-            sql = (f"{_EVENT_SELECT} INDEXED BY events_created WHERE {where} "
-                   "ORDER BY created_at DESC, seq DESC LIMIT ?")
-        rows = await self._read(sql, (*params, limit))
+        page = rules.event_page(tenant, type, before, since, until)
+        where, params = _where(*page.conditions)
+        indexed = " INDEXED BY events_created" if page.timed else ""
+        rows = await self._read(
+            f"{_EVENT_SELECT}{indexed} WHERE {where} ORDER BY {page.order} LIMIT ?",
+            (*params, limit),
+        )
         return [EventRow(*row) for row in rows]
 
     async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
@@ -477,29 +369,12 @@ class SQLiteStore:
                                 (event_id, tenant))
         return EventRow(*rows[0]) if rows else None
 
-    async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, State]], now: float
-    ) -> list[DeliveryRow]:
-        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
-        rows: list[DeliveryRow] = await self._submit(
-            queries.add_deliveries, (event_id, deliveries, now), durable=True
-        )
-        return rows
-
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         rows = await self._read(
-            "SELECT delivery_id, n, started_at, duration_ms, request_headers, status, "
-            "response_headers, response_body, error FROM attempts WHERE delivery_id = ? "
-            "ORDER BY id",
+            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY id",
             (delivery_id,),
         )
-        return [
-            AttemptRow(
-                r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5],
-                json.loads(r[6] or "{}"), r[7] or b"", r[8],
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]
 
     async def _first_attempt_since(self, since: float) -> int | None:
         """The id of the first attempt started at or after `since`, by bisection over
@@ -550,40 +425,12 @@ class SQLiteStore:
         )
         return [FailedAttempt(*row) for row in rows]
 
-    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
-        """The key stored under `name`, made with `new()` and stored the first time;
-        when two processes race, the first stored wins and both get it."""
-        key: bytes = await self._submit(queries.secret_key, (name, new(), time.time()),
-                                        durable=True)
-        return key
-
     # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def add_session(self, session: SessionRow) -> None:
-        await self._submit(queries.add_session, (session,), durable=True)
 
     async def get_session(self, session_id: str) -> SessionRow | None:
         rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = ?",
                                 (session_id,))
         return SessionRow(*rows[0]) if rows else None
-
-    async def touch_session(self, session_id: str, now: float) -> None:
-        """Record use (never backwards); losing one to a crash only ends it sooner."""
-        await self._submit(queries.touch_session, (session_id, now))
-
-    async def end_session(self, session_id: str) -> bool:
-        ended: bool = await self._submit(queries.end_session, (session_id,), durable=True)
-        return ended
-
-    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
-        """End every session of `kind` whose subject is not in `keep`."""
-        count: int = await self._submit(queries.end_sessions, (kind, sorted(keep)),
-                                        durable=True)
-        return count
-
-    async def purge_sessions(self, now: float, idle: float) -> int:
-        count: int = await self._submit(queries.purge_sessions, (now, idle))
-        return count
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._r is None:

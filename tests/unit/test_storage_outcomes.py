@@ -1,0 +1,98 @@
+"""What recording attempts does to endpoints (relay.storage.outcomes) as tables: the
+rows both backends read, the health and notices they are told to write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relay.delivery import health, opsevents
+from relay.storage import outcomes
+from relay.storage.base import AttemptResult, NewEvent, Ops, State
+
+NOW = 1_700_000_000.0
+DAY = 86_400.0
+
+
+def attempt(delivery_id: int, endpoint: str, code: str) -> AttemptResult:
+    """`ok`, `fail` (retried), `last` (failed: retries used up) or `gone` (410)."""
+    state: State = {"ok": "succeeded", "fail": "pending", "last": "failed",
+                    "gone": "failed"}[code]  # type: ignore[assignment]
+    return AttemptResult(
+        delivery_id=delivery_id, endpoint_id=endpoint, attempt=1, started_at=NOW,
+        duration_ms=1.0, request_headers={}, status={"ok": 200, "gone": 410}.get(code, 500),
+        response_headers={}, response_body=b"", error=None if code == "ok" else "boom",
+        state=state, next_at=None, success=code == "ok", gone=code == "gone")
+
+
+def row(endpoint: str, failures: int = 0, since: float | None = None,
+        active: Any = 1) -> tuple[Any, ...]:
+    """A HEALTH_COLS row as a backend reads it (SQLite gives is_active as 0/1)."""
+    return (endpoint, active, None, failures, since, None, None, f"tenant-{endpoint}")
+
+
+OPS = Ops(failing_after=3, build=lambda notices, now: [])
+
+
+@pytest.mark.parametrize(
+    ("rows", "codes", "failures", "disabled", "notices"),
+    [
+        # a success: streak reset, no notice
+        ([row("a")], ["ok"], {"a": 0}, {}, []),
+        # the 3rd failure in a row crosses failing_after
+        ([row("a", 2, NOW - 10)], ["fail"], {"a": 3}, {}, [opsevents.FAILING]),
+        # a success after a reported streak: recovered
+        ([row("a", 5, NOW - 10)], ["ok"], {"a": 0}, {}, [opsevents.RECOVERED]),
+        # 410 disables at once, with the code `gone`
+        ([row("a")], ["gone"], {"a": 1}, {"a": health.GONE},
+         [opsevents.EXHAUSTED, opsevents.DISABLED]),
+        # failing for longer than disable_after, with enough failures: disabled
+        ([row("a", 5, NOW - 2 * DAY)], ["fail"], {"a": 6},
+         {"a": "failing without a success for 48.0h (delivery.disable_after)"},
+         [opsevents.DISABLED]),
+        # an endpoint deleted meanwhile has no row: left alone, no notice
+        ([], ["fail"], {}, {}, []),
+        # two endpoints, each folded on its own
+        ([row("a"), row("b", 2, NOW - 10)], ["ok", "fail"], {"a": 0, "b": 3}, {},
+         [opsevents.FAILING]),
+    ],
+)
+def test_fold_and_notices(rows: list[tuple[Any, ...]], codes: list[str],
+                          failures: dict[str, int], disabled: dict[str, str],
+                          notices: list[str]) -> None:
+    endpoints = ["a", "b"]
+    attempted = outcomes.by_endpoint(
+        attempt(n, endpoints[n % 2] if len(codes) > 1 else "a", code)
+        for n, code in enumerate(codes))
+    folded = outcomes.fold(rows, attempted, NOW, DAY)
+    assert {eid: h.consecutive_failures for eid, h in folded.health} == failures
+    assert folded.disabled == disabled
+    assert folded.streaks == {r[0]: (r[7], r[3]) for r in rows}
+    events = {d: (f"evt_{d}", "order.paid")
+              for d in outcomes.lookups(OPS, attempted, folded)}
+    made = outcomes.notices(OPS, attempted, folded, events)
+    assert [n.type for n in made] == notices
+    assert all(n.tenant == f"tenant-{n.endpoint_id}" for n in made)
+
+
+def test_a_sqlite_flag_is_read_as_a_bool() -> None:
+    folded = outcomes.fold([row("a", active=1)], outcomes.by_endpoint([attempt(1, "a", "ok")]),
+                           NOW, DAY)
+    assert folded.health[0][1].is_active is True
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [(None, None), (health.GONE, opsevents.GONE), ("failing for 2 days", opsevents.DISABLE_AFTER)],
+)
+def test_the_code_a_disabled_event_gives(reason: str | None, code: str | None) -> None:
+    assert outcomes.disable_code(reason) == code
+
+
+def test_the_endpoints_operational_events_make_due() -> None:
+    def ev(*deliveries: tuple[str, State]) -> NewEvent:
+        return NewEvent("e", "t", "relay.endpoint.failing", None, "d", NOW, b"{}", deliveries)
+    assert outcomes.due([ev(("a", "pending"), ("b", "held")), ev(("c", "pending"))]) \
+        == {"a", "c"}
+    assert outcomes.due([]) == frozenset()
