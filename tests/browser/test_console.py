@@ -15,10 +15,9 @@ import pytest
 
 from relay import config as cfgmod
 from relay import sessions
-from tests.browser.conftest import shoot
-from tests.conftest import Running, eventually, running
-from tests.helpers import auth, sha
+from tests.helpers import auth, sha, shoot
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Locator, Page

@@ -13,7 +13,6 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from relay import config as cfgmod
-from tests.conftest import Running, eventually, running
 from tests.helpers import (
     ACME,
     ADMIN,
@@ -31,6 +30,7 @@ from tests.helpers import (
     send,
 )
 from tests.receiver import Received, Receiver
+from tests.serving import Running, eventually, running
 
 
 def verifies(secret: str, got: Received) -> bool:

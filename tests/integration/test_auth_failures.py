@@ -13,8 +13,8 @@ import pytest
 
 from relay import config as cfgmod
 from relay.api.throttle import BURST, Throttle
-from tests.conftest import running
 from tests.helpers import ADMIN, api_config, assert_error, auth
+from tests.serving import running
 
 WRONG = "k-wrong-" + "x" * 40  # long enough that its log prefix is 8 characters
 

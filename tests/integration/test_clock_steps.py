@@ -21,25 +21,13 @@ from relay import config as cfgmod
 from relay.delivery import clocksteps
 from relay.storage.base import Store
 from relay.storage.postgres import store as pgstore
-from tests.conftest import Running, config_data, eventually, running
-from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
+from tests.helpers import NOW, event, result
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
+from tests.serving import Running, config_data, eventually, running
 
 HOUR = 3600.0
 DAY = 86_400.0
-
-
-async def _opened(s: Store) -> Store:
-    await s.open()
-    await s.sync_config_endpoints(ENDPOINTS, NOW, lambda: "whsec_generated")
-    return s
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
 
 
 async def test_shift_times_moves_what_the_plan_names(store: Store) -> None:

@@ -17,8 +17,8 @@ from relay import config as cfgmod
 from relay.api.models import PageQuery
 from relay.errors import InvalidCursor
 from relay.operations import list_webhooks
-from tests.conftest import Running, eventually
 from tests.helpers import ACME, ADMIN, admin_api, assert_error, auth, create, send
+from tests.serving import Running, eventually
 
 
 async def _page(r: Running, path: str, key: str, **params: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from standardwebhooks.webhooks import Webhook
 
 from relay import config as cfgmod
 from relay import logs
-from tests.conftest import eventually, running
 from tests.helpers import endpoint
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 HMAC_SECRET = "athena-secret-0123456789"
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -15,7 +15,7 @@ from relay import config as cfgmod
 from relay.storage.base import NewEvent
 from relay.storage.sqlite import SQLiteStore, Sync
 from relay.storage.sqlite import connection as sqlite_connection
-from tests.conftest import eventually, running
+from tests.serving import eventually, running
 
 NOW = 1_700_000_000.0
 

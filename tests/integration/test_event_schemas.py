@@ -14,9 +14,9 @@ import pytest
 
 from relay import config as cfgmod
 from relay.delivery import opsevents
-from tests.conftest import eventually, running
 from tests.helpers import assert_error
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 LEAD = {
     "type": "object",

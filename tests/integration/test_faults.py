@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import eventually, free_port, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
+from tests.serving import eventually, free_port, running
 
 
 async def test_disk_full_answers_503_writes_nothing_and_recovers(

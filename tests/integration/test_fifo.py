@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from relay import config as cfgmod
-from tests.conftest import eventually, running
 from tests.helpers import FlakyReceiver, assert_in_order, endpoint
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 
 def fifo(url: str, **extra: Any) -> dict[str, Any]:

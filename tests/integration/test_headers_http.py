@@ -16,7 +16,6 @@ import pytest
 
 from relay import config as cfgmod
 from relay.storage.base import NewEndpoint
-from tests.conftest import running
 from tests.helpers import (
     BAD_HEADER_NAMES,
     BAD_HEADER_VALUES,
@@ -26,6 +25,7 @@ from tests.helpers import (
     config_on,
     relay,
 )
+from tests.serving import running
 
 HOOK = {"name": "n", "url": "https://x.example/", "events": ["lead.*"]}
 

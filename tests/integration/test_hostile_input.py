@@ -21,9 +21,9 @@ from pydantic import BaseModel
 from relay.api import ingest, portal
 from relay.api import models as wh
 from relay.api.openapi import OPERATIONS
-from tests.conftest import Running, eventually, running
 from tests.helpers import assert_error, config_on
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 # NUL, other C0 controls, DEL, a C1 control: in the middle of an otherwise valid value.
 BAD = ["\x00", "\x01", "\x1f", "\x7f", "\x85"]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import Running, eventually, running
 from tests.helpers import ADMIN, api_config, assert_error, auth, sha
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 ATTACKER = "rebind.attacker.example"
 HOOK = {"name": "x", "url": "http://127.0.0.1:9/h", "events": ["*"]}

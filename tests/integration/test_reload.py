@@ -11,8 +11,8 @@ import pytest
 
 from relay import config as cfgmod
 from relay.errors import StorageError
-from tests.conftest import eventually, running
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 
 def write(path: Path, tmp_path: Path, endpoints: str) -> None:
