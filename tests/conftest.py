@@ -1,6 +1,14 @@
-"""Fixtures shared by every test. The helpers they use live in tests/serving.py,
-tests/helpers.py, tests/receiver.py and tests/postgres.py; test modules import from those,
-never from a conftest."""
+"""Fixtures shared by every test, and the test tiers. The helpers they use live in
+tests/serving.py, tests/helpers.py, tests/receiver.py and tests/postgres.py; test modules
+import from those, never from a conftest.
+
+Tiers (markers, registered in pyproject.toml): `postgres` for every test that needs a
+PostgreSQL server (set here from its fixtures and parameters, or marked in its module where
+it makes its own database), `browser` for every test in tests/browser (set here), `slow`
+for every test in tests/acceptance (each starts `relay` processes; set here) and the others
+that take a second or more (marked in their modules), and `fast` for all the rest:
+`pytest -m fast` is the quick loop, a bare `pytest` runs every tier.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +53,25 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path,
     async for s in each_backend(request.param, tmp_path, prepare_store):
         yield s
 
+
+BROWSER = Path(__file__).parent / "browser"
+ACCEPTANCE = Path(__file__).parent / "acceptance"
+SLOW_TIERS = ("slow", "postgres", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that uses a scratch database (`pg_url`) or runs with a
+    "postgres" parameter (`store`, `each_backend`, `config_on`), `browser` every test in
+    tests/browser, `slow` every one in tests/acceptance, and `fast` every test none of
+    the other tiers claims."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if "pg_url" in getattr(item, "fixturenames", ()) or (
+                params is not None and "postgres" in params.params.values()):
+            item.add_marker(pytest.mark.postgres)
+        if item.path.is_relative_to(BROWSER):
+            item.add_marker(pytest.mark.browser)
+        if item.path.is_relative_to(ACCEPTANCE):
+            item.add_marker(pytest.mark.slow)
+        if not any(item.get_closest_marker(tier) for tier in SLOW_TIERS):
+            item.add_marker(pytest.mark.fast)

@@ -255,6 +255,7 @@ async def test_410_disables_and_patch_is_active_releases(
         assert off["is_active"] is False and off["disable_reason"]
 
 
+@pytest.mark.slow
 async def test_rotation_signs_with_both_during_the_grace_then_the_new_only(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

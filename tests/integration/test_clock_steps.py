@@ -108,6 +108,7 @@ async def _state(r: Running, event_id: str) -> tuple[str, int]:
     return d.state, d.attempts
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_backward_step_holds_no_retry(
     backend: str, tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ async def test_a_backward_step_holds_no_retry(
         await eventually(lambda: _is(r, sent, ("succeeded", 2)), 5, "the retry recorded")
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_forward_step_sends_overdue_work_at_once(
     backend: str, tmp_path: Path) -> None:
@@ -144,6 +146,7 @@ async def test_a_forward_step_sends_overdue_work_at_once(
         await eventually(lambda: _is(r, sent, ("succeeded", 2)), 5, "the retry recorded")
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_brief_failure_across_days_of_suspend_disables_nothing(
     backend: str, tmp_path: Path) -> None:
@@ -182,6 +185,7 @@ async def _attempts(r: Running, event_id: str, attempts: int) -> bool:
     return state != "delivering" and made == attempts
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
     backend: str, tmp_path: Path,
@@ -202,6 +206,7 @@ async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
         assert len(rx.received("/slow/2")) == 1
 
 
+@pytest.mark.postgres  # makes its own database
 async def test_the_postgres_heartbeat_takes_no_live_lease_after_a_forward_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

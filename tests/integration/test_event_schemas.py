@@ -135,6 +135,7 @@ def relay_log(caplog: pytest.LogCaptureFixture) -> Any:
     yield caplog
 
 
+@pytest.mark.slow
 async def test_live_edit_that_breaks_a_schema_is_refused(
     tmp_path: Path, relay_log: pytest.LogCaptureFixture,
 ) -> None:

@@ -30,6 +30,7 @@ from tests.serving import running
 HOOK = {"name": "n", "url": "https://x.example/", "events": ["lead.*"]}
 
 
+@pytest.mark.slow
 async def test_api_refuses_each_bad_header_naming_it(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     async with admin_api(make_config) as (r, _rx):
@@ -136,6 +137,7 @@ OLD_HEADERS = {"Transfer-Encoding": "chunked", "Content-Length": "5", "Host": "e
                "Content-Type": "text/plain", "webhook-id": "forged", "X-Good": "kept"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_stored_bad_headers_are_never_sent(
         caplog: pytest.LogCaptureFixture, backend: str, tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ async def _raw_request(r: Running, method: str, path: str, body: dict[str, Any],
     return int(answer.split()[1]), answer.partition(b"\r\n\r\n")[2]
 
 
+@pytest.mark.slow
 async def test_control_characters_anywhere_are_4xx_and_harmless(
         hostile: tuple[Running, dict[str, str]]) -> None:
     r, ids = hostile

@@ -140,6 +140,7 @@ def _pick(known: list[str], generated: Any) -> Any:
     return known[index] if index < len(known) else generated
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))

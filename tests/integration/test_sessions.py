@@ -224,6 +224,7 @@ async def test_what_a_config_edit_leaves_alone(tmp_path: Path) -> None:
         assert (await r.client.get(link)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_idle_and_old_sessions_expire(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
     loaded = write(tmp_path / "relay.toml", toml(sqlite(tmp_path)))
