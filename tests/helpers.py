@@ -286,14 +286,21 @@ def relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
 # --- the browser -----------------------------------------------------------------
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "ui"
+# Screenshots are taken on every run (the 375 px one resizes the page) but written into
+# docs/ui only when asked, so a test run leaves the tree clean.
+WRITE_SHOTS = os.environ.get("RELAY_SCREENSHOTS") == "1"
 
 
 async def shoot(page: Page, name: str) -> None:
     """The page as docs/ui/<name>.png (its width) and docs/ui/<name>-375.png (a 375 px
-    phone), the pictures docs/ui.md shows."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone), the pictures docs/ui.md shows, written when RELAY_SCREENSHOTS=1."""
+    def path(suffix: str) -> str | None:
+        return str(SHOTS / f"{name}{suffix}.png") if WRITE_SHOTS else None
+
+    if WRITE_SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size or {"width": 1280, "height": 800}
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=path(""), full_page=True)
     await page.set_viewport_size({"width": 375, "height": 740})
-    await page.screenshot(path=str(SHOTS / f"{name}-375.png"), full_page=True)
+    await page.screenshot(path=path("-375"), full_page=True)
     await page.set_viewport_size(size)

@@ -1,7 +1,8 @@
 """The console and portal in a real browser: what an operator and a tenant click through.
 
 relay runs in-process on a loopback port with a real SQLite file and API keys; deliveries
-go to a real loopback receiver. Each test also saves screenshots into docs/ui/.
+go to a real loopback receiver. Each test also takes screenshots, which it saves into
+docs/ui/ when RELAY_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
