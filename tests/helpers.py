@@ -1,5 +1,6 @@
-"""Helpers shared by test modules (fixtures live in conftest.py). Test modules import
-from here, never from each other."""
+"""Helpers shared by test modules (fixtures live in conftest.py; relay served for a test
+in tests/serving.py). Test modules import from here, never from each other or from a
+conftest."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,9 +22,12 @@ from relay import config as cfgmod
 from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State, Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from tests.conftest import Running, config_data, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
+from tests.serving import Running, config_data, running
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 # --- the store --------------------------------------------------------------------
 
@@ -47,6 +51,14 @@ async def each_backend(backend: str, tmp_path: Path,
         store = await prepare(PostgresStore(url))
         yield store
         await store.close()
+
+
+async def with_endpoints(store: Store) -> Store:
+    """The `store` fixture's preparation unless a module overrides `prepare_store`:
+    opened, with the config endpoints ENDPOINTS."""
+    await store.open()
+    await store.sync_config_endpoints(ENDPOINTS, NOW, lambda: "whsec_generated")
+    return store
 
 
 @asynccontextmanager
@@ -269,3 +281,26 @@ def relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """`relay ARGS` as a user runs it, in `cwd`."""
     return subprocess.run([sys.executable, "-m", "relay", *args], cwd=cwd, text=True,
                           capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+# --- the browser -----------------------------------------------------------------
+
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "ui"
+# Screenshots are taken on every run (the 375 px one resizes the page) but written into
+# docs/ui only when asked, so a test run leaves the tree clean.
+WRITE_SHOTS = os.environ.get("RELAY_SCREENSHOTS") == "1"
+
+
+async def shoot(page: Page, name: str) -> None:
+    """The page as docs/ui/<name>.png (its width) and docs/ui/<name>-375.png (a 375 px
+    phone), the pictures docs/ui.md shows, written when RELAY_SCREENSHOTS=1."""
+    def path(suffix: str) -> str | None:
+        return str(SHOTS / f"{name}{suffix}.png") if WRITE_SHOTS else None
+
+    if WRITE_SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size or {"width": 1280, "height": 800}
+    await page.screenshot(path=path(""), full_page=True)
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.screenshot(path=path("-375"), full_page=True)
+    await page.set_viewport_size(size)

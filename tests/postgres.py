@@ -57,9 +57,3 @@ async def scratch_database() -> AsyncIterator[str]:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    async for url in scratch_database():
-        yield url

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import eventually, free_port, serve_toml
 from tests.receiver import Receiver
+from tests.serving import eventually, free_port, serve_toml
 
 BINARY = os.environ.get("RELAY_BINARY")
 pytestmark = pytest.mark.skipif(not BINARY, reason="set RELAY_BINARY to a built dist/relay")

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from relay import cli
 from relay import config as cfgmod
-from tests.conftest import ServeProcess, free_port, serve_toml
 from tests.helpers import relay
 from tests.receiver import Receiver
+from tests.serving import ServeProcess, free_port, serve_toml
 
 
 def test_init_then_check(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.helpers import relay
 from tests.receiver import Receiver
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 KEY = "ops-test-key-0123456789"
 KEY_ENV = "RELAY_TEST_OPS_KEY"

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.receiver import Receiver
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 KILLS = 3
 CONCURRENCY = 64  # [delivery] concurrency, and the one endpoint's endpoint_concurrency

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.receiver import Receiver
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 DISK = 8 << 20  # the tmpfs
 MIN_FREE = 2 << 20  # [storage] min_free_space

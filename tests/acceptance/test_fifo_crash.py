@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.helpers import FlakyReceiver, assert_in_order
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 
 async def test_kill_9_mid_run_keeps_the_fifo_order(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.helpers import relay
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 
 @pytest.fixture

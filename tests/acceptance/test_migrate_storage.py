@@ -13,11 +13,8 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from relay import config as cfgmod
-from tests.conftest import TEST_DELIVERY, eventually, running
-from tests.postgres import pg_url
 from tests.receiver import Receiver
-
-__all__ = ["pg_url"]  # the fixture, used by the test below
+from tests.serving import TEST_DELIVERY, eventually, running
 
 
 def endpoints(receiver: Receiver, ok_b: bool) -> list[dict[str, object]]:

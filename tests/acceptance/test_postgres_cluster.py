@@ -23,12 +23,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess, eventually, free_port, serve_toml
 from tests.helpers import FlakyReceiver, assert_in_order
-from tests.postgres import pg_url, terminate
+from tests.postgres import terminate
 from tests.receiver import Receiver
-
-__all__ = ["pg_url"]  # the fixture, used by the tests below
+from tests.serving import ServeProcess, eventually, free_port, serve_toml
 
 
 class CountingReceiver(Receiver):

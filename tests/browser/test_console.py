@@ -1,7 +1,8 @@
 """The console and portal in a real browser: what an operator and a tenant click through.
 
 relay runs in-process on a loopback port with a real SQLite file and API keys; deliveries
-go to a real loopback receiver. Each test also saves screenshots into docs/ui/.
+go to a real loopback receiver. Each test also takes screenshots, which it saves into
+docs/ui/ when RELAY_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import pytest
 
 from relay import config as cfgmod
 from relay import sessions
-from tests.browser.conftest import shoot
-from tests.conftest import Running, eventually, running
-from tests.helpers import auth, sha
+from tests.helpers import auth, sha, shoot
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Locator, Page

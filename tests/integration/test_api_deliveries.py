@@ -10,7 +10,6 @@ from typing import Any
 from relay import config as cfgmod
 from relay.app import timestamp
 from relay.delivery import opsevents
-from tests.conftest import Running, eventually, running
 from tests.helpers import (
     ACME,
     ADMIN,
@@ -24,6 +23,7 @@ from tests.helpers import (
     send,
 )
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 
 async def deliveries(r: Running, hook_id: str, key: str = ADMIN,

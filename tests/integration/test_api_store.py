@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from relay.errors import Conflict, NotFound, TooManyRequests
 from relay.storage.base import NewEndpoint, NewEvent, Store
 from relay.storage.sqlite import SQLiteStore
-from tests.helpers import NOW, each_backend, event, result
+from tests.helpers import NOW, event, result
 
 
 async def _opened(s: Store) -> Store:
@@ -23,10 +22,9 @@ async def _opened(s: Store) -> Store:
     return s
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
+@pytest.fixture
+def prepare_store() -> Callable[[Store], Awaitable[Store]]:
+    return _opened
 
 
 def endpoint(id_: str, tenant: str = "default", at: float = NOW) -> NewEndpoint:

@@ -13,7 +13,6 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from relay import config as cfgmod
-from tests.conftest import Running, eventually, running
 from tests.helpers import (
     ACME,
     ADMIN,
@@ -31,6 +30,7 @@ from tests.helpers import (
     send,
 )
 from tests.receiver import Received, Receiver
+from tests.serving import Running, eventually, running
 
 
 def verifies(secret: str, got: Received) -> bool:
@@ -255,6 +255,7 @@ async def test_410_disables_and_patch_is_active_releases(
         assert off["is_active"] is False and off["disable_reason"]
 
 
+@pytest.mark.slow
 async def test_rotation_signs_with_both_during_the_grace_then_the_new_only(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from relay import config as cfgmod
 from relay.api.throttle import BURST, Throttle
-from tests.conftest import running
 from tests.helpers import ADMIN, api_config, assert_error, auth
+from tests.serving import running
 
 WRONG = "k-wrong-" + "x" * 40  # long enough that its log prefix is 8 characters
 
@@ -40,6 +40,7 @@ def _metric(text: str, reason: str) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.slow
 async def test_sixty_wrong_keys(make_config: Callable[..., cfgmod.Loaded],
                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="relay")
@@ -118,6 +119,7 @@ async def test_console_sign_in_shares_the_budget(make_config: Callable[..., cfgm
         assert (await sign_in(ADMIN)).status_code == 303  # signed in
 
 
+@pytest.mark.slow
 async def test_a_stale_key_does_not_lock_out_its_address(
         make_config: Callable[..., cfgmod.Loaded], caplog: pytest.LogCaptureFixture) -> None:
     """Behind a NAT, an ingress or a Docker bridge many clients share an address: one left

@@ -21,25 +21,13 @@ from relay import config as cfgmod
 from relay.delivery import clocksteps
 from relay.storage.base import Store
 from relay.storage.postgres import store as pgstore
-from tests.conftest import Running, config_data, eventually, running
-from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
+from tests.helpers import NOW, event, result
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
+from tests.serving import Running, config_data, eventually, running
 
 HOUR = 3600.0
 DAY = 86_400.0
-
-
-async def _opened(s: Store) -> Store:
-    await s.open()
-    await s.sync_config_endpoints(ENDPOINTS, NOW, lambda: "whsec_generated")
-    return s
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
 
 
 async def test_shift_times_moves_what_the_plan_names(store: Store) -> None:
@@ -120,6 +108,7 @@ async def _state(r: Running, event_id: str) -> tuple[str, int]:
     return d.state, d.attempts
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_backward_step_holds_no_retry(
     backend: str, tmp_path: Path) -> None:
@@ -138,6 +127,7 @@ async def test_a_backward_step_holds_no_retry(
         await eventually(lambda: _is(r, sent, ("succeeded", 2)), 5, "the retry recorded")
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_forward_step_sends_overdue_work_at_once(
     backend: str, tmp_path: Path) -> None:
@@ -156,6 +146,7 @@ async def test_a_forward_step_sends_overdue_work_at_once(
         await eventually(lambda: _is(r, sent, ("succeeded", 2)), 5, "the retry recorded")
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_a_brief_failure_across_days_of_suspend_disables_nothing(
     backend: str, tmp_path: Path) -> None:
@@ -194,6 +185,7 @@ async def _attempts(r: Running, event_id: str, attempts: int) -> bool:
     return state != "delivering" and made == attempts
 
 
+@pytest.mark.slow
 @BACKENDS
 async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
     backend: str, tmp_path: Path,
@@ -214,6 +206,7 @@ async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
         assert len(rx.received("/slow/2")) == 1
 
 
+@pytest.mark.postgres  # makes its own database
 async def test_the_postgres_heartbeat_takes_no_live_lease_after_a_forward_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 from relay import config as cfgmod
 from relay.storage.sqlite import SQLiteStore
 from relay.ui.app import _LastHour
-from tests.conftest import eventually, running
 from tests.helpers import auth, sha
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 ADMIN = "k-console-admin-0123456789"
 KEYS = [{"name": "admin", "key_sha256": sha(ADMIN), "scopes": ["admin"]}]

@@ -17,8 +17,8 @@ from relay import config as cfgmod
 from relay.api.models import PageQuery
 from relay.errors import InvalidCursor
 from relay.operations import list_webhooks
-from tests.conftest import Running, eventually
 from tests.helpers import ACME, ADMIN, admin_api, assert_error, auth, create, send
+from tests.serving import Running, eventually
 
 
 async def _page(r: Running, path: str, key: str, **params: Any) -> dict[str, Any]:
@@ -46,6 +46,7 @@ def _refused(response: Any) -> None:
     assert error["details"][0]["path"] == "after"
 
 
+@pytest.mark.slow
 async def test_another_tenants_cursor_an_altered_one_or_a_raw_id_answers_400(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     async with admin_api(make_config) as (r, rx):
@@ -94,6 +95,7 @@ async def test_another_tenants_cursor_an_altered_one_or_a_raw_id_answers_400(
         assert len(walked) == len(set(walked)) == 3
 
 
+@pytest.mark.slow
 async def test_the_console_pages_with_cursors_and_refuses_another_tenants(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     async with admin_api(make_config) as (r, _):

@@ -16,9 +16,9 @@ from standardwebhooks.webhooks import Webhook
 
 from relay import config as cfgmod
 from relay import logs
-from tests.conftest import eventually, running
 from tests.helpers import endpoint
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 HMAC_SECRET = "athena-secret-0123456789"
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -168,6 +168,7 @@ async def test_exhausted_retries_fail(make_config: Callable[..., cfgmod.Loaded])
             assert row.consecutive_failures == 3 and row.is_active
 
 
+@pytest.mark.slow
 async def test_retry_after_delays_the_next_attempt(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
@@ -261,6 +262,7 @@ async def _states_are(r: Any, event_id: str, states: dict[str, str]) -> bool:
     return await delivery_states(r, event_id) == states
 
 
+@pytest.mark.slow
 async def test_hanging_endpoint_does_not_delay_a_healthy_one(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

@@ -15,7 +15,7 @@ from relay import config as cfgmod
 from relay.storage.base import NewEvent
 from relay.storage.sqlite import SQLiteStore, Sync
 from relay.storage.sqlite import connection as sqlite_connection
-from tests.conftest import eventually, running
+from tests.serving import eventually, running
 
 NOW = 1_700_000_000.0
 
@@ -77,6 +77,7 @@ async def test_ingest_commits_with_the_chosen_sync_level(
         await store.close()
 
 
+@pytest.mark.slow
 async def test_an_idle_writer_gets_its_wal_copied(tmp_path: Path) -> None:
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)

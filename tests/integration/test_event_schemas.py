@@ -14,9 +14,9 @@ import pytest
 
 from relay import config as cfgmod
 from relay.delivery import opsevents
-from tests.conftest import eventually, running
 from tests.helpers import assert_error
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 LEAD = {
     "type": "object",
@@ -135,6 +135,7 @@ def relay_log(caplog: pytest.LogCaptureFixture) -> Any:
     yield caplog
 
 
+@pytest.mark.slow
 async def test_live_edit_that_breaks_a_schema_is_refused(
     tmp_path: Path, relay_log: pytest.LogCaptureFixture,
 ) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import eventually, free_port, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
+from tests.serving import eventually, free_port, running
 
 
 async def test_disk_full_answers_503_writes_nothing_and_recovers(
@@ -43,6 +43,7 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
             assert (await r.client.get("/readyz")).status_code == 200
 
 
+@pytest.mark.slow
 async def test_receiver_down_then_back_gets_everything(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
@@ -109,6 +110,7 @@ async def test_little_free_space_warns_in_readyz_metrics_and_the_log(
     assert len(lows) == 1 and lows[0].levelname == "WARNING"
 
 
+@pytest.mark.postgres  # makes its own database
 async def test_enough_free_space_and_postgresql_show_no_warning(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

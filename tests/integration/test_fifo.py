@@ -7,16 +7,19 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from relay import config as cfgmod
-from tests.conftest import eventually, running
 from tests.helpers import FlakyReceiver, assert_in_order, endpoint
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 
 def fifo(url: str, **extra: Any) -> dict[str, Any]:
     return endpoint("ordered", url, ordering="fifo", retry_schedule=["10ms", "10ms"], **extra)
 
 
+@pytest.mark.slow
 async def test_every_fifth_event_failing_twice_still_arrives_in_exact_order(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
@@ -32,6 +35,7 @@ async def test_every_fifth_event_failing_twice_still_arrives_in_exact_order(
         assert len(rx.seen) == 200 + 2 * 40
 
 
+@pytest.mark.slow
 async def test_a_paused_and_resumed_fifo_endpoint_keeps_the_order(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:

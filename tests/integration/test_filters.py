@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import running
 from tests.helpers import admin_api, api_config, as_admin, assert_error, create
 from tests.receiver import Receiver
+from tests.serving import running
 
 HOT = {"data.qualification.score": {"$gte": 0.8}, "data.campaign_id": {"$in": ["a", "b"]},
        "data.phone": {"$exists": True}}

@@ -16,7 +16,6 @@ import pytest
 
 from relay import config as cfgmod
 from relay.storage.base import NewEndpoint
-from tests.conftest import running
 from tests.helpers import (
     BAD_HEADER_NAMES,
     BAD_HEADER_VALUES,
@@ -26,10 +25,12 @@ from tests.helpers import (
     config_on,
     relay,
 )
+from tests.serving import running
 
 HOOK = {"name": "n", "url": "https://x.example/", "events": ["lead.*"]}
 
 
+@pytest.mark.slow
 async def test_api_refuses_each_bad_header_naming_it(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     async with admin_api(make_config) as (r, _rx):
@@ -136,6 +137,7 @@ OLD_HEADERS = {"Transfer-Encoding": "chunked", "Content-Length": "5", "Host": "e
                "Content-Type": "text/plain", "webhook-id": "forged", "X-Good": "kept"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_stored_bad_headers_are_never_sent(
         caplog: pytest.LogCaptureFixture, backend: str, tmp_path: Path) -> None:

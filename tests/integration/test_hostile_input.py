@@ -21,9 +21,9 @@ from pydantic import BaseModel
 from relay.api import ingest, portal
 from relay.api import models as wh
 from relay.api.openapi import OPERATIONS
-from tests.conftest import Running, eventually, running
 from tests.helpers import assert_error, config_on
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 # NUL, other C0 controls, DEL, a C1 control: in the middle of an otherwise valid value.
 BAD = ["\x00", "\x01", "\x1f", "\x7f", "\x85"]
@@ -161,6 +161,7 @@ async def _raw_request(r: Running, method: str, path: str, body: dict[str, Any],
     return int(answer.split()[1]), answer.partition(b"\r\n\r\n")[2]
 
 
+@pytest.mark.slow
 async def test_control_characters_anywhere_are_4xx_and_harmless(
         hostile: tuple[Running, dict[str, str]]) -> None:
     r, ids = hostile

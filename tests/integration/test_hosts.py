@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import Running, eventually, running
 from tests.helpers import ADMIN, api_config, assert_error, auth, sha
 from tests.receiver import Receiver
+from tests.serving import Running, eventually, running
 
 ATTACKER = "rebind.attacker.example"
 HOOK = {"name": "x", "url": "http://127.0.0.1:9/h", "events": ["*"]}
@@ -24,6 +24,7 @@ def _port(url: str) -> str:
     return url.rpartition(":")[2]
 
 
+@pytest.mark.slow
 async def test_a_rebound_name_is_refused_before_any_route(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     """The README's first config (no api_keys, loopback): a page whose name resolves to
@@ -274,6 +275,7 @@ async def test_a_cross_origin_change_is_refused_even_with_a_valid_token(
         assert login.status_code == 403 and "from another site" in login.text
 
 
+@pytest.mark.slow
 async def test_another_sites_page_cannot_post_to_the_open_api(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
     """Without api_keys every loopback caller is admin, and a page of any site can send a

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import running
 from tests.helpers import assert_error, auth, sha
+from tests.serving import running
 
 KEY = "k-events-0123456789"
 ACME_KEY = "k-acme-0123456789"

@@ -27,9 +27,9 @@ from starlette.routing import Route
 from relay import config as cfgmod
 from relay.api.openapi import document
 from relay.api.server import ROUTES
-from tests.conftest import config_data, running
 from tests.helpers import ADMIN, api_config, auth
 from tests.receiver import Receiver
+from tests.serving import config_data, running
 
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance,
@@ -140,6 +140,7 @@ def _pick(known: list[str], generated: Any) -> Any:
     return known[index] if index < len(known) else generated
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))

@@ -9,8 +9,8 @@ from standardwebhooks.webhooks import Webhook
 
 from relay import config as cfgmod
 from relay.delivery import opsevents
-from tests.conftest import Running, running
 from tests.receiver import Receiver
+from tests.serving import Running, running
 
 OPS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

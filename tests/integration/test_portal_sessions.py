@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from relay import config as cfgmod
 from relay import sessions
-from tests.conftest import running
 from tests.helpers import ACME, ADMIN, READER, api_config, assert_error, auth
+from tests.serving import running
 
 
 def token_of(url: str) -> str:

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from relay import config as cfgmod
-from tests.conftest import TEST_DELIVERY, eventually, running
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
+from tests.serving import TEST_DELIVERY, eventually, running
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # its own database; seconds of silence
 
 TIMEOUT = 2.0  # [storage] timeout in this test, seconds
 MARGIN = 5.0  # what the test allows beyond it (a heartbeat period, a loaded machine)

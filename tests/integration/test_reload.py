@@ -11,8 +11,8 @@ import pytest
 
 from relay import config as cfgmod
 from relay.errors import StorageError
-from tests.conftest import eventually, running
 from tests.receiver import Receiver
+from tests.serving import eventually, running
 
 
 def write(path: Path, tmp_path: Path, endpoints: str) -> None:
@@ -39,6 +39,7 @@ def relay_log(caplog: pytest.LogCaptureFixture) -> Any:
     yield caplog
 
 
+@pytest.mark.slow
 async def test_file_edit_applies_and_invalid_edit_is_refused(
     tmp_path: Path, relay_log: pytest.LogCaptureFixture,
 ) -> None:
@@ -74,6 +75,7 @@ async def test_file_edit_applies_and_invalid_edit_is_refused(
             assert counts.get("pending", 0) == 0 and counts.get("held", 0) == 0
 
 
+@pytest.mark.slow
 async def test_replaced_files_and_swapped_symlinks_apply(tmp_path: Path) -> None:
     """Editors that write a new file and rename it over the old one, and Kubernetes'
     ConfigMaps (relay.toml a symlink into a folder that is swapped whole)."""

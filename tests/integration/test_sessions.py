@@ -6,7 +6,7 @@ it backed, on every process. The store's session rows on both backends."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,8 @@ import pytest
 from relay import config as cfgmod
 from relay.storage.base import SessionRow, Store
 from relay.ui.app import COOKIE
-from tests.conftest import Running, running
-from tests.helpers import NOW, FakeClock, auth, each_backend, sha
-from tests.postgres import pg_url
-
-__all__ = ["pg_url"]  # the fixture, used by the tests below
+from tests.helpers import NOW, FakeClock, auth, sha
+from tests.serving import Running, running
 
 ADMIN = "k-session-admin-0123456789"
 OTHER = "k-session-other-0123456789"  # a second admin key, left in every config
@@ -227,6 +224,7 @@ async def test_what_a_config_edit_leaves_alone(tmp_path: Path) -> None:
         assert (await r.client.get(link)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_idle_and_old_sessions_expire(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
     loaded = write(tmp_path / "relay.toml", toml(sqlite(tmp_path)))
@@ -299,10 +297,9 @@ async def _opened(store: Store) -> Store:
     return store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
+@pytest.fixture
+def prepare_store() -> Callable[[Store], Awaitable[Store]]:
+    return _opened
 
 
 def session(id_: str, kind: str = "o", subject: str = "k1", **times: Any) -> SessionRow:

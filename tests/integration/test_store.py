@@ -19,25 +19,13 @@ from relay.errors import Conflict, StorageError
 from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
 from relay.storage.sqlite import SQLiteStore, ops
 from relay.storage.sqlite.connection import connect, statements
-from tests.helpers import ENDPOINTS, NOW, each_backend, event, result
-
-
-async def _opened(s: Store) -> Store:
-    await s.open()
-    await s.sync_config_endpoints(ENDPOINTS, NOW, lambda: "whsec_generated")
-    return s
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
+from tests.helpers import NOW, event, result, with_endpoints
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "relay.db")
-    await _opened(s)
+    await with_endpoints(s)
     yield s
     await s.close()
 

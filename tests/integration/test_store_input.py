@@ -13,9 +13,6 @@ from relay.errors import Unprocessable
 from relay.storage.base import NewEndpoint
 from relay.storage.postgres import PostgresStore
 from tests.helpers import ENDPOINTS, NOW, event
-from tests.postgres import pg_url
-
-__all__ = ["pg_url"]  # the fixture, used by the test below
 
 
 async def test_data_the_database_refuses_is_the_requests_error(pg_url: str) -> None:

@@ -16,11 +16,9 @@ from relay.errors import StorageError, TooManyRequests
 from relay.storage.base import ConfigEndpoint, NewEndpoint, Watcher
 from relay.storage.postgres import PostgresStore, ops
 from relay.storage.postgres.connection import SCHEMA_VERSION
-from tests.conftest import eventually
 from tests.helpers import ENDPOINTS, NOW, event, result
-from tests.postgres import pg_url, terminate
-
-__all__ = ["pg_url"]  # the fixture, used by the tests below
+from tests.postgres import terminate
+from tests.serving import eventually
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from relay.delivery.signing import generate_secret
 from relay.metrics import Metrics
 from relay.storage.base import NewEvent
 from relay.storage.sqlite import SQLiteStore
-from tests.conftest import eventually
 from tests.helpers import FakeClock, endpoint
 from tests.receiver import Receive, Receiver, Scope, Send, serve_asgi
+from tests.serving import eventually
 
 T0 = 1_000_000.0  # the fake clock's start (exact enough for sub-millisecond steps)
 
