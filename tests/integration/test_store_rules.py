@@ -4,14 +4,13 @@ file and a real PostgreSQL database answer each case alike."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from relay.errors import Conflict, NotFound
 from relay.storage.base import NewEndpoint, Store
-from tests.helpers import NOW, each_backend
+from tests.helpers import NOW
 
 
 async def _opened(s: Store) -> Store:
@@ -19,10 +18,10 @@ async def _opened(s: Store) -> Store:
     return s
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in each_backend(request.param, tmp_path, _opened):
-        yield s
+@pytest.fixture
+def prepare_store() -> Callable[[Store], Awaitable[Store]]:
+    """The shared `store`, opened with no endpoints."""
+    return _opened
 
 
 def _endpoint(endpoint_id: str, url: str = "https://x.example/") -> NewEndpoint:
