@@ -34,7 +34,8 @@ from relay.ids import delivery_ref, event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
 from relay.storage import create_store
-from relay.storage.base import (
+from relay.storage.base import Watcher
+from relay.types import (
     DeliveryRow,
     EndpointRow,
     EventRow,
@@ -43,7 +44,6 @@ from relay.storage.base import (
     NewEvent,
     Notice,
     Ops,
-    Watcher,
 )
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans

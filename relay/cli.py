@@ -28,7 +28,7 @@ from relay import __version__
 from relay import config as cfgmod
 from relay.client import ApiError, Client
 from relay.errors import RelayError
-from relay.storage.base import STATES
+from relay.types import STATES
 
 if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
     from relay.app import Relay
@@ -130,9 +130,9 @@ def serve(config_path: str | None) -> None:
     """Run the appliance: ingest, API, queue and delivery in one process."""
     import uvloop
 
-    from relay.api.server import create_app
     from relay.app import SHUTDOWN_GRACE, Relay
     from relay.logs import configure, log
+    from relay.server import create_app
 
     loaded = _load(config_path)
     server_cfg = loaded.config.server

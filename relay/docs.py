@@ -121,7 +121,7 @@ def configuration_page() -> str:
 
 # --- docs/api.md -----------------------------------------------------------------------
 
-# Codes relay.api.server answers without a RelayError of their own (an unknown route is
+# Codes relay.server answers without a RelayError of their own (an unknown route is
 # `not_found`, as NotFound): a known route with another method, an unexpected exception
 # (logged with its traceback), and any other refusal of the HTTP layer.
 _SERVER_CODES = (

@@ -20,7 +20,7 @@
     ├── StorageError (503)         the database refused a write (disk full, read-only)
     └── DestinationRefused         a delivery URL the network guard refuses (not an HTTP error)
 
-The API renders any of them through `relay.api.server.error_body`; the CLI prints the
+The API renders any of them through `relay.server.error_body`; the CLI prints the
 message (and details) and exits 1.
 """
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 ANY = "*"  # allowed_hosts = ["*"]: every well-formed host
 # The probes also answer a Host that is an IP address, and none at all
-# (relay.api.server.HostAndOrigin): load balancers and Prometheus address relay by IP,
+# (relay.server.HostAndOrigin): load balancers and Prometheus address relay by IP,
 # often without a name (a check would push operators to allowed_hosts = ["*"],
 # unprotecting the rest). A name not relay's own is still refused: DNS rebinding needs
 # one, and a page must not read /metrics that way.

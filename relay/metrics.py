@@ -6,7 +6,7 @@ from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from relay.storage.base import STATES
+from relay.types import STATES
 
 # From a fast fsync (0.1-0.5 ms) to a disk that stalls (0.1-2.5 s): the commit time of
 # a sync = "full" ingest is the disk's fsync, so these tell a slow disk from a slow relay.
@@ -14,7 +14,7 @@ _DISK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
                  0.25, 0.5, 1, 2.5)
 
 # Why an authentication was refused: no key, no such key, a console sign-in with a key
-# that is not admin, or refused unchecked (the address failed too often: relay.api.throttle).
+# that is not admin, or refused unchecked (the address failed too often: relay.throttle).
 AuthFailure = Literal["missing", "unknown", "not_admin", "throttled"]
 
 

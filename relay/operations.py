@@ -8,7 +8,7 @@ event is a NotFound, as if it did not exist, and a list's `after` cursor is one 
 minted for that list in that tenant (relay.cursors) or a 400. `can_write` false (a
 read-only portal session, a `webhooks:read` key) refuses every change with Forbidden.
 
-Inputs are the validated pydantic models of relay.api.models; answers are its answer
+Inputs are the validated pydantic models of relay.models; answers are its answer
 models, so both front ends show the same thing.
 """
 
@@ -20,7 +20,12 @@ from typing import Any, Literal, TypeVar, get_args
 
 from relay import config as cfgmod
 from relay import cursors
-from relay.api.models import (
+from relay.app import Relay
+from relay.config import EndpointConfig, TenantConfig
+from relay.delivery import health, opsevents
+from relay.delivery.endpoints import from_config
+from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
+from relay.models import (
     PATCH_SPEC_FIELDS,
     DeliveriesQuery,
     Delivery,
@@ -44,14 +49,10 @@ from relay.api.models import (
     time_of,
     webhook_of,
 )
-from relay.app import Relay
-from relay.config import EndpointConfig, TenantConfig
-from relay.delivery import health, opsevents
-from relay.delivery.endpoints import from_config
-from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.sessions import new_key
-from relay.storage.base import DeliveryRow, EndpointRow, EventRow, Store
+from relay.storage.base import Store
 from relay.text import control_problem
+from relay.types import DeliveryRow, EndpointRow, EventRow
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})

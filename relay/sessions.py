@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from relay.config import DEFAULT_TENANT, Loaded
-from relay.storage.base import SessionRow
+from relay.types import SessionRow
 
 KEY_NAME = "console-sessions"  # the Store.secret_key name
 Kind = Literal["a", "o", "p"]

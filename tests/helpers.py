@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from relay import config as cfgmod
-from relay.storage.base import AttemptResult, ConfigEndpoint, NewEvent, State, Store
+from relay.storage.base import Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
+from relay.types import AttemptResult, ConfigEndpoint, NewEvent, State
 from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
 from tests.serving import Running, config_data, running

@@ -23,8 +23,8 @@ import httpx
 from starlette.applications import Starlette
 
 from relay import config as cfgmod
-from relay.api.server import create_app
 from relay.app import Relay
+from relay.server import create_app
 from tests.receiver import serve_asgi
 
 # Test deliveries go to loopback receivers over plain http, with quick retries.

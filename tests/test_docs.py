@@ -12,8 +12,7 @@ import pytest
 from starlette.routing import Route
 
 from relay import config as cfgmod
-from relay import docs, errors
-from relay.api import server
+from relay import docs, errors, server
 from relay.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

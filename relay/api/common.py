@@ -8,10 +8,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay.api.auth import authenticate, tenant_for
-from relay.api.ingest import invalid, parse, read_body
+from relay.api.ingest import parse, read_body
 from relay.app import Relay
+from relay.auth import authenticate, tenant_for
 from relay.errors import Unprocessable
+from relay.models import invalid
 from relay.operations import Operations
 from relay.text import control_problem
 

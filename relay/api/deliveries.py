@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay.api.common import answer, operations, query
-from relay.api.models import DeliveriesQuery
+from relay.models import DeliveriesQuery
 
 
 async def list_deliveries(request: Request) -> JSONResponse:

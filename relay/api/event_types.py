@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay.api.common import answer, operations
-from relay.api.models import EventType, Page
+from relay.models import EventType, Page
 
 
 async def list_event_types(request: Request) -> JSONResponse:

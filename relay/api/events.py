@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay.api.common import answer, body, operations, query
-from relay.api.models import EventsQuery, ReplayIn
+from relay.models import EventsQuery, ReplayIn
 
 
 async def list_events(request: Request) -> JSONResponse:

@@ -17,12 +17,13 @@ from pydantic import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay.api.auth import Principal, authenticate, tenant_for
 from relay.app import EventIn, Relay, timestamp
+from relay.auth import Principal, authenticate, tenant_for
 from relay.config import TYPE_RE, NoControls, Text, key_path
 from relay.delivery.opsevents import is_operational
 from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from relay.storage.base import Ingested
+from relay.models import invalid
+from relay.types import Ingested
 
 MAX_BATCH = 500
 _M = TypeVar("_M", bound=BaseModel)
@@ -90,16 +91,6 @@ def parse(model: type[_M], body: bytes) -> _M:
         if any(e["type"] == "json_invalid" for e in errors):
             raise BadRequest(f"the body is not valid JSON: {errors[0]['msg']}") from None
         raise invalid(exc) from None
-
-
-def invalid(exc: ValidationError) -> Unprocessable:
-    """A validation failure as the 422 answer: one detail per field, with its path."""
-    return Unprocessable(
-        "the request has invalid fields",
-        [{"path": key_path(e["loc"]), "message": "unknown field"
-          if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")}
-         for e in exc.errors(include_url=False)],
-    )
 
 
 def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,

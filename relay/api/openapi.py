@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay import __version__
+from relay import models as wh
 from relay.api import ingest, portal
-from relay.api import models as wh
-from relay.api.models import Page
+from relay.models import Page
 
 # --- the models only this document needs (answers built as plain dicts elsewhere) --------
 
@@ -34,7 +34,7 @@ class ErrorInfo(BaseModel):
 
 
 class Error(BaseModel):
-    """Every error answer: relay.api.server.error_body."""
+    """Every error answer: relay.server.error_body."""
 
     error: ErrorInfo
 
@@ -216,7 +216,7 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
 
 
 def _operation(op: Op, refs: Refs) -> dict[str, Any]:
-    statuses = set(op.errors) | {400, 421}  # Host checks (relay.api.server.HostAndOrigin)
+    statuses = set(op.errors) | {400, 421}  # Host checks (relay.server.HostAndOrigin)
     if op.scope is not None:
         statuses |= {401, 403, 429, 503}
     if "{" in op.path:

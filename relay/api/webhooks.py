@@ -1,6 +1,6 @@
 """/v1/webhooks...: list, create, change, delete, rotate, test, recover (SPEC §6).
 
-Thin: each route parses its input with relay.api.models and calls relay.operations, where
+Thin: each route parses its input with relay.models and calls relay.operations, where
 the rules and the tenant scoping live (shared with the console).
 """
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay.api.common import answer, body, operations, query
-from relay.api.models import PageQuery, RecoverIn, RotateIn, SendTestIn, WebhookIn, WebhookPatch
+from relay.models import PageQuery, RecoverIn, RotateIn, SendTestIn, WebhookIn, WebhookPatch
 
 
 async def list_webhooks(request: Request) -> JSONResponse:

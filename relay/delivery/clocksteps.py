@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from relay.storage.base import ClockShift
+from relay.types import ClockShift
 
 THRESHOLD = 1.0  # seconds the offset may drift before it counts as a step
 CHECK_EVERY = 1.0  # seconds between looks while nothing else wakes the scheduler

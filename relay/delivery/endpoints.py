@@ -10,7 +10,7 @@ from relay.delivery import health
 from relay.delivery.headers import Sendable, sendable
 from relay.delivery.matching import Filter, compile_filter
 from relay.logs import log
-from relay.storage.base import ConfigEndpoint, EndpointRow, State
+from relay.types import ConfigEndpoint, EndpointRow, State
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from relay.storage.base import AttemptResult, EndpointRow, State
+from relay.types import AttemptResult, EndpointRow, State
 
 GONE = "the endpoint answered 410 Gone"
 DISABLE_MIN_FAILURES = 3  # failed attempts in a streak before disable_after may disable

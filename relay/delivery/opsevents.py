@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from relay.ids import delivery_ref
-from relay.storage.base import AttemptResult, Notice
+from relay.types import AttemptResult, Notice
 
 PREFIX = "relay."
 DISABLED = "relay.endpoint.disabled"

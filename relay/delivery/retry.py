@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay.storage.base import State
+from relay.types import State
 
 JITTER = 0.1
 RETRY_AFTER_MIN = 1.0

@@ -47,7 +47,8 @@ from relay.errors import RelayError
 from relay.ids import delivery_ref
 from relay.logs import log, log_lines
 from relay.metrics import Metrics
-from relay.storage.base import AttemptResult, Claimed, Ops, Recorded, Store
+from relay.storage.base import Store
+from relay.types import AttemptResult, Claimed, Ops, Recorded
 
 _LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
 _RENEW_EVERY = 2.0  # seconds between renewals of the leases this process holds

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relay.errors import Conflict
-from relay.storage.base import Ingested, NewEvent
+from relay.types import Ingested, NewEvent
 
 Key = tuple[str, str]  # (tenant, idempotency key)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from relay.delivery import health, opsevents
-from relay.storage.base import AttemptResult, NewEvent, Notice, Ops, Row
+from relay.types import AttemptResult, NewEvent, Notice, Ops, Row
 
 # The endpoint columns `fold` reads, in this order.
 HEALTH_COLS = ("id, is_active, disable_reason, consecutive_failures, failing_since, "

@@ -16,7 +16,7 @@ from typing import Any
 
 from relay.delivery import health
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage.base import FINISHED, ConfigEndpoint, EndpointRow, State, not_cancellable
+from relay.types import FINISHED, ConfigEndpoint, EndpointRow, State, not_cancellable
 
 
 def endpoint_id_free(endpoint_id: str, taken: bool) -> Conflict | None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from relay.errors import TooManyRequests
 from relay.storage import idempotency
-from relay.storage.base import (
+from relay.types import (
     ClockShift,
     ConfigEndpoint,
     DeliveryRow,

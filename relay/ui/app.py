@@ -36,20 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from relay.api import auth
-from relay.api.ingest import invalid
-from relay.api.models import (
-    PAGE_MAX,
-    DeliveriesQuery,
-    EventsQuery,
-    PageQuery,
-    RecoverIn,
-    RotateIn,
-    Webhook,
-    WebhookIn,
-    WebhookPatch,
-    webhook_of,
-)
+from relay import auth
 from relay.app import Relay, timestamp
 from relay.errors import (
     Forbidden,
@@ -59,6 +46,19 @@ from relay.errors import (
     TooManyAuthFailures,
     Unauthorized,
     Unprocessable,
+)
+from relay.models import (
+    PAGE_MAX,
+    DeliveriesQuery,
+    EventsQuery,
+    PageQuery,
+    RecoverIn,
+    RotateIn,
+    Webhook,
+    WebhookIn,
+    WebhookPatch,
+    invalid,
+    webhook_of,
 )
 from relay.operations import (
     WEBHOOK_STATES,
@@ -81,14 +81,8 @@ from relay.sessions import (
     sign,
     verify,
 )
-from relay.storage.base import (
-    CANCELLABLE,
-    FINISHED,
-    MinuteOutcomes,
-    SessionRow,
-    Store,
-    not_cancellable,
-)
+from relay.storage.base import Store
+from relay.types import CANCELLABLE, FINISHED, MinuteOutcomes, SessionRow, not_cancellable
 from relay.ui import chart
 
 COOKIE = "relay_session"
@@ -269,7 +263,7 @@ def _finish(request: Request, visit: Visit, response: Response) -> Response:
     response.headers["x-content-type-options"] = "nosniff"
     # Portal links carry their token: never a Referer to another site. Same-origin
     # requests keep theirs, and with it a real Origin on POSTs (no-referrer makes a form's
-    # Origin `null`, which relay.api.server.HostAndOrigin refuses).
+    # Origin `null`, which relay.server.HostAndOrigin refuses).
     response.headers["referrer-policy"] = "same-origin"
     response.headers["cache-control"] = "no-store"
     if visit.fresh:
@@ -405,7 +399,7 @@ def _next(value: str | None) -> str:
 async def login_post(request: Request, visit: Visit) -> Response:
     form = _fields(request)
     nxt = _next(form.get("next"))
-    try:  # failed sign-ins count with the API's failed keys (relay.api.throttle)
+    try:  # failed sign-ins count with the API's failed keys (relay.throttle)
         auth.admit(request)
     except TooManyAuthFailures as exc:
         response = _render(request, visit, "login.html", exc.status, next=nxt,

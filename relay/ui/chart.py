@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from relay.storage.base import MinuteOutcomes
+from relay.types import MinuteOutcomes
 
 WIDTH, HEIGHT = 720, 180
 _LEFT, _BOTTOM, _TOP = 40, 22, 10  # room for the axis labels

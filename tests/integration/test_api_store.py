@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.storage.base import NewEndpoint, NewEvent, Store
+from relay.storage.base import Store
 from relay.storage.sqlite import SQLiteStore
+from relay.types import NewEndpoint, NewEvent
 from tests.helpers import NOW, event, result
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from relay import config as cfgmod
-from relay.api.throttle import BURST, Throttle
+from relay.throttle import BURST, Throttle
 from tests.helpers import ADMIN, api_config, assert_error, auth
 from tests.serving import running
 

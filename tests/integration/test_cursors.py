@@ -14,8 +14,8 @@ import pytest
 
 from relay import client, cursors
 from relay import config as cfgmod
-from relay.api.models import PageQuery
 from relay.errors import InvalidCursor
+from relay.models import PageQuery
 from relay.operations import list_webhooks
 from tests.helpers import ACME, ADMIN, admin_api, assert_error, auth, create, send
 from tests.serving import Running, eventually

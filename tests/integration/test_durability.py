@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from relay.storage.base import NewEvent
 from relay.storage.sqlite import SQLiteStore, Sync
 from relay.storage.sqlite import connection as sqlite_connection
+from relay.types import NewEvent
 from tests.serving import eventually, running
 
 NOW = 1_700_000_000.0

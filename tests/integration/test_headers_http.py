@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from relay.storage.base import NewEndpoint
+from relay.types import NewEndpoint
 from tests.helpers import (
     BAD_HEADER_NAMES,
     BAD_HEADER_VALUES,

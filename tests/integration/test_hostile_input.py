@@ -2,7 +2,7 @@
 both backends: each request answers 4xx, writes nothing, and /readyz stays 200. (PostgreSQL
 cannot store NUL in text; a NUL once answered 503 and turned /readyz unready.) The routes
 come from the OpenAPI table, which tests/integration/test_openapi.py keeps equal to
-relay.api.server.ROUTES, so a new route or field is covered here without an edit, except
+relay.server.ROUTES, so a new route or field is covered here without an edit, except
 for a valid body of a new model, which the test asks for by name."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 from pydantic import BaseModel
 
+from relay import models as wh
 from relay.api import ingest, portal
-from relay.api import models as wh
 from relay.api.openapi import OPERATIONS
 from tests.helpers import assert_error, config_on
 from tests.receiver import Receiver

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from relay import config as cfgmod
 from relay.api.openapi import document
-from relay.api.server import ROUTES
+from relay.server import ROUTES
 from tests.helpers import ADMIN, api_config, auth
 from tests.receiver import Receiver
 from tests.serving import config_data, running

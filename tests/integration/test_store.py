@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from relay.errors import Conflict, StorageError
-from relay.storage.base import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops, Store
+from relay.storage.base import Store
 from relay.storage.sqlite import SQLiteStore, ops
 from relay.storage.sqlite.connection import connect, statements
+from relay.types import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops
 from tests.helpers import NOW, event, result, with_endpoints
 
 

@@ -10,8 +10,8 @@ import dataclasses
 import pytest
 
 from relay.errors import Unprocessable
-from relay.storage.base import NewEndpoint
 from relay.storage.postgres import PostgresStore
+from relay.types import NewEndpoint
 from tests.helpers import ENDPOINTS, NOW, event
 
 

@@ -13,9 +13,10 @@ import asyncpg
 import pytest
 
 from relay.errors import StorageError, TooManyRequests
-from relay.storage.base import ConfigEndpoint, NewEndpoint, Watcher
+from relay.storage.base import Watcher
 from relay.storage.postgres import PostgresStore, ops
 from relay.storage.postgres.connection import SCHEMA_VERSION
+from relay.types import ConfigEndpoint, NewEndpoint
 from tests.helpers import ENDPOINTS, NOW, event, result
 from tests.postgres import terminate
 from tests.serving import eventually

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from relay.errors import Conflict, NotFound
-from relay.storage.base import NewEndpoint, Store
+from relay.storage.base import Store
+from relay.types import NewEndpoint
 from tests.helpers import NOW
 
 

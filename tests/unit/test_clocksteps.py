@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.delivery import clocksteps
-from relay.storage.base import ClockShift
+from relay.types import ClockShift
 
 NOW = 1_000_000.0
 HOUR = 3600.0

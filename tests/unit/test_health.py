@@ -8,7 +8,7 @@ import pytest
 
 from relay.delivery import health
 from relay.delivery.health import Change, Health
-from relay.storage.base import AttemptResult, EndpointRow
+from relay.types import AttemptResult, EndpointRow
 from tests.helpers import result
 
 NOW = 1_000_000.0

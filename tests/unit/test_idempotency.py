@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from relay.errors import Conflict
-from relay.storage.base import Ingested, NewEvent
 from relay.storage.idempotency import Key, Prior, decide, keys
+from relay.types import Ingested, NewEvent
 
 NOW = 1_700_000_000.0
 Ev = tuple[str, str, str | None, str]  # (id, tenant, idempotency key, digest)

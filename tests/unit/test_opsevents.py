@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from relay.delivery import opsevents
-from relay.storage.base import AttemptResult
+from relay.types import AttemptResult
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS_DELIVERY = 99  # a delivery of an operational event in these tables

@@ -20,8 +20,8 @@ from relay.delivery.scheduler import USER_AGENT, Scheduler
 from relay.delivery.sender import Sender
 from relay.delivery.signing import generate_secret
 from relay.metrics import Metrics
-from relay.storage.base import NewEvent
 from relay.storage.sqlite import SQLiteStore
+from relay.types import NewEvent
 from tests.helpers import FakeClock, endpoint
 from tests.receiver import Receive, Receiver, Scope, Send, serve_asgi
 from tests.serving import eventually

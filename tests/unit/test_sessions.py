@@ -7,7 +7,7 @@ import pytest
 
 from relay import config as cfgmod
 from relay.sessions import decide, granted, new_session, subjects, touch_every
-from relay.storage.base import SessionRow
+from relay.types import SessionRow
 from tests.helpers import sha
 
 HOUR = 3600.0

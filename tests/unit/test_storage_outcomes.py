@@ -9,7 +9,7 @@ import pytest
 
 from relay.delivery import health, opsevents
 from relay.storage import outcomes
-from relay.storage.base import AttemptResult, NewEvent, Ops, State
+from relay.types import AttemptResult, NewEvent, Ops, State
 
 NOW = 1_700_000_000.0
 DAY = 86_400.0

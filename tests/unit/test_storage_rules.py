@@ -9,19 +9,15 @@ import pytest
 
 from relay.errors import Conflict, TooManyRequests
 from relay.storage import rules
-from relay.storage.base import (
+from relay.storage.base import INTERRUPTED, attempt_row, endpoint_row, migrations, sql_in
+from relay.types import (
     FINISHED,
     IN_LINE,
-    INTERRUPTED,
     STATES,
     UNFINISHED,
     AttemptRow,
     ConfigEndpoint,
     EndpointRow,
-    attempt_row,
-    endpoint_row,
-    migrations,
-    sql_in,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.api.throttle import NOT_AN_ADDRESS, REPEATS, Failed, Refused, Throttle, source_key
+from relay.throttle import NOT_AN_ADDRESS, REPEATS, Failed, Refused, Throttle, source_key
 
 NOW = 1_000_000.0
 

@@ -22,12 +22,18 @@ import orjson
 from relay.errors import Conflict
 from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
-    CANCELLABLE,
     DELIVERY_COLS,
     ENDPOINT_COLS,
-    FINISHED,
     INTERRUPTED,
     SESSION_COLS,
+    Limits,
+    endpoint_row,
+    sql_in,
+)
+from relay.storage.postgres.connection import Connection
+from relay.types import (
+    CANCELLABLE,
+    FINISHED,
     UNFINISHED,
     AttemptResult,
     Claimed,
@@ -35,16 +41,12 @@ from relay.storage.base import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
-    Limits,
     NewEndpoint,
     NewEvent,
     Ops,
     Recorded,
     SessionRow,
-    endpoint_row,
-    sql_in,
 )
-from relay.storage.postgres.connection import Connection
 
 DUE_CHANNEL = "relay_due"
 ENDPOINTS_CHANNEL = "relay_endpoints"

@@ -39,24 +39,9 @@ from relay.storage.base import (
     ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
-    IN_LINE,
     SESSION_COLS,
-    UNFINISHED,
-    AttemptResult,
-    AttemptRow,
-    Claimed,
-    DeliveryRow,
-    EndpointRow,
-    EventRow,
-    FailedAttempt,
     Limits,
-    MinuteOutcomes,
-    NodeRow,
     Observer,
-    Ops,
-    Recorded,
-    SessionRow,
-    State,
     Watcher,
     attempt_row,
     endpoint_row,
@@ -78,6 +63,23 @@ from relay.storage.postgres.connection import (
     redact,
 )
 from relay.storage.writes import QueuedWrites
+from relay.types import (
+    IN_LINE,
+    UNFINISHED,
+    AttemptResult,
+    AttemptRow,
+    Claimed,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    FailedAttempt,
+    MinuteOutcomes,
+    NodeRow,
+    Ops,
+    Recorded,
+    SessionRow,
+    State,
+)
 
 HEARTBEAT = 0.5  # seconds between heartbeats
 HEARTBEAT_TIMEOUT = 2.0  # seconds a heartbeat's statement may take, at most

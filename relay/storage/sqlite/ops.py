@@ -18,13 +18,17 @@ import orjson
 from relay.errors import Conflict
 from relay.storage import idempotency, outcomes, rules
 from relay.storage.base import (
-    CANCELLABLE,
     DELIVERY_COLS,
     ENDPOINT_COLS,
-    FINISHED,
-    IN_LINE,
     INTERRUPTED,
     SESSION_COLS,
+    endpoint_row,
+    sql_in,
+)
+from relay.types import (
+    CANCELLABLE,
+    FINISHED,
+    IN_LINE,
     UNFINISHED,
     AttemptResult,
     Claimed,
@@ -34,8 +38,6 @@ from relay.storage.base import (
     NewEvent,
     Ops,
     Recorded,
-    endpoint_row,
-    sql_in,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit

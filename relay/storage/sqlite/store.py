@@ -32,22 +32,8 @@ from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
     SESSION_COLS,
-    UNFINISHED,
-    AttemptResult,
-    AttemptRow,
-    Claimed,
-    DeliveryRow,
-    EndpointRow,
-    EventRow,
-    FailedAttempt,
     Limits,
-    MinuteOutcomes,
-    NodeRow,
     Observer,
-    Ops,
-    Recorded,
-    SessionRow,
-    State,
     Watcher,
     attempt_row,
     endpoint_row,
@@ -57,6 +43,22 @@ from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.sqlite import ops as queries
 from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
 from relay.storage.writes import QueuedWrites
+from relay.types import (
+    UNFINISHED,
+    AttemptResult,
+    AttemptRow,
+    Claimed,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    FailedAttempt,
+    MinuteOutcomes,
+    NodeRow,
+    Ops,
+    Recorded,
+    SessionRow,
+    State,
+)
 
 _RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
 

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     create_model,
 )
@@ -34,10 +35,12 @@ from relay.config import (
     Ordering,
     Scheme,
     Text,
+    key_path,
     parse_duration,
 )
+from relay.errors import Unprocessable
 from relay.ids import delivery_ref
-from relay.storage.base import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
+from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
@@ -331,3 +334,11 @@ def event_of(row: EventRow) -> Event:
     return Event(**json.loads(row.payload), deliveries=row.deliveries)
 
 
+def invalid(exc: ValidationError) -> Unprocessable:
+    """A validation failure as the 422 answer: one detail per field, with its path."""
+    return Unprocessable(
+        "the request has invalid fields",
+        [{"path": key_path(e["loc"]), "message": "unknown field"
+          if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")}
+         for e in exc.errors(include_url=False)],
+    )

@@ -17,7 +17,7 @@ addresses. IPv6 sources count per /64, the block one host usually has to itself;
 source that is not an IP address at all (a Unix socket, a forwarded value that is not
 one) spends from one bucket shared by all such.
 
-Log lines (written by relay.api.auth from what this returns): each failure of a source
+Log lines (written by relay.auth from what this returns): each failure of a source
 with a new key until its bucket runs empty, then one line saying it is throttled; what
 is not logged on its own (repeats, and everything while throttled) is counted, and a
 summary line about the source reports the count at most once per REPORT_EVERY. Every

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from relay.api.throttle import Throttle
 from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, TenantConfig
 from relay.errors import Forbidden, TooManyAuthFailures, Unauthorized, Unprocessable
 from relay.logs import log
 from relay.metrics import AuthFailure
+from relay.throttle import Throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ def _address(request: Request) -> str:
 
 def admit(request: Request) -> None:
     """TooManyAuthFailures (429, Retry-After) when the caller's address failed to
-    authenticate too often (relay.api.throttle); the API and the console's sign-in."""
+    authenticate too often (relay.throttle); the API and the console's sign-in."""
     throttle: Throttle = request.app.state.auth_throttle
     address = _address(request)
     refused = throttle.check(address)

@@ -16,10 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
-from relay.api.throttle import Throttle
 from relay.app import Relay
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
+from relay.throttle import Throttle
 from relay.ui import app as ui
 
 _CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -179,5 +179,5 @@ def create_app(relay: Relay) -> Starlette:
         },
     )
     app.state.relay = relay
-    app.state.auth_throttle = Throttle()  # failed keys per address (relay.api.auth)
+    app.state.auth_throttle = Throttle()  # failed keys per address (relay.auth)
     return app

@@ -1,0 +1,270 @@
+"""The plain types every layer shares: delivery states and their sets, and the rows
+and values the store, the policies and the surfaces pass each other.
+
+This module is the bottom layer (docs/architecture.md, "Layers"): it imports nothing of
+relay's but `relay.errors`, so any module may import it without forming a loop.
+
+Delivery states: pending -> delivering -> succeeded | pending (retry) | failed | held;
+held -> pending when its endpoint accepts again; failed/succeeded/cancelled -> pending
+(or held) on an operator's retry or recover; pending/held/delivering -> cancelled when
+an operator cancels it or its endpoint is removed (an attempt in flight is still
+recorded, the delivery stays cancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, get_args
+
+from relay.errors import Conflict
+
+State = Literal["pending", "delivering", "succeeded", "failed", "held", "cancelled"]
+STATES: tuple[State, ...] = get_args(State)
+# The state sets, defined once for both backends' SQL (as `sql_in`) and for the console's
+# buttons. Unfinished: still to be sent (retention keeps their events, deleting their
+# endpoint cancels them); an operator may stop them (cancel), or send a finished one again
+# (retry, recover).
+UNFINISHED: tuple[State, ...] = ("pending", "held", "delivering")
+FINISHED: tuple[State, ...] = ("succeeded", "failed", "cancelled")
+CANCELLABLE = UNFINISHED
+# Where an ordered endpoint's head is (held ones wait behind it, in order); as
+# `sql_in(IN_LINE)` this is the WHERE of the deliveries_unfinished partial index, which
+# SQLite uses only for a query that repeats that term as written.
+IN_LINE: tuple[State, ...] = ("pending", "delivering")
+Source = Literal["config", "api"]  # where an endpoint is defined
+
+
+def not_cancellable(delivery_id: int, state: str) -> Conflict:
+    """Why a delivery in `state` (not CANCELLABLE) cannot be cancelled."""
+    return Conflict(f"delivery dlv_{delivery_id} is {state} already; only unfinished "
+                    f"deliveries ({', '.join(CANCELLABLE)}) can be cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store with its deliveries, all in one transaction."""
+
+    id: str
+    tenant: str
+    type: str
+    idem_key: str | None
+    digest: str  # sha256 of (tenant, type, data): tells a true repeat from a reused key
+    created_at: float
+    payload: bytes  # the envelope, serialised once; every delivery sends these bytes
+    deliveries: tuple[tuple[str, State], ...]  # (endpoint id, "pending" | "held")
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    id: str
+    type: str
+    created_at: float
+    deliveries: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery marked `delivering` under a lease, with what is needed to send it."""
+
+    id: int
+    event_id: str
+    endpoint_id: str
+    attempt: int  # this attempt's number, counted at claim time (1 = first)
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One finished attempt and the delivery's next state, recorded together."""
+
+    delivery_id: int
+    endpoint_id: str
+    attempt: int
+    started_at: float
+    duration_ms: float
+    request_headers: dict[str, str]
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: bytes
+    error: str | None
+    state: State  # succeeded | pending | failed | held
+    next_at: float | None  # for pending
+    success: bool
+    gone: bool = False  # 410: disable the endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class ClockShift:
+    """What a step of the wall clock moves, in one transaction (decided by
+    relay.delivery.clocksteps.plan; the backends only run it)."""
+
+    step: float  # seconds the wall clock stepped (negative: back)
+    now: float  # the wall clock after the step
+    due_after: float | None  # pending deliveries due later: next_at = max(next_at + step,
+    # now); None: none move. Every endpoint's failing_since = min(failing_since + step, now).
+    leases: tuple[int, ...]  # `delivering` rows this process holds: lease_until + step
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    id: str
+    tenant: str
+    source: Source
+    name: str
+    spec: dict[str, Any]
+    secret: str
+    prev_secret: str | None
+    prev_secret_until: float | None
+    is_active: bool
+    is_paused: bool
+    disable_reason: str | None
+    created_at: float
+    last_delivery_at: float | None
+    last_delivery_status: int | None
+    consecutive_failures: int
+    failing_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEndpoint:
+    """A config-file endpoint to sync into the store (secret None: keep or generate)."""
+
+    id: str
+    tenant: str
+    spec: dict[str, Any]
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEndpoint:
+    """An endpoint created through the API."""
+
+    id: str
+    tenant: str
+    name: str
+    spec: dict[str, Any]
+    secret: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    tenant: str
+    type: str
+    created_at: float
+    payload: bytes  # the envelope as sent
+    deliveries: int  # delivery rows now, replays included
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    event_id: str
+    endpoint_id: str
+    state: State
+    attempts: int
+    next_at: float
+    created_at: float
+    updated_at: float
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    delivery_id: int
+    n: int
+    started_at: float
+    duration_ms: float | None
+    request_headers: dict[str, str]
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: bytes
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A change relay reports about itself as an operational event (`relay.*`): what
+    happened (`type`), to which endpoint, in its tenant, with the event's own fields."""
+
+    type: str
+    endpoint_id: str
+    tenant: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording outcomes changed beyond the deliveries themselves."""
+
+    disabled: dict[str, str] = field(default_factory=dict)  # endpoint id -> reason
+    notices: tuple[Notice, ...] = ()  # emitted as events in the same transaction
+    due: frozenset[str] = frozenset()  # endpoints given pending deliveries of those events
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteOutcomes:
+    """Attempts that started in one minute, by outcome (the console's chart)."""
+
+    minute: float  # unix seconds at the minute's start
+    succeeded: int  # answered 2xx
+    failed: int  # anything else: another status, a timeout, a refused connection
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A recent attempt that did not succeed (the console's "recent errors")."""
+
+    delivery_id: int
+    endpoint_id: str
+    tenant: str
+    started_at: float
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """A relay process sharing the database (PostgreSQL), as its heartbeat left it."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    config_digest: str
+    started_at: float
+    seen_at: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A signed-in console or portal session; relay.sessions.decide says whether it is
+    live at a time, and both backends' purges delete what it calls dead."""
+
+    id: str  # the nonce of the session's signed cookie
+    kind: str  # "o" operator, "p" portal
+    subject: str  # the admin key's digest prefix, or the tenant id
+    created_at: float
+    last_seen_at: float  # recorded at most every sessions.touch_every(idle) seconds
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ops:
+    """What `record` needs to emit operational events in its own transaction: the
+    streak length reported as failing, and how notices become events (matched against
+    the endpoints in memory: called on the store's writer, so it must only read)."""
+
+    failing_after: int
+    build: Callable[[list[Notice], float], list[NewEvent]]
+
+
+class Row(Protocol):
+    """A database row read by position (a tuple, sqlite3.Row, an asyncpg Record)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
