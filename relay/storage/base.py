@@ -189,11 +189,13 @@ class Queue(Protocol):
         `held` if their endpoint stopped accepting, the attempt uncounted."""
 
     async def reclaim_expired(self, now: float) -> int:
-        """Deliveries whose leases ran out without an outcome go back to pending."""
+        """Deliveries whose leases ran out without an outcome go back to pending, due now,
+        each with an attempt saying it was interrupted (INTERRUPTED)."""
 
     async def recover_inflight(self, now: float) -> int:
-        """At start: SQLite returns every `delivering` row (its process is dead: the lock);
-        PostgreSQL nothing, since others may be sending them (reclaim_expired will)."""
+        """At start: SQLite puts every `delivering` row back to pending (its sender is
+        dead: the lock); PostgreSQL nothing, others may be sending them (reclaim_expired
+        returns them once their leases run out)."""
 
     async def shift_times(self, shift: ClockShift) -> int:
         """Move due times, leases and failure streaks across a step of this process's
