@@ -50,7 +50,7 @@ from relay.models import (
     webhook_of,
 )
 from relay.sessions import new_key
-from relay.storage.base import Store
+from relay.storage.base import Reads
 from relay.text import control_problem
 from relay.types import DeliveryRow, EndpointRow, EventRow
 
@@ -100,7 +100,7 @@ def webhook_state(webhook: Webhook) -> WebhookState:
     return "failing" if webhook.consecutive_failures else "active"
 
 
-async def with_counts(store: Store, rows: list[EndpointRow]) -> list[Webhook]:
+async def with_counts(store: Reads, rows: list[EndpointRow]) -> list[Webhook]:
     """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
     pending = await store.pending_counts([row.id for row in rows])
     blocked = await store.blocked_counts(

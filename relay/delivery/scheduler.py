@@ -47,7 +47,7 @@ from relay.errors import RelayError
 from relay.ids import delivery_ref
 from relay.logs import log, log_lines
 from relay.metrics import Metrics
-from relay.storage.base import Store
+from relay.storage.base import Queue
 from relay.types import AttemptResult, Claimed, Ops, Recorded
 
 _LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
@@ -117,7 +117,7 @@ class _Lane:
 class Scheduler:
     def __init__(
         self,
-        store: Store,
+        store: Queue,
         sender: Sender,
         metrics: Metrics,
         *,

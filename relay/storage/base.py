@@ -126,8 +126,10 @@ class Observer(Protocol):
     def checkpoint(self, mode: str, seconds: float) -> None: ...
 
 
-class Store(Protocol):
-    """The narrow interface every backend implements (see tests/integration/test_store.py)."""
+class Lifecycle(Protocol):
+    """The store as a running part (relay.app, the CLI, /readyz): opened once, closed
+    once, watched for other processes' changes. SQLite is the only user of its file (a
+    lock); PostgreSQL is shared by every process that names the same database."""
 
     healthy: bool  # false while writes fail or the database does not answer (/readyz)
     space_low: bool  # under [storage] min_free_space on the database's filesystem (/readyz)
@@ -137,76 +139,219 @@ class Store(Protocol):
 
     @property
     def path(self) -> object: ...  # where the data is, for logs: a file, a URL sans password
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    def overloaded(self) -> bool: ...
-    async def watch(self, watcher: Watcher) -> None: ...
-    async def nodes(self, now: float) -> list[NodeRow]: ...
-    async def ingest(self, events: list[NewEvent]) -> list[Ingested]: ...
+
+    async def open(self) -> None:
+        """Connect (SQLite: take the lock), migrate, start the writer; StorageError saying
+        what to do when it cannot."""
+
+    async def close(self) -> None:
+        """Finish queued writes, then close; safe to call twice, even at once."""
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Wake `watcher` on work and endpoint changes other processes make (SQLite: none
+        can, so nothing to watch)."""
+
+    async def nodes(self, now: float) -> list[NodeRow]:
+        """The processes sharing the database, most recently seen first (SQLite: none)."""
+
+
+class Queue(Protocol):
+    """The delivery queue's leases (the scheduler's role, plus the recovery relay.app runs
+    at start and each housekeeping round). A claimed delivery is `delivering` under a lease
+    until its outcome is recorded, it is given back, or the lease runs out."""
+
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
         limits: Limits | None = None,
         ordered: frozenset[str] = frozenset(),
         finished: Collection[int] = (),
-    ) -> tuple[list[Claimed], dict[str, float | None]]: ...
-    async def renew(self, delivery_ids: list[int], lease_until: float) -> int: ...
+    ) -> tuple[list[Claimed], dict[str, float | None]]:
+        """Lease up to `wanted[endpoint]` due deliveries per endpoint, oldest first, the
+        attempt counted; an `ordered` endpoint gives only its due head, and nothing while
+        one of its requests is out. Also returns, per endpoint that ran out of due work,
+        when its next is due (None: nothing pending). `limits` (concurrency, rate) hold
+        across processes on PostgreSQL, where `finished` (sent, outcome not yet recorded)
+        no longer counts; SQLite's one scheduler keeps its limits itself."""
+
+    async def renew(self, delivery_ids: list[int], lease_until: float) -> int:
+        """Extend the leases of deliveries still being sent (a slow receiver)."""
+
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
         ops: Ops | None = None,
-    ) -> Recorded: ...
-    async def recover_inflight(self, now: float) -> int: ...
-    async def reclaim_expired(self, now: float) -> int: ...
-    async def shift_times(self, shift: ClockShift) -> int: ...
-    async def unclaim(self, delivery_ids: list[int], now: float) -> int: ...
-    async def next_due(self, endpoint_id: str) -> float | None: ...
-    async def sync_config_endpoints(
-        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
-    ) -> list[EndpointRow]: ...
-    async def list_endpoints(
-        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
-    ) -> list[EndpointRow]: ...
-    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None: ...
-    async def create_endpoint(
-        self, endpoint: NewEndpoint, max_api_endpoints: int | None
-    ) -> EndpointRow: ...
-    async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> EndpointRow: ...
-    async def rotate_secret(
-        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
-    ) -> EndpointRow: ...
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> int: ...
-    async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]: ...
-    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]: ...
-    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int: ...
-    async def purge(self, before: float, limit: int) -> int: ...
-    async def counts(self) -> dict[str, int]: ...
-    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]: ...
-    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]: ...
-    async def list_deliveries(
-        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
-        limit: int = 50,
-    ) -> list[DeliveryRow]: ...
-    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None: ...
-    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow: ...
-    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow: ...
+    ) -> Recorded:
+        """Store attempts and the deliveries' next states, fold endpoint health, disable
+        endpoints that answered 410 or failed for `disable_after`; with `ops`, the
+        operational events this causes go in the same transaction."""
+
+    async def unclaim(self, delivery_ids: list[int], now: float) -> int:
+        """Give back claimed deliveries never sent (stop, pause): `pending` again, or
+        `held` if their endpoint stopped accepting, the attempt uncounted."""
+
+    async def reclaim_expired(self, now: float) -> int:
+        """Deliveries whose leases ran out without an outcome go back to pending, due now,
+        each with an attempt saying it was interrupted (INTERRUPTED)."""
+
+    async def recover_inflight(self, now: float) -> int:
+        """At start: SQLite puts every `delivering` row back to pending (its sender is
+        dead: the lock); PostgreSQL nothing, others may be sending them (reclaim_expired
+        returns them once their leases run out)."""
+
+    async def shift_times(self, shift: ClockShift) -> int:
+        """Move due times, leases and failure streaks across a step of this process's
+        wall clock (relay.delivery.clocksteps); returns the pending deliveries moved."""
+
+
+class Deliveries(Protocol):
+    """Changes to events and deliveries from outside the scheduler (ingest, the API's
+    replay, retry, cancel and recover, retention). Refusals raise relay.errors types with
+    the same messages on both backends."""
+
+    async def ingest(self, events: list[NewEvent]) -> list[Ingested]:
+        """Store events and their deliveries atomically; a repeated idempotency key answers
+        the original (Conflict if it came with a different event)."""
+
+    async def add_deliveries(
+        self, event_id: str, deliveries: list[tuple[str, State]], now: float
+    ) -> list[DeliveryRow]:
+        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
+
+    async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
+        """A finished delivery goes out again now as `state` (pending, or held while its
+        endpoint does not accept); Conflict while it is unfinished."""
+
+    async def cancel_delivery(self, delivery_id: int, now: float) -> DeliveryRow:
+        """An unfinished delivery becomes cancelled (an attempt in flight is still
+        recorded); Conflict once finished."""
+
     async def recover_failed(
         self, endpoint_id: str, since: float, state: State, now: float
-    ) -> int: ...
+    ) -> int:
+        """Failed deliveries of an endpoint last updated at or after `since` go out again,
+        all due now, in creation order; returns how many."""
+
+    async def purge(self, before: float, limit: int) -> int:
+        """Delete up to `limit` events older than `before` whose deliveries are all
+        finished, with their deliveries and attempts; returns how many events."""
+
+
+class Endpoints(Protocol):
+    """Endpoints from the config file and the API. Deleted endpoints keep their ids (never
+    reused) and are invisible to reads."""
+
+    async def sync_config_endpoints(
+        self, endpoints: list[ConfigEndpoint], now: float, new_secret: Callable[[], str]
+    ) -> list[EndpointRow]:
+        """Make the config endpoints match the file: add, update, and delete removed ones
+        (their unfinished deliveries become cancelled)."""
+
+    async def list_endpoints(
+        self, tenant: str | None = None, *, after: str | None = None,
+        limit: int | None = None,
+    ) -> list[EndpointRow]:
+        """Live endpoints in creation order (of `tenant`, after the endpoint `after`, at
+        most `limit`; None: all)."""
+
+    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
+        """A live endpoint (None if absent or deleted)."""
+
+    async def create_endpoint(
+        self, endpoint: NewEndpoint, max_api_endpoints: int | None
+    ) -> EndpointRow:
+        """Add an API endpoint; Conflict if its id was ever used, TooManyRequests when its
+        tenant has `max_api_endpoints` already (counted in the same transaction)."""
+
+    async def update_endpoint(
+        self, endpoint_id: str, changes: dict[str, Any], now: float
+    ) -> EndpointRow:
+        """Set endpoint columns (rules.UPDATABLE); NotFound if absent or deleted."""
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, previous_until: float | None, now: float
+    ) -> EndpointRow:
+        """Make `secret` current; the old one keeps signing until `previous_until`
+        (rules.rotation), read and replaced in one transaction."""
+
+    async def delete_endpoint(self, endpoint_id: str, now: float) -> int:
+        """Remove an endpoint; its unfinished deliveries become cancelled (how many)."""
+
+    async def set_accepting(self, endpoint_id: str, accepting: bool, now: float) -> int:
+        """Hold an endpoint's pending deliveries, or release its held ones in order."""
+
+
+class Reads(Protocol):
+    """What the API, the console and /readyz show; reads only. A read given a `tenant`
+    returns only that tenant's rows."""
+
+    async def counts(self) -> dict[str, int]:
+        """Deliveries per state."""
+
+    async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Unfinished deliveries (pending, delivering, held) per endpoint."""
+
+    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
+        """Per ordered endpoint: the deliveries waiting behind a head that has failed; 0
+        while the head is on its first attempt, or there is none."""
+
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
-    ) -> list[EventRow]: ...
-    async def get_event(self, event_id: str, tenant: str) -> EventRow | None: ...
-    async def add_deliveries(
-        self, event_id: str, deliveries: list[tuple[str, State]], now: float
-    ) -> list[DeliveryRow]: ...
-    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]: ...
-    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]: ...
-    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes: ...
-    async def add_session(self, session: SessionRow) -> None: ...
-    async def get_session(self, session_id: str) -> SessionRow | None: ...
-    async def touch_session(self, session_id: str, now: float) -> None: ...
-    async def end_session(self, session_id: str) -> bool: ...
-    async def end_sessions(self, kind: str, keep: Collection[str]) -> int: ...
-    async def purge_sessions(self, now: float, idle: float) -> int: ...
+    ) -> list[EventRow]:
+        """A page of a tenant's events as rules.event_page says: newest first, after the
+        event `before`; with `since` / `until`, those accepted in [since, until)."""
+
+    async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
+        """One of `tenant`'s events (None for another tenant's)."""
+
+    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
+        """An event's deliveries, in creation order."""
+
+    async def list_deliveries(
+        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRow]:
+        """An endpoint's deliveries (in `state`), newest first, below the id `before`."""
+
+    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
+        """A delivery of one of `tenant`'s events (None for another tenant's)."""
+
+    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
+        """A delivery's attempts, in order."""
+
+    async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
+        """Attempts started since `since`, counted per minute and outcome, oldest first;
+        minutes without attempts are left out."""
+
+    async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]:
+        """The latest attempts since `since` that did not succeed, newest first."""
+
+
+class Sessions(Protocol):
+    """Console and portal sessions, and the keys relay keeps for itself."""
+
+    async def secret_key(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """The key stored under `name`, made with `new()` the first time; when processes
+        race, the first stored wins and all get it."""
+
+    async def add_session(self, session: SessionRow) -> None:
+        """Store a new session (durably: it is handed out next)."""
+
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        """The session of that id (None: there is none, or it ended)."""
+
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Record use (never backwards); losing one to a crash only ends it sooner."""
+
+    async def end_session(self, session_id: str) -> bool:
+        """End a session; whether there was one."""
+
+    async def end_sessions(self, kind: str, keep: Collection[str]) -> int:
+        """End every session of `kind` whose subject is not in `keep`; how many."""
+
+    async def purge_sessions(self, now: float, idle: float) -> int:
+        """Delete sessions expired by `now` or idle for `idle` seconds; how many."""
+
+
+class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Protocol):
+    """Every role: what a backend implements (see tests/integration/test_store.py). Code
+    that needs one role takes that role's type."""

@@ -81,7 +81,7 @@ from relay.sessions import (
     sign,
     verify,
 )
-from relay.storage.base import Store
+from relay.storage.base import Reads
 from relay.types import CANCELLABLE, FINISHED, MinuteOutcomes, SessionRow, not_cancellable
 from relay.ui import chart
 
@@ -470,7 +470,7 @@ class _LastHour:
         self._closed: dict[int, MinuteOutcomes] = {}
         self._upto = 0  # minutes before this are in _closed
 
-    async def read(self, store: Store, now: float) -> list[MinuteOutcomes]:
+    async def read(self, store: Reads, now: float) -> list[MinuteOutcomes]:
         first = (int(now) // 60 - chart.MINUTES + 1) * 60
         settled = int(now - self.SETTLED) // 60 * 60
         if self._upto < first:

@@ -328,18 +328,11 @@ class PostgresStore(QueuedWrites):
         count: int = await self._submit(queries.reclaim, now)
         return count
 
-    async def next_due(self, endpoint_id: str) -> float | None:
-        rows = await self._read(
-            "SELECT min(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = $1",
-            endpoint_id,
-        )
-        value = rows[0][0] if rows else None
-        return None if value is None else float(value)
-
     # --- endpoints ----------------------------------------------------------------------
 
     async def list_endpoints(
-        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
+        self, tenant: str | None = None, *, after: str | None = None,
+        limit: int | None = None,
     ) -> list[EndpointRow]:
         where, params = _where(
             ("tenant = ?", tenant),
@@ -347,7 +340,7 @@ class PostgresStore(QueuedWrites):
         )
         sql = (f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
                + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
-        if limit >= 0:
+        if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [endpoint_row(row) for row in await self._read(sql, *params)]
 

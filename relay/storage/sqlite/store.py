@@ -224,20 +224,14 @@ class SQLiteStore(QueuedWrites):
         count: int = await self._submit(queries.recover, (now, now))
         return count
 
-    async def next_due(self, endpoint_id: str) -> float | None:
-        rows = await self._read(
-            "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND endpoint_id = ?",
-            (endpoint_id,),
-        )
-        value = rows[0][0] if rows else None
-        return None if value is None else float(value)
-
     # --- endpoints -------------------------------------------------------------------
 
     async def list_endpoints(
-        self, tenant: str | None = None, *, after: str | None = None, limit: int = -1
+        self, tenant: str | None = None, *, after: str | None = None,
+        limit: int | None = None,
     ) -> list[EndpointRow]:
-        """Live endpoints in creation order (of `tenant`, after the endpoint `after`)."""
+        """Live endpoints in creation order (of `tenant`, after the endpoint `after`, at most
+        `limit`)."""
         where, params = _where(
             ("tenant = ?", tenant),
             ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
@@ -245,7 +239,7 @@ class SQLiteStore(QueuedWrites):
         rows = await self._read(
             f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
             f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
-            (*params, limit),
+            (*params, -1 if limit is None else limit),  # SQLite's LIMIT -1: no limit
         )
         return [endpoint_row(row) for row in rows]
 
