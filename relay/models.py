@@ -26,15 +26,14 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import (
+from relay.config.endpoints import EndpointConfig, Ordering, Scheme
+from relay.config.values import (
+    DURATION_RE,
     TYPE_RE,
-    EndpointConfig,
     NoControls,
-    Ordering,
-    Scheme,
     Text,
+    format_duration,
     key_path,
     parse_duration,
 )
@@ -60,7 +59,7 @@ def _bounded(seconds: float) -> float:
 # schema shows the parsed number).
 Duration = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_bounded),
-    WithJsonSchema({"type": "string", "pattern": cfgmod.DURATION_RE.pattern,
+    WithJsonSchema({"type": "string", "pattern": DURATION_RE.pattern,
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
@@ -285,7 +284,7 @@ def time_of(ts: float | None) -> str | None:
 
 
 def duration_of(seconds: float | None) -> str | None:
-    return None if seconds is None else cfgmod.format_duration(seconds)
+    return None if seconds is None else format_duration(seconds)
 
 
 def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
@@ -297,7 +296,7 @@ def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
         filter=spec["filter"], headers=spec["headers"], signature=spec["signature"],
         signature_header=spec.get("signature_header"), payload=spec["payload"],
         timeout=duration_of(spec.get("timeout")),
-        retry_schedule=None if schedule is None else [cfgmod.format_duration(s) for s in schedule],
+        retry_schedule=None if schedule is None else [format_duration(s) for s in schedule],
         rate_limit=spec.get("rate_limit"), tenant=row.tenant,
         is_active=row.is_active and enabled, is_paused=row.is_paused,
         disable_reason=row.disable_reason or (

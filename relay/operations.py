@@ -18,10 +18,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
-from relay import config as cfgmod
 from relay import cursors
 from relay.app import Relay
-from relay.config import EndpointConfig, TenantConfig
+from relay.config import Config, EndpointConfig, TenantConfig
+from relay.config.checks import cross_check
+from relay.config.values import ID_RE
 from relay.delivery import health, opsevents
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -152,7 +153,7 @@ class Operations:
         """The tenant's webhook; an id no webhook can have (a control character, from a
         path) is a 404 without asking the database, as a malformed delivery id is."""
         row = (await self.relay.store.get_endpoint(webhook_id)
-               if re.fullmatch(cfgmod.ID_RE, webhook_id) else None)
+               if re.fullmatch(ID_RE, webhook_id) else None)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row
@@ -181,9 +182,9 @@ class Operations:
         endpoint = EndpointConfig.model_construct(
             id=row_id, tenant=self.tenant.id, **{k: v for k, v in fields.items() if v is not None}
         )
-        errors, _ = cfgmod.cross_check(
-            cfgmod.Config.model_construct(delivery=config.delivery, tenants=config.tenants,
-                                          endpoints=[endpoint]), {},
+        errors, _ = cross_check(
+            Config.model_construct(delivery=config.delivery, tenants=config.tenants,
+                                   endpoints=[endpoint]), {},
         )
         if errors:
             details = []
