@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from relay.app import timestamp
-from relay.config.endpoints import EndpointConfig, Ordering, Scheme
+from relay.config.endpoints import EndpointConfig, Ordering
 from relay.config.values import (
     DURATION_RE,
     TYPE_RE,
@@ -39,7 +39,7 @@ from relay.config.values import (
 )
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
-from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
+from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, Scheme, State
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 500

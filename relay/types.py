@@ -33,6 +33,8 @@ CANCELLABLE = UNFINISHED
 # SQLite uses only for a query that repeats that term as written.
 IN_LINE: tuple[State, ...] = ("pending", "delivering")
 Source = Literal["config", "api"]  # where an endpoint is defined
+# How deliveries are signed (relay.delivery.signing, which lists them as SCHEMES).
+Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
 
 
 def not_cancellable(delivery_id: int, state: str) -> Conflict:

@@ -19,6 +19,7 @@ from relay.config.model import Config, Loaded
 from relay.config.sections import (
     SCOPES,
     DeliveryConfig,
+    Scope,
     ServerConfig,
     StorageConfig,
     TenantConfig,
@@ -32,6 +33,7 @@ __all__ = [
     "DeliveryConfig",
     "EndpointConfig",
     "Loaded",
+    "Scope",
     "ServerConfig",
     "StorageConfig",
     "TenantConfig",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from relay.config.model import ApiKey, Config, Loaded
 from relay.config.values import DEFAULT_TENANT
 from relay.delivery.headers import clashes
-from relay.delivery.signing import check_secret
+from relay.delivery.signing import DEFAULT_HEADER, check_secret
 from relay.errors import ConfigError
 
 # Per table ("delivery", "endpoints[1]"), the keys that did not validate.
@@ -122,7 +122,7 @@ def cross_check(cfg: Config, env: dict[str, str],
             else:
                 secrets[ep.id] = secret
         if (ep.signature_header is not None and ok(where, "signature_header", "signature")
-                and ep.signature in ("standard-webhooks", "none")):
+                and ep.signature not in DEFAULT_HEADER):
             errors.append(f"{where}.signature_header: only used by the hmac-* signatures")
         if ok(where, "headers", "signature_header"):
             errors += [f"{where}.headers.{name}: {why}"

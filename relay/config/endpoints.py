@@ -24,6 +24,7 @@ from relay.delivery.headers import header_problems, name_problem
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES
 from relay.text import control_problem
+from relay.types import Scheme
 
 
 def _check_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -46,7 +47,6 @@ Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
 SignatureHeader = Annotated[str | None, AfterValidator(_check_signature_header)]
 
 
-Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
 Ordering = Literal["none", "fifo"]  # endpoint delivery order: see EndpointConfig.ordering
 
 # The filter grammar as JSON Schema, for /openapi.json (relay.delivery.matching checks

@@ -16,6 +16,7 @@ from relay.config.sections import (
     ApiKeyConfig,
     DeliveryConfig,
     OperatorConfig,
+    Scope,
     ServerConfig,
     StorageConfig,
     TenantConfig,
@@ -61,7 +62,7 @@ class ApiKey:
 
     name: str
     sha256: str
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     tenant: str
 
 

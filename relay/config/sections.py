@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -19,7 +19,9 @@ from relay import hosts
 from relay.config.values import DEFAULT_TENANT, ID_RE, Duration, Section, Size, invalid_at
 from relay.errors import ConfigError
 
-SCOPES = ("events:write", "webhooks:read", "webhooks:write", "admin")
+# What an API key may do (relay.auth checks them; `admin` may do everything).
+Scope = Literal["events:write", "webhooks:read", "webhooks:write", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "8h", "8h"]
 
 
@@ -332,7 +334,7 @@ class ApiKeyConfig(Section):
         None, pattern=r"^[0-9a-f]{64}$",
         description="Hex SHA-256 of the key (`printf %s KEY | sha256sum`); use instead of key_env.",
     )
-    scopes: list[Literal["events:write", "webhooks:read", "webhooks:write", "admin"]] = Field(
+    scopes: list[Scope] = Field(
         min_length=1, description="What the key may do.", examples=[["events:write"]]
     )
     tenant: str = Field(DEFAULT_TENANT, description="The tenant the key acts in.")

@@ -38,6 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from relay import auth
 from relay.app import Relay, timestamp
+from relay.delivery.signing import SCHEMES
 from relay.errors import (
     Forbidden,
     NotFound,
@@ -131,7 +132,7 @@ def _pretty(value: Any) -> str:
 _TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp,
                               clock=_clock)
 # Which deliveries offer Retry and which Cancel: the states the store accepts for each.
-_TEMPLATES.env.globals.update(retriable=FINISHED, cancellable=CANCELLABLE)
+_TEMPLATES.env.globals.update(retriable=FINISHED, cancellable=CANCELLABLE, schemes=SCHEMES)
 
 
 # --- who is looking ------------------------------------------------------------------------
