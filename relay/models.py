@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from relay.app import timestamp
-from relay.config.endpoints import EndpointConfig, Ordering
+from relay.config.endpoints import EndpointConfig
 from relay.config.values import (
     DURATION_RE,
     TYPE_RE,
@@ -39,7 +39,17 @@ from relay.config.values import (
 )
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
-from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, Scheme, State
+from relay.types import (
+    AttemptRow,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    Ordering,
+    Payload,
+    Scheme,
+    Source,
+    State,
+)
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
@@ -169,7 +179,7 @@ class Webhook(BaseModel):
     headers: dict[str, str]
     signature: Scheme
     signature_header: str | None
-    payload: Literal["envelope", "array"]
+    payload: Payload
     timeout: str | None = Field(description="null: delivery.timeout")
     retry_schedule: list[str] | None = Field(description="null: delivery.retry_schedule")
     rate_limit: float | None
@@ -178,7 +188,7 @@ class Webhook(BaseModel):
     is_active: bool = Field(description="false: disabled (see disable_reason)")
     is_paused: bool
     disable_reason: str | None
-    source: Literal["config", "api"]
+    source: Source
     created_at: Time
     last_delivery_at: Time | None
     last_delivery_status: int | None
@@ -289,23 +299,22 @@ def duration_of(seconds: float | None) -> str | None:
 
 def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
     spec = row.spec
-    enabled = spec.get("enabled", True)
-    schedule = spec.get("retry_schedule")
+    schedule = spec.retry_schedule
     return Webhook(
-        id=row.id, name=row.name, url=spec["url"], events=spec["events"],
-        filter=spec["filter"], headers=spec["headers"], signature=spec["signature"],
-        signature_header=spec.get("signature_header"), payload=spec["payload"],
-        timeout=duration_of(spec.get("timeout")),
+        id=row.id, name=row.name, url=spec.url, events=list(spec.events),
+        filter=spec.filter, headers=spec.headers, signature=spec.signature,
+        signature_header=spec.signature_header, payload=spec.payload,
+        timeout=duration_of(spec.timeout),
         retry_schedule=None if schedule is None else [format_duration(s) for s in schedule],
-        rate_limit=spec.get("rate_limit"), tenant=row.tenant,
-        is_active=row.is_active and enabled, is_paused=row.is_paused,
+        rate_limit=spec.rate_limit, tenant=row.tenant,
+        is_active=row.is_active and spec.enabled, is_paused=row.is_paused,
         disable_reason=row.disable_reason or (
-            None if enabled else "enabled = false in the config file"),
+            None if spec.enabled else "enabled = false in the config file"),
         source=row.source,
         created_at=timestamp(row.created_at), last_delivery_at=time_of(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
-        ordering=spec.get("ordering", "none"), blocked_behind_head=blocked,
+        ordering=spec.ordering, blocked_behind_head=blocked,
     )
 
 

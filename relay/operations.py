@@ -24,7 +24,6 @@ from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
 from relay.delivery import health, opsevents
-from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
     PATCH_SPEC_FIELDS,
@@ -53,7 +52,7 @@ from relay.models import (
 from relay.sessions import new_key
 from relay.storage.base import Reads
 from relay.text import control_problem
-from relay.types import DeliveryRow, EndpointRow, EventRow
+from relay.types import DeliveryRow, EndpointRow, EndpointSpec, EventRow
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
@@ -105,7 +104,7 @@ async def with_counts(store: Reads, rows: list[EndpointRow]) -> list[Webhook]:
     """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
     pending = await store.pending_counts([row.id for row in rows])
     blocked = await store.blocked_counts(
-        [row.id for row in rows if row.spec.get("ordering") == "fifo"])
+        [row.id for row in rows if row.spec.ordering == "fifo"])
     return [webhook_of(row, pending[row.id], blocked.get(row.id, 0)) for row in rows]
 
 
@@ -175,7 +174,7 @@ class Operations:
         [webhook] = await with_counts(self.relay.store, [row])
         return webhook
 
-    def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> EndpointSpec:
         """The stored spec of an endpoint with these settings, after the checks a config
         file's endpoint gets (URL scheme, signature header); 422 naming each bad field."""
         config = self.relay.config
@@ -192,7 +191,7 @@ class Operations:
                 path, _, message = line.removeprefix("endpoints[0].").partition(": ")
                 details.append({"path": path, "message": message})
             raise Unprocessable("the request has invalid fields", details)
-        return from_config(endpoint, None).spec
+        return endpoint.spec
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -225,7 +224,7 @@ class Operations:
         if "name" in given:
             changes["name"] = given["name"]
         if settings := {k: v for k, v in given.items() if k in PATCH_SPEC_FIELDS}:
-            changes["spec"] = self._checked_spec(row.id, {**row.spec, **settings})
+            changes["spec"] = self._checked_spec(row.id, {**row.spec.to_dict(), **settings})
         if "is_paused" in given:
             changes["is_paused"] = given["is_paused"]
         if "is_active" in given:

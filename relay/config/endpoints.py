@@ -7,7 +7,7 @@ the API accept the same settings with the same checks.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, RootModel
 from typing_extensions import TypedDict
@@ -24,7 +24,7 @@ from relay.delivery.headers import header_problems, name_problem
 from relay.delivery.matching import FilterError, Loc, compile_filter
 from relay.delivery.signing import SCHEMES
 from relay.text import control_problem
-from relay.types import Scheme
+from relay.types import EndpointSpec, Ordering, Payload, Scheme
 
 
 def _check_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -45,9 +45,6 @@ def _check_signature_header(name: str | None) -> str | None:
 
 Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
 SignatureHeader = Annotated[str | None, AfterValidator(_check_signature_header)]
-
-
-Ordering = Literal["none", "fifo"]  # endpoint delivery order: see EndpointConfig.ordering
 
 # The filter grammar as JSON Schema, for /openapi.json (relay.delivery.matching checks
 # and compiles filters; a unit test keeps the operators here equal to its list).
@@ -108,6 +105,9 @@ Filter = Annotated[dict[str, Any], PlainValidator(_check_filter,
 
 
 class EndpointConfig(Section):
+    """An endpoint of the file: its id, tenant and secret, and its EndpointSpec (every
+    other key, whose defaults are EndpointSpec's)."""
+
     id: str = Field(pattern=ID_RE, description="Endpoint id (letters, digits, _ and -).",
                     examples=["crm"])
     url: str = Field(description="Where deliveries are POSTed, in canonical form: ASCII "
@@ -116,7 +116,7 @@ class EndpointConfig(Section):
                      "or [IPv6] host.",
                      examples=["https://crm.example.com/hooks/relay"])
     events: list[Annotated[str, Field(pattern=PATTERN_RE)]] = (
-        Field(["*"], min_length=1,
+        Field(list(EndpointSpec.events), min_length=1,
               description='Event types to deliver: exact names, "prefix.*" or "*".',
               examples=[["lead.*", "conversation.completed"]])
     )
@@ -148,7 +148,7 @@ class EndpointConfig(Section):
                    "data.qualification.score": {"$gte": 0.8}}],
     )
     signature: Scheme = Field(
-        "standard-webhooks", description="Signature scheme: " + ", ".join(SCHEMES) + ".",
+        EndpointSpec.signature, description="Signature scheme: " + ", ".join(SCHEMES) + ".",
         examples=["hmac-sha256-timestamped"],
     )
     signature_header: SignatureHeader = Field(
@@ -156,8 +156,8 @@ class EndpointConfig(Section):
         "X-Relay-Signature); an HTTP token, not one of the names `headers` may not use.",
         examples=["Athena-Signature"],
     )
-    payload: Literal["envelope", "array"] = Field(
-        "envelope", description='"array" wraps the envelope in a one-element JSON array.'
+    payload: Payload = Field(
+        EndpointSpec.payload, description='"array" wraps the envelope in a one-element JSON array.'
     )
     timeout: Duration | None = Field(None, description="Overrides delivery.timeout.",
                                      examples=["5s"])
@@ -170,9 +170,11 @@ class EndpointConfig(Section):
     rate_limit: float | None = Field(
         None, gt=0, description="Most requests per second to this endpoint.", examples=[50]
     )
-    enabled: bool = Field(True, description="false holds its deliveries until set back to true.")
+    enabled: bool = Field(EndpointSpec.enabled,
+                          description="false holds its deliveries until set back to true.")
     ordering: Ordering = Field(
-        "none", description='"fifo": deliveries go out strictly in the order they were '
+        EndpointSpec.ordering,
+        description='"fifo": deliveries go out strictly in the order they were '
         "queued (the order the events were accepted), one request at a time; a delivery "
         "waiting for a retry blocks the ones behind it until it succeeds, fails for good or "
         "is cancelled. The trade-off: one slow receiver limits its own throughput to "
@@ -182,3 +184,8 @@ class EndpointConfig(Section):
         examples=["fifo"],
     )
 
+    @property
+    def spec(self) -> EndpointSpec:
+        """This endpoint's delivery settings, as the store keeps them."""
+        return EndpointSpec.from_dict(self.model_dump(exclude={"id", "tenant", "secret",
+                                                               "secret_env"}))

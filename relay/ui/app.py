@@ -83,7 +83,14 @@ from relay.sessions import (
     verify,
 )
 from relay.storage.base import Reads
-from relay.types import CANCELLABLE, FINISHED, MinuteOutcomes, SessionRow, not_cancellable
+from relay.types import (
+    CANCELLABLE,
+    FINISHED,
+    EndpointSpec,
+    MinuteOutcomes,
+    SessionRow,
+    not_cancellable,
+)
 from relay.ui import chart
 
 COOKIE = "relay_session"
@@ -618,9 +625,9 @@ def _form_errors(exc: RelayError) -> dict[str, str]:
     return errors or {"": exc.message}
 
 
-_EMPTY_FORM = {"name": "", "url": "", "events": "*", "filter": "", "headers": "",
-               "timeout": "", "retry_schedule": "", "rate_limit": "",
-               "signature": "standard-webhooks", "ordering": "none"}
+_EMPTY_FORM = {"name": "", "url": "", "events": ", ".join(EndpointSpec.events), "filter": "",
+               "headers": "", "timeout": "", "retry_schedule": "", "rate_limit": "",
+               "signature": EndpointSpec.signature, "ordering": EndpointSpec.ordering}
 
 
 def _form_of(webhook: Webhook) -> dict[str, str]:
