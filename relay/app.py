@@ -38,6 +38,7 @@ from relay.storage.base import Watcher
 from relay.types import (
     DeliveryRow,
     EndpointRow,
+    EndpointSpec,
     EventRow,
     Ingested,
     NewEndpoint,
@@ -150,7 +151,7 @@ class Relay:
     def _config_digest(self) -> str:
         """The config file's endpoints, secrets left out: processes sharing a database
         should agree on them (relay status compares)."""
-        stored = [(e.id, e.tenant, e.spec) for e in config_endpoints(self.loaded)]
+        stored = [(e.id, e.tenant, e.spec.to_dict()) for e in config_endpoints(self.loaded)]
         return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
@@ -240,8 +241,8 @@ class Relay:
             row = endpoint.row
         if row is None:  # gone from memory already
             return {"id": endpoint_id}
-        return {"id": row.id, "name": row.name, "url": row.spec.get("url"),
-                "events": row.spec.get("events", ["*"])}
+        return {"id": row.id, "name": row.name, "url": row.spec.url,
+                "events": list(row.spec.events)}
 
     async def _emit(self, notice: Notice, about: EndpointRow | None = None) -> None:
         """Store one operational event about an API change, after the change's commit.
@@ -303,7 +304,7 @@ class Relay:
 
     # --- the management API's operations ---------------------------------------------
 
-    async def create_endpoint(self, tenant: str, name: str, spec: dict[str, Any],
+    async def create_endpoint(self, tenant: str, name: str, spec: EndpointSpec,
                               max_api_endpoints: int | None) -> EndpointRow:
         """A new API endpoint with a generated secret, live for deliveries on return."""
         now = self.clock()
@@ -325,8 +326,8 @@ class Relay:
         await self.refresh_endpoints()
         log("endpoint_changed", endpoint=endpoint_id, fields=",".join(sorted(changes)) or None)
         if old is not None:
-            spec = {k for k in old.spec.keys() | row.spec.keys()
-                    if old.spec.get(k) != row.spec.get(k)}
+            before, after = old.spec.to_dict(), row.spec.to_dict()
+            spec = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
             changed = sorted(spec | {k for k in ("name", "is_active", "is_paused")
                                      if getattr(old, k) != getattr(row, k)})
             if changed:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, TenantConfig
+from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, Scope, TenantConfig
 from relay.errors import Forbidden, TooManyAuthFailures, Unauthorized, Unprocessable
 from relay.logs import log
 from relay.metrics import AuthFailure
@@ -19,13 +19,13 @@ from relay.throttle import Throttle
 class Principal:
     name: str
     tenant: str
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
 
 
 ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(SCOPES))
 
 
-def authenticate(request: Request, loaded: Loaded, scope: str) -> Principal:
+def authenticate(request: Request, loaded: Loaded, scope: Scope) -> Principal:
     """The caller's key, checked for `scope`. Without configured keys relay listens on
     loopback only (a rule of the config's validation), and every caller is an admin of `default`.
     A source that failed too often is refused before its key is looked at (`admit`)."""

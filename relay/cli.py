@@ -27,6 +27,7 @@ import uvicorn
 from relay import __version__
 from relay import config as cfgmod
 from relay.client import ApiError, Client
+from relay.delivery.signing import SCHEMES
 from relay.errors import RelayError
 from relay.types import STATES
 
@@ -585,9 +586,8 @@ def rotate_secret(endpoint_id: str, grace: str | None, url: str | None, key: str
 @click.option("--port", default=9000, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--secret", "secret_value", help="Verify signatures with this secret.")
-@click.option("--scheme", type=click.Choice(["auto", "standard-webhooks",
-              "hmac-sha256-timestamped", "hmac-sha256-body"]), default="auto",
-              show_default=True, help="Signature scheme to verify.")
+@click.option("--scheme", type=click.Choice(["auto", *(s for s in SCHEMES if s != "none")]),
+              default="auto", show_default=True, help="Signature scheme to verify.")
 @click.option("--header", "sig_header", help="Signature header of hmac-* schemes.")
 @click.option("--status", default=200, show_default=True, type=click.IntRange(200, 599),
               help="Status to answer with.")

@@ -21,8 +21,10 @@ import click
 from pydantic import BeforeValidator
 from pydantic_core import PydanticUndefined
 
-from relay import config as cfgmod
 from relay import errors
+from relay.config import Config
+from relay.config.example import SECTION_HELP, toml_value
+from relay.config.values import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 REGENERATE = "python -m relay.docs"
@@ -67,9 +69,9 @@ _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool
 
 def type_name(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     """A key's type in TOML's words: string, integer, duration, array of ..., table of ..."""
-    if _parsed_by(metadata, cfgmod.parse_duration):
+    if _parsed_by(metadata, parse_duration):
         return "duration"
-    if _parsed_by(metadata, cfgmod.parse_size):
+    if _parsed_by(metadata, parse_size):
         return "size"
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
@@ -98,7 +100,7 @@ def _default(field: Any) -> str:
     default = field.get_default(call_default_factory=True)
     if default is None or default is PydanticUndefined:
         return "not set"
-    return f"`{cfgmod.toml_value(default)}`"
+    return f"`{toml_value(default)}`"
 
 
 def configuration_page() -> str:
@@ -107,9 +109,9 @@ def configuration_page() -> str:
            "[config.example.toml](../config.example.toml) is the same text; `relay check` "
            "validates a file and lists every error with its key path. Durations are "
            'strings such as `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"7d"`.', ""]
-    for name, model, is_array in cfgmod.sections():
+    for name, model, is_array in Config.sections():
         out += [f"## `[[{name}]]`" if is_array else f"## `[{name}]`", "",
-                cfgmod.SECTION_HELP[name], "",
+                SECTION_HELP[name], "",
                 "| key | type | default | meaning |", "|---|---|---|---|"]
         for key, field in model.model_fields.items():
             key = field.alias or key  # the TOML key (`schema` is `schema_` in Python)

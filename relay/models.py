@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -26,21 +26,30 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from relay import config as cfgmod
 from relay.app import timestamp
-from relay.config import (
+from relay.config.endpoints import EndpointConfig
+from relay.config.values import (
+    DURATION_RE,
     TYPE_RE,
-    EndpointConfig,
     NoControls,
-    Ordering,
-    Scheme,
     Text,
+    format_duration,
     key_path,
     parse_duration,
 )
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
-from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
+from relay.types import (
+    AttemptRow,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    Ordering,
+    Payload,
+    Scheme,
+    Source,
+    State,
+)
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
@@ -60,7 +69,7 @@ def _bounded(seconds: float) -> float:
 # schema shows the parsed number).
 Duration = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_bounded),
-    WithJsonSchema({"type": "string", "pattern": cfgmod.DURATION_RE.pattern,
+    WithJsonSchema({"type": "string", "pattern": DURATION_RE.pattern,
                     "examples": ["10s"]}),
 ]
 TypeName = Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
@@ -170,7 +179,7 @@ class Webhook(BaseModel):
     headers: dict[str, str]
     signature: Scheme
     signature_header: str | None
-    payload: Literal["envelope", "array"]
+    payload: Payload
     timeout: str | None = Field(description="null: delivery.timeout")
     retry_schedule: list[str] | None = Field(description="null: delivery.retry_schedule")
     rate_limit: float | None
@@ -179,7 +188,7 @@ class Webhook(BaseModel):
     is_active: bool = Field(description="false: disabled (see disable_reason)")
     is_paused: bool
     disable_reason: str | None
-    source: Literal["config", "api"]
+    source: Source
     created_at: Time
     last_delivery_at: Time | None
     last_delivery_status: int | None
@@ -285,28 +294,27 @@ def time_of(ts: float | None) -> str | None:
 
 
 def duration_of(seconds: float | None) -> str | None:
-    return None if seconds is None else cfgmod.format_duration(seconds)
+    return None if seconds is None else format_duration(seconds)
 
 
 def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
     spec = row.spec
-    enabled = spec.get("enabled", True)
-    schedule = spec.get("retry_schedule")
+    schedule = spec.retry_schedule
     return Webhook(
-        id=row.id, name=row.name, url=spec["url"], events=spec["events"],
-        filter=spec["filter"], headers=spec["headers"], signature=spec["signature"],
-        signature_header=spec.get("signature_header"), payload=spec["payload"],
-        timeout=duration_of(spec.get("timeout")),
-        retry_schedule=None if schedule is None else [cfgmod.format_duration(s) for s in schedule],
-        rate_limit=spec.get("rate_limit"), tenant=row.tenant,
-        is_active=row.is_active and enabled, is_paused=row.is_paused,
+        id=row.id, name=row.name, url=spec.url, events=list(spec.events),
+        filter=spec.filter, headers=spec.headers, signature=spec.signature,
+        signature_header=spec.signature_header, payload=spec.payload,
+        timeout=duration_of(spec.timeout),
+        retry_schedule=None if schedule is None else [format_duration(s) for s in schedule],
+        rate_limit=spec.rate_limit, tenant=row.tenant,
+        is_active=row.is_active and spec.enabled, is_paused=row.is_paused,
         disable_reason=row.disable_reason or (
-            None if enabled else "enabled = false in the config file"),
+            None if spec.enabled else "enabled = false in the config file"),
         source=row.source,
         created_at=timestamp(row.created_at), last_delivery_at=time_of(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
-        ordering=spec.get("ordering", "none"), blocked_behind_head=blocked,
+        ordering=spec.ordering, blocked_behind_head=blocked,
     )
 
 

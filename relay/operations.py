@@ -18,12 +18,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
-from relay import config as cfgmod
 from relay import cursors
 from relay.app import Relay
-from relay.config import EndpointConfig, TenantConfig
+from relay.config import Config, EndpointConfig, TenantConfig
+from relay.config.checks import cross_check
+from relay.config.values import ID_RE
 from relay.delivery import health, opsevents
-from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
     PATCH_SPEC_FIELDS,
@@ -52,7 +52,7 @@ from relay.models import (
 from relay.sessions import new_key
 from relay.storage.base import Reads
 from relay.text import control_problem
-from relay.types import DeliveryRow, EndpointRow, EventRow
+from relay.types import DeliveryRow, EndpointRow, EndpointSpec, EventRow
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
@@ -104,7 +104,7 @@ async def with_counts(store: Reads, rows: list[EndpointRow]) -> list[Webhook]:
     """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
     pending = await store.pending_counts([row.id for row in rows])
     blocked = await store.blocked_counts(
-        [row.id for row in rows if row.spec.get("ordering") == "fifo"])
+        [row.id for row in rows if row.spec.ordering == "fifo"])
     return [webhook_of(row, pending[row.id], blocked.get(row.id, 0)) for row in rows]
 
 
@@ -152,7 +152,7 @@ class Operations:
         """The tenant's webhook; an id no webhook can have (a control character, from a
         path) is a 404 without asking the database, as a malformed delivery id is."""
         row = (await self.relay.store.get_endpoint(webhook_id)
-               if re.fullmatch(cfgmod.ID_RE, webhook_id) else None)
+               if re.fullmatch(ID_RE, webhook_id) else None)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row
@@ -174,16 +174,16 @@ class Operations:
         [webhook] = await with_counts(self.relay.store, [row])
         return webhook
 
-    def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> EndpointSpec:
         """The stored spec of an endpoint with these settings, after the checks a config
         file's endpoint gets (URL scheme, signature header); 422 naming each bad field."""
         config = self.relay.config
         endpoint = EndpointConfig.model_construct(
             id=row_id, tenant=self.tenant.id, **{k: v for k, v in fields.items() if v is not None}
         )
-        errors, _ = cfgmod.cross_check(
-            cfgmod.Config.model_construct(delivery=config.delivery, tenants=config.tenants,
-                                          endpoints=[endpoint]), {},
+        errors, _ = cross_check(
+            Config.model_construct(delivery=config.delivery, tenants=config.tenants,
+                                   endpoints=[endpoint]), {},
         )
         if errors:
             details = []
@@ -191,7 +191,7 @@ class Operations:
                 path, _, message = line.removeprefix("endpoints[0].").partition(": ")
                 details.append({"path": path, "message": message})
             raise Unprocessable("the request has invalid fields", details)
-        return from_config(endpoint, None).spec
+        return endpoint.spec
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class Operations:
         if "name" in given:
             changes["name"] = given["name"]
         if settings := {k: v for k, v in given.items() if k in PATCH_SPEC_FIELDS}:
-            changes["spec"] = self._checked_spec(row.id, {**row.spec, **settings})
+            changes["spec"] = self._checked_spec(row.id, {**row.spec.to_dict(), **settings})
         if "is_paused" in given:
             changes["is_paused"] = given["is_paused"]
         if "is_active" in given:

@@ -13,8 +13,9 @@ recorded, the delivery stays cancelled).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, get_args
 
 from relay.errors import Conflict
@@ -33,6 +34,10 @@ CANCELLABLE = UNFINISHED
 # SQLite uses only for a query that repeats that term as written.
 IN_LINE: tuple[State, ...] = ("pending", "delivering")
 Source = Literal["config", "api"]  # where an endpoint is defined
+# How deliveries are signed (relay.delivery.signing, which lists them as SCHEMES).
+Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
+Payload = Literal["envelope", "array"]  # array: the envelope in a one-element JSON array
+Ordering = Literal["none", "fifo"]  # fifo: one at a time, in event order (docs/ordering.md)
 
 
 def not_cancellable(delivery_id: int, state: str) -> Conflict:
@@ -107,13 +112,64 @@ class ClockShift:
     leases: tuple[int, ...]  # `delivering` rows this process holds: lease_until + step
 
 
+@dataclass(frozen=True)
+class EndpointSpec:
+    """An endpoint's delivery settings, the same for config-file and API endpoints (the
+    config's [[endpoints]] keys describe each); None: the [delivery] default (timeout,
+    retry_schedule, endpoint_concurrency) or none.
+
+    Each default is written here only: EndpointConfig and the console read them as class
+    attributes (hence no slots). Stored in the `spec` column as to_json: keys sorted, None
+    left out, so equal specs are equal text (config sync compares the text); a key missing
+    from a stored row (`ordering`, in rows older than it) reads as its default."""
+
+    url: str
+    events: tuple[str, ...] = ("*",)
+    headers: dict[str, str] = field(default_factory=dict)
+    filter: dict[str, Any] = field(default_factory=dict)
+    signature: Scheme = "standard-webhooks"
+    signature_header: str | None = None
+    payload: Payload = "envelope"
+    timeout: float | None = None
+    retry_schedule: tuple[float, ...] | None = None
+    endpoint_concurrency: int | None = None
+    rate_limit: float | None = None
+    enabled: bool = True  # false: deliveries held (the config file's `enabled`)
+    ordering: Ordering = "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form as a JSON object: None left out, sequences as lists."""
+        out: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EndpointSpec:
+        """From the stored form (or the config's keys); a key left out takes its default."""
+        values = dict(data)
+        for name in ("events", "retry_schedule"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> EndpointSpec:
+        return cls.from_dict(json.loads(text))
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointRow:
     id: str
     tenant: str
     source: Source
     name: str
-    spec: dict[str, Any]
+    spec: EndpointSpec
     secret: str
     prev_secret: str | None
     prev_secret_until: float | None
@@ -133,7 +189,7 @@ class ConfigEndpoint:
 
     id: str
     tenant: str
-    spec: dict[str, Any]
+    spec: EndpointSpec
     secret: str | None
 
 
@@ -144,7 +200,7 @@ class NewEndpoint:
     id: str
     tenant: str
     name: str
-    spec: dict[str, Any]
+    spec: EndpointSpec
     secret: str
     created_at: float
 

@@ -22,7 +22,7 @@ from relay import config as cfgmod
 from relay.storage.base import Store
 from relay.storage.postgres import PostgresStore
 from relay.storage.sqlite import SQLiteStore
-from relay.types import AttemptResult, ConfigEndpoint, NewEvent, State
+from relay.types import AttemptResult, ConfigEndpoint, EndpointSpec, NewEvent, State
 from tests.postgres import scratch_database
 from tests.receiver import Receiver, serve_asgi
 from tests.serving import Running, config_data, running
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 NOW = 4_102_444_800.0  # the store tests' clock (2100): PostgreSQL's heartbeat reclaims leases
 # that expired by time.time(), so leases from NOW on must lie ahead of the real clock
 # The config endpoints every store test starts with: one generated secret, one given.
-ENDPOINTS = [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None),
-             ConfigEndpoint("b", "default", {"url": "https://b.example/"}, "given-secret")]
+ENDPOINTS = [ConfigEndpoint("a", "default", EndpointSpec(url="https://a.example/"), None),
+             ConfigEndpoint("b", "default", EndpointSpec(url="https://b.example/"), "given-secret")]
 
 
 async def each_backend(backend: str, tmp_path: Path,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
+from pydantic import BaseModel
 from starlette.routing import Route
 
 from relay import config as cfgmod
@@ -32,7 +33,7 @@ def test_every_config_key_is_documented() -> None:
     text = read("configuration.md")
     for section, field in cfgmod.Config.model_fields.items():
         model = getattr(field.annotation, "__args__", [field.annotation])[0]
-        assert issubclass(model, cfgmod.BaseModel)
+        assert issubclass(model, BaseModel)
         for name, info in model.model_fields.items():
             key = info.alias or name
             assert f"| `{section}.{key}` |" in text, f"{section}.{key}"

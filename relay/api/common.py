@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from relay.api.ingest import parse, read_body
 from relay.app import Relay
 from relay.auth import authenticate, tenant_for
+from relay.config import Scope
 from relay.errors import Unprocessable
 from relay.models import invalid
 from relay.operations import Operations
@@ -23,7 +24,7 @@ def operations(request: Request) -> Operations:
     """The caller's operations: GET needs `webhooks:read`, the rest `webhooks:write`; the
     key's tenant (403 when its webhooks are disabled)."""
     relay: Relay = request.app.state.relay
-    scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
+    scope: Scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
     principal = authenticate(request, relay.loaded, scope)
     return Operations(relay, tenant_for(principal, None, relay.config),
                       can_write=bool({"webhooks:write", "admin"} & principal.scopes))

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from relay import __version__
 from relay import models as wh
 from relay.api import ingest, portal
+from relay.config import Scope
 from relay.models import Page
 
 # --- the models only this document needs (answers built as plain dicts elsewhere) --------
@@ -98,7 +99,7 @@ class Op:
     path: str
     summary: str
     answers: dict[int, Answer]
-    scope: str | None = None  # None: no API key needed
+    scope: Scope | None = None  # None: no API key needed
     body: type[BaseModel] | None = None
     body_required: bool = True
     query: type[BaseModel] | None = None
@@ -107,7 +108,8 @@ class Op:
     tags: tuple[str, ...] = ()
 
 
-_R, _W = "webhooks:read", "webhooks:write"
+_R: Scope = "webhooks:read"
+_W: Scope = "webhooks:write"
 _WEBHOOK = "/v1/webhooks/{id}"
 
 OPERATIONS: tuple[Op, ...] = (

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from relay.api.common import answer, body
 from relay.app import Relay, timestamp
 from relay.auth import authenticate, tenant_for
-from relay.config import Text
+from relay.config.values import Text
 from relay.models import Duration, StrictBody, Time
 from relay.sessions import KEY_NAME, new_key, new_session, sign
 

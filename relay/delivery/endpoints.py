@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from relay.config import DeliveryConfig, EndpointConfig, Loaded
+from relay.config import DeliveryConfig, Loaded
 from relay.delivery import health
 from relay.delivery.headers import Sendable, sendable
 from relay.delivery.matching import Filter, compile_filter
 from relay.logs import log
-from relay.types import ConfigEndpoint, EndpointRow, State
+from relay.types import ConfigEndpoint, EndpointRow, Payload, Scheme, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +21,9 @@ class Endpoint:
     events: tuple[str, ...]
     filter: Filter  # compiled once here; checked when the config or API took it
     headers: dict[str, str]
-    signature: str
+    signature: Scheme
     signature_header: str | None
-    payload: str
+    payload: Payload
     timeout: float
     schedule: tuple[float, ...]
     concurrency: int  # 1 when ordered
@@ -44,8 +44,7 @@ class Endpoint:
 def _sendable(row: EndpointRow) -> Sendable:
     """The stored headers minus what may not be sent (headers.sendable), each left out
     with a warning: at every load of the endpoint, not at every delivery."""
-    spec = row.spec
-    out = sendable(spec.get("headers") or {}, spec.get("signature_header"))
+    out = sendable(row.spec.headers, row.spec.signature_header)
     for what in out.skipped:
         log("endpoint_header_skipped", logging.WARNING, endpoint=row.id, problem=what)
     return out
@@ -57,23 +56,22 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
     secrets = [row.secret]
     if row.prev_secret and row.prev_secret_until and row.prev_secret_until > now:
         secrets.append(row.prev_secret)
-    schedule = spec.get("retry_schedule")
-    ordered = spec.get("ordering") == "fifo"
+    ordered = spec.ordering == "fifo"
     return Endpoint(
         id=row.id,
         tenant=row.tenant,
-        url=spec["url"],
-        events=tuple(spec.get("events") or ("*",)),
-        filter=compile_filter(spec.get("filter") or {}),
+        url=spec.url,
+        events=spec.events,
+        filter=compile_filter(spec.filter),
         headers=headers.headers,
-        signature=spec.get("signature") or "standard-webhooks",
+        signature=spec.signature,
         signature_header=headers.signature_header,
-        payload=spec.get("payload") or "envelope",
-        timeout=spec.get("timeout") or defaults.timeout,
-        schedule=tuple(defaults.retry_schedule if schedule is None else schedule),
-        concurrency=1 if ordered else
-        spec.get("endpoint_concurrency") or defaults.endpoint_concurrency,
-        rate_limit=spec.get("rate_limit"),
+        payload=spec.payload,
+        timeout=spec.timeout or defaults.timeout,
+        schedule=tuple(defaults.retry_schedule if spec.retry_schedule is None
+                       else spec.retry_schedule),
+        concurrency=1 if ordered else spec.endpoint_concurrency or defaults.endpoint_concurrency,
+        rate_limit=spec.rate_limit,
         ordered=ordered,
         allow_http=defaults.allow_http,
         allow_private=defaults.allow_private_networks,
@@ -84,11 +82,7 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
 
 
 def config_endpoints(loaded: Loaded) -> list[ConfigEndpoint]:
-    """The config file's endpoints in their stored form, with the secrets it names."""
-    return [from_config(ep, loaded.endpoint_secrets.get(ep.id)) for ep in loaded.config.endpoints]
-
-
-def from_config(ep: EndpointConfig, secret: str | None) -> ConfigEndpoint:
-    """The stored form of a config-file endpoint (secret None: keep or generate one)."""
-    spec = ep.model_dump(exclude={"id", "tenant", "secret", "secret_env"}, exclude_none=True)
-    return ConfigEndpoint(id=ep.id, tenant=ep.tenant, spec=spec, secret=secret)
+    """The config file's endpoints in their stored form, with the secrets it names (None:
+    keep the stored one, or generate one)."""
+    return [ConfigEndpoint(ep.id, ep.tenant, ep.spec, loaded.endpoint_secrets.get(ep.id))
+            for ep in loaded.config.endpoints]

@@ -31,7 +31,7 @@ DISABLED_BY_API = "disabled through the API"
 
 def accepting(row: EndpointRow) -> bool:
     """Whether new, retried and released deliveries to this endpoint may be sent."""
-    return row.is_active and not row.is_paused and bool(row.spec.get("enabled", True))
+    return row.is_active and not row.is_paused and row.spec.enabled
 
 
 def waiting_state(accepting: bool) -> State:

@@ -35,15 +35,12 @@ import secrets as _secrets
 import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import get_args
 
 from relay.text import control_problem
+from relay.types import Scheme
 
-SCHEMES: tuple[str, ...] = (
-    "standard-webhooks",
-    "hmac-sha256-timestamped",
-    "hmac-sha256-body",
-    "none",
-)
+SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
 DEFAULT_HEADER: dict[str, str] = {
     "hmac-sha256-timestamped": "Relay-Signature",
     "hmac-sha256-body": "X-Relay-Signature",

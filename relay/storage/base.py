@@ -24,6 +24,7 @@ from relay.types import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
+    EndpointSpec,
     EventRow,
     FailedAttempt,
     Ingested,
@@ -99,7 +100,7 @@ class Watcher:
 def endpoint_row(row: Row) -> EndpointRow:
     """An EndpointRow from the columns of ENDPOINT_COLS (SQLite's flags are 0/1)."""
     return EndpointRow(
-        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=json.loads(row[4]),
+        id=row[0], tenant=row[1], source=row[2], name=row[3], spec=EndpointSpec.from_json(row[4]),
         secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
         is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
         last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],

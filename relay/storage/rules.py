@@ -9,7 +9,6 @@ call; the store stays healthy, since nothing was wrong with the database.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,18 +68,13 @@ UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason
                        "failing_since", "consecutive_failures"})
 
 
-def spec_json(spec: Mapping[str, Any]) -> str:
-    """An endpoint's spec as stored: JSON with sorted keys, so equal specs compare equal."""
-    return json.dumps(spec, sort_keys=True)
-
-
 def endpoint_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     """The column values an update writes, in the order given; ValueError for a column
     not UPDATABLE (a caller's mistake, not a request's)."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    return {k: spec_json(v) if k == "spec" else v for k, v in changes.items()}
+    return {k: v.to_json() if k == "spec" else v for k, v in changes.items()}
 
 
 def unclaimed_state(endpoint: EndpointRow | None) -> State:
@@ -117,7 +111,7 @@ class StoredConfig:
 
     source: str
     tenant: str
-    spec: str  # as stored (spec_json)
+    spec: str  # as stored (EndpointSpec.to_json)
     secret: str
     deleted: bool
 
@@ -150,7 +144,7 @@ def config_sync(endpoints: list[ConfigEndpoint],
             return clash
         if prior is None:
             add.append(ep)
-        elif (prior.spec, prior.tenant, prior.deleted) != (spec_json(ep.spec), ep.tenant,
+        elif (prior.spec, prior.tenant, prior.deleted) != (ep.spec.to_json(), ep.tenant,
                                                            False) or (
                 ep.secret is not None and ep.secret != prior.secret):
             update.append(ep)

@@ -38,6 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from relay import auth
 from relay.app import Relay, timestamp
+from relay.delivery.signing import SCHEMES
 from relay.errors import (
     Forbidden,
     NotFound,
@@ -82,7 +83,14 @@ from relay.sessions import (
     verify,
 )
 from relay.storage.base import Reads
-from relay.types import CANCELLABLE, FINISHED, MinuteOutcomes, SessionRow, not_cancellable
+from relay.types import (
+    CANCELLABLE,
+    FINISHED,
+    EndpointSpec,
+    MinuteOutcomes,
+    SessionRow,
+    not_cancellable,
+)
 from relay.ui import chart
 
 COOKIE = "relay_session"
@@ -131,7 +139,7 @@ def _pretty(value: Any) -> str:
 _TEMPLATES.env.filters.update(when=_when, pretty=_pretty, state=webhook_state, ts=timestamp,
                               clock=_clock)
 # Which deliveries offer Retry and which Cancel: the states the store accepts for each.
-_TEMPLATES.env.globals.update(retriable=FINISHED, cancellable=CANCELLABLE)
+_TEMPLATES.env.globals.update(retriable=FINISHED, cancellable=CANCELLABLE, schemes=SCHEMES)
 
 
 # --- who is looking ------------------------------------------------------------------------
@@ -617,9 +625,9 @@ def _form_errors(exc: RelayError) -> dict[str, str]:
     return errors or {"": exc.message}
 
 
-_EMPTY_FORM = {"name": "", "url": "", "events": "*", "filter": "", "headers": "",
-               "timeout": "", "retry_schedule": "", "rate_limit": "",
-               "signature": "standard-webhooks", "ordering": "none"}
+_EMPTY_FORM = {"name": "", "url": "", "events": ", ".join(EndpointSpec.events), "filter": "",
+               "headers": "", "timeout": "", "retry_schedule": "", "rate_limit": "",
+               "signature": EndpointSpec.signature, "ordering": EndpointSpec.ordering}
 
 
 def _form_of(webhook: Webhook) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from relay.errors import Conflict, NotFound, TooManyRequests
 from relay.storage.base import Store
 from relay.storage.sqlite import SQLiteStore
-from relay.types import NewEndpoint, NewEvent
+from relay.types import EndpointSpec, NewEndpoint, NewEvent
 from tests.helpers import NOW, event, result
 
 
@@ -30,7 +30,7 @@ def prepare_store() -> Callable[[Store], Awaitable[Store]]:
 
 def endpoint(id_: str, tenant: str = "default", at: float = NOW) -> NewEndpoint:
     return NewEndpoint(id=id_, tenant=tenant, name=f"name {id_}",
-                       spec={"url": f"https://{id_}.example/"}, secret=f"whsec_{id_}",
+                       spec=EndpointSpec(url=f"https://{id_}.example/"), secret=f"whsec_{id_}",
                        created_at=at)
 
 
@@ -45,7 +45,7 @@ async def test_create_get_list_and_limit(store: Store) -> None:
     assert row is not None
     assert (row.source, row.name, row.secret, row.tenant) == ("api", "name ep_0", "whsec_ep_0",
                                                               "default")
-    assert row.spec == {"url": "https://ep_0.example/"} and row.is_active
+    assert row.spec == EndpointSpec(url="https://ep_0.example/") and row.is_active
     assert await store.get_endpoint("nope") is None
     assert [r.id for r in await store.list_endpoints("default")] == ["ep_0", "ep_1"]
     assert [r.id for r in await store.list_endpoints()] == ["ep_0", "ep_1", "ep_2"]
@@ -63,8 +63,10 @@ async def test_create_get_list_and_limit(store: Store) -> None:
 
 async def test_update_rotate_and_delete(store: Store) -> None:
     row = await store.update_endpoint(
-        "ep_0", {"name": "renamed", "spec": {"url": "https://new/"}, "is_paused": True}, NOW)
-    assert (row.name, row.spec, row.is_paused) == ("renamed", {"url": "https://new/"}, True)
+        "ep_0", {"name": "renamed", "spec": EndpointSpec(url="https://new/"), "is_paused": True},
+        NOW)
+    assert (row.name, row.spec, row.is_paused) == ("renamed", EndpointSpec(url="https://new/"),
+                                                   True)
     with pytest.raises(NotFound):
         await store.update_endpoint("nope", {"name": "x"}, NOW)
     rotated = await store.rotate_secret("ep_0", "whsec_new", NOW + 60, NOW)

@@ -10,12 +10,13 @@ import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from relay import config as cfgmod
-from relay.types import NewEndpoint
+from relay.types import EndpointSpec, NewEndpoint
 from tests.helpers import (
     BAD_HEADER_NAMES,
     BAD_HEADER_VALUES,
@@ -145,14 +146,14 @@ async def test_stored_bad_headers_are_never_sent(
     raw = RawReceiver()
     async with raw.serving() as url, config_on(backend, tmp_path) as loaded, \
             running(loaded) as r:
-        spec = {"url": url + "/old", "events": ["*"], "headers": OLD_HEADERS,
-                "signature": "hmac-sha256-body", "signature_header": "Content-Length",
-                "payload": "envelope", "filter": {}}
+        spec = EndpointSpec(url=url + "/old", events=("*",), headers=OLD_HEADERS,
+                            signature="hmac-sha256-body", signature_header="Content-Length",
+                            payload="envelope", filter={})
         await r.relay.store.create_endpoint(
             NewEndpoint("ep_old", "default", "old", spec, "s" * 20, r.relay.clock()), None)
         await r.relay.store.create_endpoint(NewEndpoint(
-            "ep_url", "default", "old url", {**spec, "url": "http://0x7f.1/x", "headers": {},
-                                              "events": ["none.*"]},
+            "ep_url", "default", "old url", replace(spec, url="http://0x7f.1/x", headers={},
+                                                    events=("none.*",)),
             "s" * 20, r.relay.clock()), None)
         await r.relay.refresh_endpoints()
         for n in range(10):

@@ -19,7 +19,7 @@ from relay.errors import Conflict, StorageError
 from relay.storage.base import Store
 from relay.storage.sqlite import SQLiteStore, ops
 from relay.storage.sqlite.connection import connect, statements
-from relay.types import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Ops
+from relay.types import ConfigEndpoint, EndpointSpec, NewEndpoint, NewEvent, Notice, Ops
 from tests.helpers import NOW, event, result, with_endpoints
 
 
@@ -37,13 +37,13 @@ async def test_config_endpoints_keep_generated_secrets(store: Store) -> None:
     assert rows["b"].secret == "given-secret"
     # A second sync keeps the generated secret and removes what left the file.
     await store.sync_config_endpoints(
-        [ConfigEndpoint("a", "default", {"url": "https://a2.example/"}, None)],
+        [ConfigEndpoint("a", "default", EndpointSpec(url="https://a2.example/"), None)],
         NOW + 1, lambda: "whsec_other",
     )
     rows = {r.id: r for r in await store.list_endpoints()}
     assert set(rows) == {"a"}
     assert rows["a"].secret == "whsec_generated"
-    assert rows["a"].spec["url"] == "https://a2.example/"
+    assert rows["a"].spec.url == "https://a2.example/"
 
 
 async def test_group_commit_answers_each_caller(store: Store) -> None:
@@ -171,7 +171,7 @@ async def test_recover_inflight_returns_claims_with_an_attempt_row(tmp_path: Pat
     s = SQLiteStore(path)
     await s.open()
     await s.sync_config_endpoints(
-        [ConfigEndpoint("a", "default", {"url": "https://a/"}, None)], NOW, lambda: "s"
+        [ConfigEndpoint("a", "default", EndpointSpec(url="https://a/"), None)], NOW, lambda: "s"
     )
     await s.ingest([event(1, endpoints=("a",))])
     [c] = (await s.claim({"a": 1}, NOW, NOW + 30))[0]
@@ -250,7 +250,7 @@ async def test_closing_finishes_queued_writes_then_refuses(tmp_path: Path) -> No
     s = SQLiteStore(tmp_path / "relay.db")
     await s.open()
     await s.sync_config_endpoints(
-        [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None)],
+        [ConfigEndpoint("a", "default", EndpointSpec(url="https://a.example/"), None)],
         NOW, lambda: "whsec_generated",
     )
     queued = [asyncio.create_task(s.ingest([event(i, ("a",))])) for i in range(20)]
@@ -304,10 +304,11 @@ async def test_a_refused_operation_leaves_the_store_healthy(store: Store) -> Non
     # The database is fine when an operation refuses its input (here an id clash); only
     # SQLite errors (a full disk, a read-only file) turn /readyz to 503.
     await store.create_endpoint(
-        NewEndpoint("x", "default", "x", {"url": "https://x.example/"}, "whsec_x", NOW), None)
+        NewEndpoint("x", "default", "x", EndpointSpec(url="https://x.example/"), "whsec_x", NOW),
+        None)
     with pytest.raises(Conflict, match="already used by an API endpoint"):
         await store.sync_config_endpoints(
-            [ConfigEndpoint("x", "default", {"url": "https://y.example/"}, None)],
+            [ConfigEndpoint("x", "default", EndpointSpec(url="https://y.example/"), None)],
             NOW, lambda: "whsec_generated",
         )
     assert store.healthy

@@ -11,7 +11,7 @@ import pytest
 
 from relay.errors import Unprocessable
 from relay.storage.postgres import PostgresStore
-from relay.types import NewEndpoint
+from relay.types import EndpointSpec, NewEndpoint
 from tests.helpers import ENDPOINTS, NOW, event
 
 
@@ -31,7 +31,7 @@ async def test_data_the_database_refuses_is_the_requests_error(pg_url: str) -> N
         assert store.healthy
         with pytest.raises(Unprocessable):
             await store.create_endpoint(
-                NewEndpoint("ep_x", "default", "a\x00b", {"url": "https://x.example/"},
+                NewEndpoint("ep_x", "default", "a\x00b", EndpointSpec(url="https://x.example/"),
                             "whsec_x", NOW), None)
         assert store.healthy
         with pytest.raises(Unprocessable):  # a read: the same answer

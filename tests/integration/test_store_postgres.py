@@ -16,7 +16,7 @@ from relay.errors import StorageError, TooManyRequests
 from relay.storage.base import Watcher
 from relay.storage.postgres import PostgresStore, ops
 from relay.storage.postgres.connection import SCHEMA_VERSION
-from relay.types import ConfigEndpoint, NewEndpoint
+from relay.types import ConfigEndpoint, EndpointSpec, NewEndpoint
 from tests.helpers import ENDPOINTS, NOW, event, result
 from tests.postgres import terminate
 from tests.serving import eventually
@@ -66,7 +66,8 @@ async def test_max_webhooks_holds_across_stores(
     async def create(store: PostgresStore, n: int) -> object:
         try:
             return await store.create_endpoint(NewEndpoint(
-                f"ep_{n}", "default", "x", {"url": "https://x.example/"}, "whsec_x", NOW), 3)
+                f"ep_{n}", "default", "x", EndpointSpec(url="https://x.example/"), "whsec_x",
+                NOW), 3)
         except TooManyRequests as exc:
             return exc
 
@@ -188,7 +189,8 @@ async def test_closing_finishes_queued_writes_then_refuses(pg_url: str) -> None:
     store = PostgresStore(pg_url)
     await store.open()
     await store.sync_config_endpoints(
-        [ConfigEndpoint("a", "default", {"url": "https://a.example/"}, None)], NOW, lambda: "s")
+        [ConfigEndpoint("a", "default", EndpointSpec(url="https://a.example/"), None)], NOW,
+        lambda: "s")
     queued = [asyncio.create_task(store.ingest([event(i, ("a",))])) for i in range(20)]
     await asyncio.sleep(0)  # the ingests are queued before close() is
     await asyncio.gather(store.close(), store.close())

@@ -10,7 +10,7 @@ import pytest
 
 from relay.errors import Conflict, NotFound
 from relay.storage.base import Store
-from relay.types import NewEndpoint
+from relay.types import EndpointSpec, NewEndpoint
 from tests.helpers import NOW
 
 
@@ -26,7 +26,7 @@ def prepare_store() -> Callable[[Store], Awaitable[Store]]:
 
 
 def _endpoint(endpoint_id: str, url: str = "https://x.example/") -> NewEndpoint:
-    return NewEndpoint(endpoint_id, "default", endpoint_id, {"url": url}, "whsec_x", NOW)
+    return NewEndpoint(endpoint_id, "default", endpoint_id, EndpointSpec(url=url), "whsec_x", NOW)
 
 
 async def test_an_endpoint_id_in_use_is_a_conflict_and_the_store_stays_healthy(
@@ -36,7 +36,7 @@ async def test_an_endpoint_id_in_use_is_a_conflict_and_the_store_stays_healthy(
         await store.create_endpoint(_endpoint("ep", "https://y.example/"), None)
     assert store.healthy
     row = await store.get_endpoint("ep")
-    assert row is not None and row.spec == {"url": "https://x.example/"}
+    assert row is not None and row.spec == EndpointSpec(url="https://x.example/")
     # a deleted endpoint's id stays taken: it names its deliveries' history
     await store.delete_endpoint("ep", NOW)
     with pytest.raises(Conflict, match="endpoint id 'ep' is already used"):

@@ -8,7 +8,7 @@ import pytest
 
 from relay.delivery import health
 from relay.delivery.health import Change, Health
-from relay.types import AttemptResult, EndpointRow
+from relay.types import AttemptResult, EndpointRow, EndpointSpec
 from tests.helpers import result
 
 NOW = 1_000_000.0
@@ -114,7 +114,7 @@ def test_set_active(active: bool, was_active: bool, changes: dict[str, Any]) -> 
 
 
 def row(**flags: Any) -> EndpointRow:
-    spec = {"url": "https://e.example/", **flags.pop("spec", {})}
+    spec = EndpointSpec(url="https://e.example/", **flags.pop("spec", {}))
     fields: dict[str, Any] = {
         "id": "e", "tenant": "default", "source": "config", "name": "e", "spec": spec,
         "secret": "s", "prev_secret": None, "prev_secret_until": None, "is_active": True,

@@ -218,7 +218,8 @@ def _path(loc: tuple[str | int, ...]) -> str:
 
 
 def test_operator_names_are_the_grammar_the_api_documents() -> None:
-    """The OpenAPI grammar (relay.config.FilterOperators) lists exactly these operators."""
-    from relay.config import FilterOperators
+    """The OpenAPI grammar (relay.config.endpoints.FilterOperators) lists exactly these
+    operators."""
+    from relay.config.endpoints import FilterOperators
 
     assert tuple(FilterOperators.__annotations__) == OPERATORS

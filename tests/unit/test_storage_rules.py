@@ -18,6 +18,7 @@ from relay.types import (
     AttemptRow,
     ConfigEndpoint,
     EndpointRow,
+    EndpointSpec,
 )
 
 
@@ -111,7 +112,10 @@ def test_max_webhooks(count: int, limit: int | None, refused: bool) -> None:
     [
         ({}, {}),
         ({"name": "n", "is_paused": True}, {"name": "n", "is_paused": True}),
-        ({"spec": {"url": "u", "a": 1}}, {"spec": '{"a": 1, "url": "u"}'}),
+        ({"spec": EndpointSpec(url="u", timeout=5.0)},
+         {"spec": '{"enabled": true, "events": ["*"], "filter": {}, "headers": {}, "ordering": '
+                  '"none", "payload": "envelope", "signature": "standard-webhooks", '
+                  '"timeout": 5.0, "url": "u"}'}),
         ({"disable_reason": None, "consecutive_failures": 0, "failing_since": None,
           "is_active": True},
          {"disable_reason": None, "consecutive_failures": 0, "failing_since": None,
@@ -132,7 +136,7 @@ def test_an_update_may_not_change_other_columns(column: str) -> None:
 
 def _row(**fields: Any) -> EndpointRow:
     base: dict[str, Any] = dict(
-        id="ep", tenant="t", source="api", name="ep", spec={"url": "u"}, secret="s",
+        id="ep", tenant="t", source="api", name="ep", spec=EndpointSpec(url="u"), secret="s",
         prev_secret=None, prev_secret_until=None, is_active=True, is_paused=False,
         disable_reason=None, created_at=0.0, last_delivery_at=None,
         last_delivery_status=None, consecutive_failures=0, failing_since=None)
@@ -146,8 +150,8 @@ def _row(**fields: Any) -> EndpointRow:
         (None, "held"),  # deleted meanwhile: its deliveries are cancelled, not sent
         (_row(is_paused=True), "held"),
         (_row(is_active=False), "held"),
-        (_row(spec={"url": "u", "enabled": False}), "held"),
-        (_row(spec={"url": "u", "enabled": True}), "pending"),
+        (_row(spec=EndpointSpec(url="u", enabled=False)), "held"),
+        (_row(spec=EndpointSpec(url="u", enabled=True)), "pending"),
     ],
 )
 def test_the_state_an_unclaimed_delivery_returns_to(endpoint: EndpointRow | None,
@@ -199,12 +203,12 @@ def test_rotate_secrets_grace(until: float | None,
 
 def _config(endpoint_id: str, url: str = "u", tenant: str = "t",
             secret: str | None = None) -> ConfigEndpoint:
-    return ConfigEndpoint(endpoint_id, tenant, {"url": url}, secret)
+    return ConfigEndpoint(endpoint_id, tenant, EndpointSpec(url=url), secret)
 
 
 def _stored(source: str = "config", url: str = "u", tenant: str = "t",
             secret: str = "s", deleted: bool = False) -> rules.StoredConfig:
-    return rules.StoredConfig(source, tenant, rules.spec_json({"url": url}), secret, deleted)
+    return rules.StoredConfig(source, tenant, EndpointSpec(url=url).to_json(), secret, deleted)
 
 
 @pytest.mark.parametrize(

@@ -439,13 +439,13 @@ async def sync_config(
             await con.execute(
                 "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
                 "updated_at) VALUES ($1, $2, 'config', $1, $3, $4, $5, $5)",
-                ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret or new_secret(), now,
+                ep.id, ep.tenant, ep.spec.to_json(), ep.secret or new_secret(), now,
             )
         for ep in plan.update:
             await con.execute(
                 "UPDATE endpoints SET tenant = $2, name = $1, spec = $3, "
                 "secret = COALESCE($4, secret), deleted_at = NULL, updated_at = $5 "
-                "WHERE id = $1", ep.id, ep.tenant, rules.spec_json(ep.spec), ep.secret, now,
+                "WHERE id = $1", ep.id, ep.tenant, ep.spec.to_json(), ep.secret, now,
             )
         for eid in plan.remove:
             await _remove_endpoint(con, eid, now)
@@ -485,7 +485,7 @@ async def create_endpoint(con: Connection,
         await con.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6)",
-            ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
+            ep.id, ep.tenant, ep.name, ep.spec.to_json(), ep.secret,
             ep.created_at,
         )
         out.append(await _select_endpoint(con, ep.id))

@@ -325,14 +325,14 @@ def sync_config(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             db.execute(
                 "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
                 "updated_at) VALUES (?, ?, 'config', ?, ?, ?, ?, ?)",
-                (ep.id, ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret or new_secret(),
+                (ep.id, ep.tenant, ep.id, ep.spec.to_json(), ep.secret or new_secret(),
                  now, now),
             )
         for ep in plan.update:
             db.execute(
                 "UPDATE endpoints SET tenant = ?, name = ?, spec = ?, "
                 "secret = COALESCE(?, secret), deleted_at = NULL, updated_at = ? WHERE id = ?",
-                (ep.tenant, ep.id, rules.spec_json(ep.spec), ep.secret, now, ep.id),
+                (ep.tenant, ep.id, ep.spec.to_json(), ep.secret, now, ep.id),
             )
         for eid in plan.remove:
             _remove_endpoint(db, eid, now)
@@ -391,7 +391,7 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
             "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
-            (ep.id, ep.tenant, ep.name, rules.spec_json(ep.spec), ep.secret,
+            (ep.id, ep.tenant, ep.name, ep.spec.to_json(), ep.secret,
              ep.created_at, ep.created_at),
         )
         out.append(_select_endpoint(db, ep.id))
