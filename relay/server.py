@@ -20,7 +20,7 @@ from relay.app import Relay
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.throttle import Throttle
-from relay.ui import app as ui
+from relay.ui import routes as ui
 
 _CODES = {404: "not_found", 405: "method_not_allowed"}
 
