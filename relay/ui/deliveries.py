@@ -9,21 +9,21 @@ from starlette.responses import Response
 from relay.operations import delivery_number
 from relay.types import CANCELLABLE, not_cancellable
 from relay.ui.answers import page, render, see_other
-from relay.ui.security import Visit, _ops
+from relay.ui.security import Visit, operations_for
 
 
 @page
 async def delivery(request: Request, visit: Visit) -> Response:
     tenant, ref = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    detail = await ops.delivery(ref)
+    operations = operations_for(visit, tenant)
+    detail = await operations.delivery(ref)
     return render(request, visit, "delivery.html", tenant=tenant, delivery=detail)
 
 
 @page
 async def retry(request: Request, visit: Visit) -> Response:
     tenant, ref = request.path_params["tenant"], request.path_params["id"]
-    await _ops(visit, tenant).retry(ref)
+    await operations_for(visit, tenant).retry(ref)
     return see_other(f"/ui/t/{tenant}/deliveries/{ref}?done=retried")
 
 
@@ -31,12 +31,12 @@ async def retry(request: Request, visit: Visit) -> Response:
 async def confirm_cancel(request: Request, visit: Visit) -> Response:
     """Cancel's confirm step: a page of its own (no script dialog), saying what it does."""
     tenant, ref = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    ops.require_write()
-    detail = await ops.delivery(ref)
+    operations = operations_for(visit, tenant)
+    operations.require_write()
+    detail = await operations.delivery(ref)
     if detail.status not in CANCELLABLE:
         raise not_cancellable(delivery_number(ref), detail.status)
-    webhook = await ops.webhook(detail.webhook_id)
+    webhook = await operations.webhook(detail.webhook_id)
     return render(request, visit, "cancel.html", tenant=tenant, delivery=detail,
                   webhook=webhook)
 
@@ -44,5 +44,5 @@ async def confirm_cancel(request: Request, visit: Visit) -> Response:
 @page
 async def cancel(request: Request, visit: Visit) -> Response:
     tenant, ref = request.path_params["tenant"], request.path_params["id"]
-    await _ops(visit, tenant).cancel(ref)
+    await operations_for(visit, tenant).cancel(ref)
     return see_other(f"/ui/t/{tenant}/deliveries/{ref}?done=cancelled")

@@ -35,7 +35,7 @@ from relay.ui.forms import (
     spec_form,
     state_param,
 )
-from relay.ui.security import SignIn, Visit, _ops, home_tenant
+from relay.ui.security import SignIn, Visit, home_tenant, operations_for
 
 
 @page
@@ -48,7 +48,7 @@ async def endpoints_home(request: Request, visit: Visit) -> Response:
         return see_other(f"/ui/t/{home_tenant(visit)}/endpoints")
     picked = request.query_params.get("tenant") or None
     if picked is not None:
-        _ops(visit, picked)  # a 404 for a tenant relay does not have
+        operations_for(visit, picked)  # a 404 for a tenant relay does not have
     query = read_query(request, PageQuery, limit=PAGE)
     state = state_param(request)
     listed = await list_webhooks(visit.relay, picked, query, state)
@@ -61,10 +61,10 @@ async def endpoints_home(request: Request, visit: Visit) -> Response:
 @page
 async def endpoints(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
-    ops = _ops(visit, tenant)
+    operations = operations_for(visit, tenant)
     query = read_query(request, PageQuery, limit=PAGE)
     state = state_param(request)
-    listed = await ops.webhooks(query, state)
+    listed = await operations.webhooks(query, state)
     return render(request, visit, "endpoints.html", tenant=tenant, page=listed,
                   state=state, states=WEBHOOK_STATES, all_tenants=False, picked=tenant,
                   more=urllib.parse.urlencode({k: v for k, v in {
@@ -74,8 +74,8 @@ async def endpoints(request: Request, visit: Visit) -> Response:
 @page
 async def new_endpoint(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
-    ops = _ops(visit, tenant)
-    ops.require_write()
+    operations = operations_for(visit, tenant)
+    operations.require_write()
     return render(request, visit, "endpoint_form.html", tenant=tenant, form=EMPTY_FORM,
                   errors={}, webhook=None)
 
@@ -83,7 +83,7 @@ async def new_endpoint(request: Request, visit: Visit) -> Response:
 @page
 async def create_endpoint(request: Request, visit: Visit) -> Response:
     tenant = request.path_params["tenant"]
-    ops = _ops(visit, tenant)
+    operations = operations_for(visit, tenant)
     form = fields(request)
     try:
         body = WebhookIn.model_validate({"name": form.get("name", "").strip(),
@@ -92,7 +92,7 @@ async def create_endpoint(request: Request, visit: Visit) -> Response:
         return _invalid_form(request, visit, tenant, form, invalid(exc), None)
     try:
         given = body.model_dump(exclude_none=True)
-        created = await ops.create(given.pop("name"), given)
+        created = await operations.create(given.pop("name"), given)
     except RelayError as exc:
         if exc.status != 422:
             raise
@@ -110,15 +110,15 @@ def _invalid_form(request: Request, visit: Visit, tenant: str, form: dict[str, s
 async def _endpoint_page(request: Request, visit: Visit, status: int = 200,
                          **extra: Any) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    webhook = await ops.webhook(webhook_id)
+    operations = operations_for(visit, tenant)
+    webhook = await operations.webhook(webhook_id)
     query = read_query(request, DeliveriesQuery, limit=PAGE)
-    deliveries = await ops.deliveries(webhook_id, query)
+    deliveries = await operations.deliveries(webhook_id, query)
     return render(
         request, visit, "endpoint.html", status, tenant=tenant, webhook=webhook,
         deliveries=deliveries, status_filter=query.status, live=query.after is None,
         secret_in_file=webhook.id in visit.relay.loaded.endpoint_secrets,
-        event_types=[t.name for t in ops.event_types()],
+        event_types=[t.name for t in operations.event_types()],
         test=extra.pop("test", None), **extra,
     )
 
@@ -132,9 +132,9 @@ async def endpoint(request: Request, visit: Visit) -> Response:
 async def endpoint_deliveries(request: Request, visit: Visit) -> Response:
     """The deliveries table alone: what the endpoint page polls (htmx) to stay current."""
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
+    operations = operations_for(visit, tenant)
     query = read_query(request, DeliveriesQuery, limit=PAGE)
-    deliveries = await ops.deliveries(webhook_id, query)
+    deliveries = await operations.deliveries(webhook_id, query)
     return render(request, visit, "_deliveries.html", tenant=tenant,
                   webhook_id=webhook_id, deliveries=deliveries, status_filter=query.status)
 
@@ -142,9 +142,9 @@ async def endpoint_deliveries(request: Request, visit: Visit) -> Response:
 @page
 async def edit_endpoint(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    webhook = await ops.webhook(webhook_id)
-    ops.require_write()
+    operations = operations_for(visit, tenant)
+    webhook = await operations.webhook(webhook_id)
+    operations.require_write()
     return render(request, visit, "endpoint_form.html", tenant=tenant,
                   form=form_of(webhook), errors={}, webhook=webhook)
 
@@ -152,13 +152,13 @@ async def edit_endpoint(request: Request, visit: Visit) -> Response:
 @page
 async def save_endpoint(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    webhook = await ops.webhook(webhook_id)
+    operations = operations_for(visit, tenant)
+    webhook = await operations.webhook(webhook_id)
     form = fields(request)
     try:
         patch = WebhookPatch.model_validate({"name": form.get("name", "").strip(),
                                              **spec_form(form)})
-        await ops.change(webhook_id, patch.model_dump(exclude_unset=True))
+        await operations.change(webhook_id, patch.model_dump(exclude_unset=True))
     except ValidationError as exc:
         return _invalid_form(request, visit, tenant, form, invalid(exc), webhook)
     except RelayError as exc:
@@ -182,20 +182,20 @@ async def change_state(request: Request, visit: Visit) -> Response:
     if wanted not in _STATE_CHANGES:
         raise invalid_field("change", f"one of {', '.join(_STATE_CHANGES)}")
     changes, done = _STATE_CHANGES[wanted]
-    await _ops(visit, tenant).change(webhook_id, changes)
+    await operations_for(visit, tenant).change(webhook_id, changes)
     return see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done={done}")
 
 
 @page
 async def rotate(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
+    operations = operations_for(visit, tenant)
     try:
         body = RotateIn.model_validate({"grace": fields(request).get("grace") or None})
     except ValidationError as exc:
         raise invalid(exc) from None
-    rotated = await ops.rotate(webhook_id, body.grace)
-    webhook = await ops.webhook(webhook_id)
+    rotated = await operations.rotate(webhook_id, body.grace)
+    webhook = await operations.webhook(webhook_id)
     return render(request, visit, "secret.html", tenant=tenant, webhook=webhook,
                   secret=rotated.secret, rotated=rotated)
 
@@ -203,8 +203,8 @@ async def rotate(request: Request, visit: Visit) -> Response:
 @page
 async def send_test(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
-    result = await ops.send_test(webhook_id, fields(request).get("type") or None)
+    operations = operations_for(visit, tenant)
+    result = await operations.send_test(webhook_id, fields(request).get("type") or None)
     if request.headers.get("hx-request"):
         return render(request, visit, "_test_result.html", tenant=tenant, test=result)
     return await _endpoint_page(request, visit, test=result)
@@ -213,13 +213,13 @@ async def send_test(request: Request, visit: Visit) -> Response:
 @page
 async def recover(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    ops = _ops(visit, tenant)
+    operations = operations_for(visit, tenant)
     since = fields(request).get("since", "").strip()
     try:  # a datetime-local field: no zone, read as UTC (the console shows UTC throughout)
         body = RecoverIn.model_validate({"since": since + ("Z" if since else "")})
     except ValidationError as exc:
         raise invalid(exc) from None
-    recovered = await ops.recover(webhook_id, body.since.timestamp())
+    recovered = await operations.recover(webhook_id, body.since.timestamp())
     return see_other(f"/ui/t/{tenant}/endpoints/{webhook_id}?done=recovered"
                      f"&n={recovered.requeued}")
 
@@ -227,5 +227,5 @@ async def recover(request: Request, visit: Visit) -> Response:
 @page
 async def delete_endpoint(request: Request, visit: Visit) -> Response:
     tenant, webhook_id = request.path_params["tenant"], request.path_params["id"]
-    await _ops(visit, tenant).delete(webhook_id)
+    await operations_for(visit, tenant).delete(webhook_id)
     return see_other(f"/ui/t/{tenant}/endpoints?done=deleted")

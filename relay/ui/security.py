@@ -139,7 +139,7 @@ def switch(request: Request, visit: Visit, session: Session) -> Visit:
     return visit
 
 
-def _ops(visit: Visit, tenant_id: str) -> Operations:
+def operations_for(visit: Visit, tenant_id: str) -> Operations:
     """The operations of the tenant a page is in, for this visitor."""
     session = visit.session
     if session.kind == "a":

@@ -1,4 +1,4 @@
-"""Operations routes: liveness, readiness, Prometheus metrics."""
+"""The probes a load balancer and Prometheus call: liveness, readiness, metrics."""
 
 from __future__ import annotations
 
