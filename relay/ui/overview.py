@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.models import webhook_of
-from relay.operations import webhook_state
+from relay.operations import reads_of, webhook_state
 from relay.storage.base import Reads
 from relay.types import MinuteOutcomes
 from relay.ui import chart
@@ -60,7 +60,7 @@ async def overview(request: Request, visit: Visit) -> Response:
     if not visit.operator:
         raise SignIn()
     relay = visit.relay
-    store = relay.store
+    store = reads_of(relay)
     now = relay.clock()
     counts = await store.counts()
     buckets = await _last_hour(request).read(store, now)

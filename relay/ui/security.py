@@ -35,6 +35,7 @@ from relay.sessions import (
     sign,
     verify,
 )
+from relay.storage.base import Sessions
 from relay.types import SessionRow
 
 COOKIE = "relay_session"
@@ -69,6 +70,11 @@ def key_digest(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
+def _sessions(relay: Relay) -> Sessions:
+    """The store's role the console's sign-ins use: the session rows."""
+    return relay.store
+
+
 async def _live(request: Request, relay: Relay, session: Session, now: float) -> bool:
     """Whether a validly signed session still holds: this process's config still grants
     its key or tenant, and a signed-in session's row is live (signing out, idle time, and
@@ -78,12 +84,12 @@ async def _live(request: Request, relay: Relay, session: Session, now: float) ->
         return False
     if not session.stored:
         return True
-    row = await relay.store.get_session(session.nonce)
+    row = await _sessions(relay).get_session(session.nonce)
     if row is None or (row.kind, row.subject) != (session.kind, session.subject):
         return False
     decision = decide(row, now, relay.config.ui.session_idle)
     if decision == "touch" and not request.headers.get(REFRESH_HEADER):
-        await relay.store.touch_session(row.id, now)
+        await _sessions(relay).touch_session(row.id, now)
     return decision in ("live", "touch")
 
 
@@ -113,7 +119,7 @@ def require_csrf(visit: Visit, given: str) -> None:
 async def end_session(visit: Visit) -> None:
     """End this browser's signed-in session on every process: its row goes."""
     if visit.session.stored:
-        await visit.relay.store.end_session(visit.session.nonce)
+        await _sessions(visit.relay).end_session(visit.session.nonce)
 
 
 async def sign_in(visit: Visit, kind: Kind, subject: str, read_only: bool = False,
@@ -127,8 +133,8 @@ async def sign_in(visit: Visit, kind: Kind, subject: str, read_only: bool = Fals
     expires_at = now + relay.config.ui.session_lifetime
     session = new_session(kind, subject, expires_at if until is None else min(until, expires_at),
                           read_only)
-    await relay.store.add_session(SessionRow(session.nonce, kind, subject, now, now,
-                                             session.expires_at))
+    await _sessions(relay).add_session(SessionRow(session.nonce, kind, subject, now, now,
+                                                   session.expires_at))
     return session
 
 
