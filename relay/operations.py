@@ -50,7 +50,7 @@ from relay.models import (
     webhook_of,
 )
 from relay.sessions import new_key
-from relay.storage.base import Reads
+from relay.storage.base import EndpointsAndReads, Reads
 from relay.text import control_problem
 from relay.types import DeliveryRow, EndpointRow, EndpointSpec, EventRow
 
@@ -100,6 +100,11 @@ def webhook_state(webhook: Webhook) -> WebhookState:
     return "failing" if webhook.consecutive_failures else "active"
 
 
+def reads_of(relay: Relay) -> EndpointsAndReads:
+    """The store as the operations read it; they change it only through `relay`."""
+    return relay.store
+
+
 async def with_counts(store: Reads, rows: list[EndpointRow]) -> list[Webhook]:
     """Webhooks with their queue counts (blocked ones asked only of ordered webhooks)."""
     pending = await store.pending_counts([row.id for row in rows])
@@ -114,7 +119,7 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
     of every tenant; with `state`, only those in it (read whole and filtered: endpoints
     are few and live in memory anyway, while deliveries, the long lists, are paged in the
     database). Only operator code passes None: Operations always passes its tenant."""
-    store = relay.store
+    store = reads_of(relay)
     scope = f"webhooks {tenant or '*'}"
     after = await after_of(relay, scope, query.after)
     if state is not None:
@@ -138,6 +143,7 @@ class Operations:
 
     def __init__(self, relay: Relay, tenant: TenantConfig, *, can_write: bool) -> None:
         self.relay = relay
+        self.store = reads_of(relay)
         self.tenant = tenant
         self.can_write = can_write
 
@@ -151,27 +157,27 @@ class Operations:
     async def own_webhook(self, webhook_id: str) -> EndpointRow:
         """The tenant's webhook; an id no webhook can have (a control character, from a
         path) is a 404 without asking the database, as a malformed delivery id is."""
-        row = (await self.relay.store.get_endpoint(webhook_id)
+        row = (await self.store.get_endpoint(webhook_id)
                if re.fullmatch(ID_RE, webhook_id) else None)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row
 
     async def own_delivery(self, ref: str) -> DeliveryRow:
-        row = await self.relay.store.get_delivery(delivery_number(ref), self.tenant.id)
+        row = await self.store.get_delivery(delivery_number(ref), self.tenant.id)
         if row is None:
             raise NotFound(f"no delivery {ref!r}")
         return row
 
     async def own_event(self, event_id: str) -> EventRow:
         row = (None if control_problem(event_id)  # from a console path: as own_webhook
-               else await self.relay.store.get_event(event_id, self.tenant.id))
+               else await self.store.get_event(event_id, self.tenant.id))
         if row is None:
             raise NotFound(f"no event {event_id!r}")
         return row
 
     async def _answer(self, row: EndpointRow) -> Webhook:
-        [webhook] = await with_counts(self.relay.store, [row])
+        [webhook] = await with_counts(self.store, [row])
         return webhook
 
     def _checked_spec(self, row_id: str, fields: dict[str, Any]) -> EndpointSpec:
@@ -276,7 +282,7 @@ class Operations:
         row = await self.own_webhook(webhook_id)
         scope = f"deliveries {self.tenant.id} {row.id}"
         after = await after_of(self.relay, scope, query.after)
-        rows = await self.relay.store.list_deliveries(
+        rows = await self.store.list_deliveries(
             row.id, state=query.status, before=None if after is None else int(after),
             limit=query.limit + 1)
         page, cursor = await page_of(self.relay, scope, rows, query.limit, lambda d: str(d.id))
@@ -284,7 +290,7 @@ class Operations:
 
     async def delivery(self, ref: str) -> DeliveryDetail:
         row = await self.own_delivery(ref)
-        attempts = await self.relay.store.attempts_of(row.id)
+        attempts = await self.store.attempts_of(row.id)
         return DeliveryDetail(**{**delivery_of(row).model_dump(),
                                  "attempts": [attempt_of(a) for a in attempts]})
 
@@ -302,7 +308,7 @@ class Operations:
 
     async def events(self, query: EventsQuery) -> Page[Event]:
         scope = f"events {self.tenant.id}"
-        rows = await self.relay.store.list_events(
+        rows = await self.store.list_events(
             self.tenant.id, type=query.type,
             before=await after_of(self.relay, scope, query.after),
             since=None if query.since is None else query.since.timestamp(),
@@ -318,7 +324,7 @@ class Operations:
     async def event_deliveries(self, event_id: str) -> list[Delivery]:
         """Every delivery of one of the tenant's events, replays included."""
         event = await self.own_event(event_id)
-        return [delivery_of(d) for d in await self.relay.store.deliveries_of(event.id)]
+        return [delivery_of(d) for d in await self.store.deliveries_of(event.id)]
 
     async def replay(self, event_id: str, endpoints: list[str] | None) -> Replayed:
         """New deliveries of the event: to the webhooks named (each once, in the order

@@ -15,12 +15,12 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
-from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
+from relay.api import deliveries, event_types, events, ingest, openapi, portal, probes, webhooks
 from relay.app import Relay
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.throttle import Throttle
-from relay.ui import app as ui
+from relay.ui import routes as ui
 
 _CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -86,9 +86,9 @@ ROUTES = [
     Route("/v1/event-types", event_types.list_event_types, methods=["GET"]),
     Route("/v1/event-types/{name}/sample", event_types.event_type_sample, methods=["GET"]),
     Route("/v1/portal-sessions", portal.create_portal_session, methods=["POST"]),
-    Route("/healthz", ops.healthz, methods=["GET"]),
-    Route("/readyz", ops.readyz, methods=["GET"]),
-    Route("/metrics", ops.metrics, methods=["GET"]),
+    Route("/healthz", probes.healthz, methods=["GET"]),
+    Route("/readyz", probes.readyz, methods=["GET"]),
+    Route("/metrics", probes.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.serve, methods=["GET"]),
 ]
 

@@ -1,7 +1,7 @@
 """Signed, expiring session tokens: portal links and the console's session cookie.
 
 A token is a compact payload and its HMAC-SHA256 under a key relay generated and keeps in
-its database (`Store.secret_key`), never in the config file, so links survive restarts
+its database (`Sessions.secret_key`), never in the config file, so links survive restarts
 and nobody can make one without `POST /v1/portal-sessions`:
 
     <kind>.<subject>.<expires>.<r|w>.<nonce>.<base64url HMAC>
@@ -36,7 +36,7 @@ from typing import Literal
 from relay.config import DEFAULT_TENANT, Loaded
 from relay.types import SessionRow
 
-KEY_NAME = "console-sessions"  # the Store.secret_key name
+KEY_NAME = "console-sessions"  # the Sessions.secret_key name
 Kind = Literal["a", "o", "p"]
 _KINDS = ("a", "o", "p")
 

@@ -20,7 +20,7 @@ from relay.text import control_problem
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def operations(request: Request) -> Operations:
+def operations_for(request: Request) -> Operations:
     """The caller's operations: GET needs `webhooks:read`, the rest `webhooks:write`; the
     key's tenant (403 when its webhooks are disabled)."""
     relay: Relay = request.app.state.relay

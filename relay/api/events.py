@@ -6,22 +6,22 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay.api.common import answer, body, operations, query
+from relay.api.common import answer, body, operations_for, query
 from relay.models import EventsQuery, ReplayIn
 
 
 async def list_events(request: Request) -> JSONResponse:
-    ops = operations(request)
-    return answer(await ops.events(query(request, EventsQuery)))
+    operations = operations_for(request)
+    return answer(await operations.events(query(request, EventsQuery)))
 
 
 async def get_event(request: Request) -> JSONResponse:
-    return answer(await operations(request).event(request.path_params["id"]))
+    return answer(await operations_for(request).event(request.path_params["id"]))
 
 
 async def replay_event(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     event_id = request.path_params["id"]
-    await ops.own_event(event_id)  # 404 before the body's 422
+    await operations.own_event(event_id)  # 404 before the body's 422
     given = await body(request, ReplayIn, optional=True)
-    return answer(await ops.replay(event_id, given.endpoints), 202)
+    return answer(await operations.replay(event_id, given.endpoints), 202)

@@ -95,6 +95,8 @@ Answer = tuple[str, type[BaseModel] | None]  # description, schema (None: no bod
 
 @dataclass(frozen=True)
 class Op:
+    """One operation in OpenAPI's sense (a method on a path): what /openapi.json says of it."""
+
     method: str
     path: str
     summary: str

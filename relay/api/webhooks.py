@@ -9,58 +9,58 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay.api.common import answer, body, operations, query
+from relay.api.common import answer, body, operations_for, query
 from relay.models import PageQuery, RecoverIn, RotateIn, SendTestIn, WebhookIn, WebhookPatch
 
 
 async def list_webhooks(request: Request) -> JSONResponse:
-    ops = operations(request)
-    return answer(await ops.webhooks(query(request, PageQuery)))
+    operations = operations_for(request)
+    return answer(await operations.webhooks(query(request, PageQuery)))
 
 
 async def create_webhook(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     fields = (await body(request, WebhookIn)).model_dump()
     name: str = fields.pop("name")  # create_model's fields are not attributes to mypy
-    return answer(await ops.create(name, fields), 201)
+    return answer(await operations.create(name, fields), 201)
 
 
 async def get_webhook(request: Request) -> JSONResponse:
-    return answer(await operations(request).webhook(request.path_params["id"]))
+    return answer(await operations_for(request).webhook(request.path_params["id"]))
 
 
 async def patch_webhook(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     webhook_id = request.path_params["id"]
-    await ops.own_webhook(webhook_id)  # 404 before the body's 422
+    await operations.own_webhook(webhook_id)  # 404 before the body's 422
     given = (await body(request, WebhookPatch)).model_dump(exclude_unset=True)
-    return answer(await ops.change(webhook_id, given))
+    return answer(await operations.change(webhook_id, given))
 
 
 async def delete_webhook(request: Request) -> Response:
-    await operations(request).delete(request.path_params["id"])
+    await operations_for(request).delete(request.path_params["id"])
     return Response(status_code=204)
 
 
 async def rotate_secret(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     webhook_id = request.path_params["id"]
-    await ops.own_webhook(webhook_id)
+    await operations.own_webhook(webhook_id)
     given = await body(request, RotateIn, optional=True)
-    return answer(await ops.rotate(webhook_id, given.grace))
+    return answer(await operations.rotate(webhook_id, given.grace))
 
 
 async def send_test(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     webhook_id = request.path_params["id"]
-    await ops.own_webhook(webhook_id)
+    await operations.own_webhook(webhook_id)
     given = await body(request, SendTestIn, optional=True)
-    return answer(await ops.send_test(webhook_id, given.type))
+    return answer(await operations.send_test(webhook_id, given.type))
 
 
 async def recover_webhook(request: Request) -> JSONResponse:
-    ops = operations(request)
+    operations = operations_for(request)
     webhook_id = request.path_params["id"]
-    await ops.own_webhook(webhook_id)
+    await operations.own_webhook(webhook_id)
     given = await body(request, RecoverIn)
-    return answer(await ops.recover(webhook_id, given.since.timestamp()), 202)
+    return answer(await operations.recover(webhook_id, given.since.timestamp()), 202)

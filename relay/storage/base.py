@@ -356,3 +356,9 @@ class Sessions(Protocol):
 class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Protocol):
     """Every role: what a backend implements (see tests/integration/test_store.py). Code
     that needs one role takes that role's type."""
+
+
+class EndpointsAndReads(Endpoints, Reads, Protocol):
+    """What the management surfaces read (relay.operations, the console's overview): the
+    endpoints and what is queued for them. They change nothing through it: every change
+    goes through the running relay, which keeps its endpoints in memory in step."""

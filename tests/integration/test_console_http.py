@@ -13,7 +13,7 @@ from typing import Any
 
 from relay import config as cfgmod
 from relay.storage.sqlite import SQLiteStore
-from relay.ui.app import _LastHour
+from relay.ui.overview import _LastHour
 from tests.helpers import auth, sha
 from tests.receiver import Receiver
 from tests.serving import eventually, running

@@ -16,7 +16,7 @@ import pytest
 from relay import config as cfgmod
 from relay.storage.base import Store
 from relay.types import SessionRow
-from relay.ui.app import COOKIE
+from relay.ui.security import COOKIE
 from tests.helpers import NOW, FakeClock, auth, sha
 from tests.serving import Running, running
 
