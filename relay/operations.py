@@ -22,7 +22,7 @@ from relay import config as cfgmod
 from relay import cursors
 from relay.app import Relay
 from relay.config import EndpointConfig, TenantConfig
-from relay.delivery import health, opsevents
+from relay.delivery import health, operational
 from relay.delivery.endpoints import from_config
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
@@ -347,7 +347,7 @@ class Operations:
                     for t in self.relay.config.event_types]
         return declared + [
             EventType(name=name, description=description, sample=sample, schema=None)
-            for name, (description, sample) in opsevents.TYPES.items()]
+            for name, (description, sample) in operational.TYPES.items()]
 
     def sample(self, name: str) -> Sample:
         for event_type in self.event_types():

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from relay.delivery import health, opsevents
+from relay.delivery import health, operational
 from relay.storage import outcomes
-from relay.types import AttemptResult, NewEvent, Ops, State
+from relay.types import AttemptResult, NewEvent, Reporting, State
 
 NOW = 1_700_000_000.0
 DAY = 86_400.0
@@ -32,7 +32,7 @@ def row(endpoint: str, failures: int = 0, since: float | None = None,
     return (endpoint, active, None, failures, since, None, None, f"tenant-{endpoint}")
 
 
-OPS = Ops(failing_after=3, build=lambda notices, now: [])
+OPS = Reporting(failing_after=3, build=lambda notices, now: [])
 
 
 @pytest.mark.parametrize(
@@ -41,21 +41,21 @@ OPS = Ops(failing_after=3, build=lambda notices, now: [])
         # a success: streak reset, no notice
         ([row("a")], ["ok"], {"a": 0}, {}, []),
         # the 3rd failure in a row crosses failing_after
-        ([row("a", 2, NOW - 10)], ["fail"], {"a": 3}, {}, [opsevents.FAILING]),
+        ([row("a", 2, NOW - 10)], ["fail"], {"a": 3}, {}, [operational.FAILING]),
         # a success after a reported streak: recovered
-        ([row("a", 5, NOW - 10)], ["ok"], {"a": 0}, {}, [opsevents.RECOVERED]),
+        ([row("a", 5, NOW - 10)], ["ok"], {"a": 0}, {}, [operational.RECOVERED]),
         # 410 disables at once, with the code `gone`
         ([row("a")], ["gone"], {"a": 1}, {"a": health.GONE},
-         [opsevents.EXHAUSTED, opsevents.DISABLED]),
+         [operational.EXHAUSTED, operational.DISABLED]),
         # failing for longer than disable_after, with enough failures: disabled
         ([row("a", 5, NOW - 2 * DAY)], ["fail"], {"a": 6},
          {"a": "failing without a success for 48.0h (delivery.disable_after)"},
-         [opsevents.DISABLED]),
+         [operational.DISABLED]),
         # an endpoint deleted meanwhile has no row: left alone, no notice
         ([], ["fail"], {}, {}, []),
         # two endpoints, each folded on its own
         ([row("a"), row("b", 2, NOW - 10)], ["ok", "fail"], {"a": 0, "b": 3}, {},
-         [opsevents.FAILING]),
+         [operational.FAILING]),
     ],
 )
 def test_fold_and_notices(rows: list[tuple[Any, ...]], codes: list[str],
@@ -84,7 +84,8 @@ def test_a_sqlite_flag_is_read_as_a_bool() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "code"),
-    [(None, None), (health.GONE, opsevents.GONE), ("failing for 2 days", opsevents.DISABLE_AFTER)],
+    [(None, None), (health.GONE, operational.GONE),
+     ("failing for 2 days", operational.DISABLE_AFTER)],
 )
 def test_the_code_a_disabled_event_gives(reason: str | None, code: str | None) -> None:
     assert outcomes.disable_code(reason) == code

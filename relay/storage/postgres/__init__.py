@@ -1,6 +1,6 @@
 """The PostgreSQL backend: several relay processes sharing one database (SPEC section 7).
 
-connection.py: the pool, migrations, driver errors, group commit; ops.py: the write
+connection.py: the pool, migrations, driver errors, group commit; sql.py: the write
 operations and their SQL; store.py: the Store contract, heartbeat and wake-ups.
 """
 

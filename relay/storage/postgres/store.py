@@ -48,7 +48,7 @@ from relay.storage.base import (
     sql_in,
 )
 from relay.storage.groupcommit import MAX_QUEUE
-from relay.storage.postgres import ops as queries
+from relay.storage.postgres import sql as queries
 from relay.storage.postgres.connection import (
     DEFAULT_TIMEOUT,
     DRIVER_ERRORS,
@@ -75,8 +75,8 @@ from relay.types import (
     FailedAttempt,
     MinuteOutcomes,
     NodeRow,
-    Ops,
     Recorded,
+    Reporting,
     SessionRow,
     State,
 )
@@ -313,10 +313,10 @@ class PostgresStore(QueuedWrites):
 
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
-        ops: Ops | None = None,
+        reporting: Reporting | None = None,
     ) -> Recorded:
         recorded: Recorded = await self._submit(
-            queries.record, (results, now, disable_after, ops))
+            queries.record, (results, now, disable_after, reporting))
         return recorded
 
     async def recover_inflight(self, now: float) -> int:

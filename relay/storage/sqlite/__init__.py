@@ -1,7 +1,7 @@
 """The SQLite backend (the default): one relay process on one database file.
 
 connection.py: pragmas, the lock file, migrations, the writer thread with group commit,
-the checkpointer, backup; ops.py: the write operations and their SQL; store.py: the Store
+the checkpointer, backup; sql.py: the write operations and their SQL; store.py: the Store
 contract and the reads.
 """
 

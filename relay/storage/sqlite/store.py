@@ -1,7 +1,7 @@
 """The SQLite store: the Store contract on one file, for one relay process.
 
 Writes go through the writer thread's group commit (connection.Writer), as the named
-operations of ops.py; reads through aiosqlite on a second, read-only connection (one
+operations of sql.py; reads through aiosqlite on a second, read-only connection (one
 query, one hop), which WAL lets run beside the writer.
 
 Crash safety: a kill -9 at any point leaves either the committed state or the previous
@@ -40,7 +40,7 @@ from relay.storage.base import (
     sql_in,
 )
 from relay.storage.groupcommit import MAX_QUEUE
-from relay.storage.sqlite import ops as queries
+from relay.storage.sqlite import sql as queries
 from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
 from relay.storage.writes import QueuedWrites
 from relay.types import (
@@ -54,8 +54,8 @@ from relay.types import (
     FailedAttempt,
     MinuteOutcomes,
     NodeRow,
-    Ops,
     Recorded,
+    Reporting,
     SessionRow,
     State,
 )
@@ -183,10 +183,10 @@ class SQLiteStore(QueuedWrites):
 
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
-        ops: Ops | None = None,
+        reporting: Reporting | None = None,
     ) -> Recorded:
         """Record attempts and the deliveries' next states, update endpoint health,
-        disable endpoints that answered 410 or failed for `disable_after`; with `ops`,
+        disable endpoints that answered 410 or failed for `disable_after`; with `reporting`,
         store the operational events this causes in the same transaction.
 
         Failed for the database (a full disk), it is tried again for up to
@@ -198,7 +198,7 @@ class SQLiteStore(QueuedWrites):
         while True:
             try:
                 recorded: Recorded = await self._submit(
-                    queries.record, (results, now, disable_after, ops))
+                    queries.record, (results, now, disable_after, reporting))
             except StorageError:
                 if not self._writer.running() or time.monotonic() + delay > deadline:
                     raise
