@@ -99,7 +99,8 @@ class Relay:
         self.clock = clock
         self._watch = watch
         self.metrics = Metrics()
-        self.store = create_store(loaded.config.storage, observer=self.metrics)
+        self.store = create_store(loaded.config.storage, observer=self.metrics, clock=clock,
+                                  monotonic=monotonic)
         self.sender = Sender(user_agent=USER_AGENT,
                              max_connections=loaded.config.delivery.concurrency)
         self.scheduler = Scheduler(

@@ -129,6 +129,24 @@ async def acquire(pool: Pool, timeout: float) -> AsyncIterator[Connection]:
             raise
 
 
+async def fetch(pool: Pool, timeout: float, sql: str, *params: Any) -> list[asyncpg.Record]:
+    """The rows of a read on a pooled connection; a driver's error as the caller's."""
+    try:
+        async with acquire(pool, timeout) as con:
+            return list(await con.fetch(sql, *params))
+    except DRIVER_ERRORS as exc:
+        raise driver_error("database read", exc) from exc
+
+
+async def execute(pool: Pool, timeout: float, sql: str, *params: Any) -> None:
+    """A statement outside the writer's queue (its own commit); errors as `fetch`'s."""
+    try:
+        async with acquire(pool, timeout) as con:
+            await con.execute(sql, *params)
+    except DRIVER_ERRORS as exc:
+        raise driver_error("database write", exc) from exc
+
+
 async def open_pool(url: str, name: str, timeout: float) -> Pool:
     """A pool on `url`, migrated, its sessions named `name` (pg_stat_activity shows it;
     wake-ups carry it, so a process can ignore its own), every statement and connect
