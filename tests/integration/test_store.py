@@ -19,7 +19,8 @@ from relay.errors import Conflict, StorageError
 from relay.storage.base import Store
 from relay.storage.sqlite import SQLiteStore
 from relay.storage.sqlite import sql as queries
-from relay.storage.sqlite.connection import connect, statements
+from relay.storage.sqlite.connection import connect
+from relay.storage.sqlite.schema import statements
 from relay.types import ConfigEndpoint, NewEndpoint, NewEvent, Notice, Reporting
 from tests.helpers import NOW, event, result, with_endpoints
 

@@ -1,6 +1,6 @@
 """The SQLite store: the Store contract on one file, for one relay process.
 
-Writes go through the writer thread's group commit (connection.Writer), as the named
+Writes go through the writer thread's group commit (writer.Writer), as the named
 operations of sql.py; reads through aiosqlite on a second, read-only connection (one
 query, one hop), which WAL lets run beside the writer.
 
@@ -41,7 +41,8 @@ from relay.storage.base import (
 )
 from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.sqlite import sql as queries
-from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
+from relay.storage.sqlite.connection import take_lock
+from relay.storage.sqlite.writer import Sync, WriteFn, Writer
 from relay.storage.writes import QueuedWrites
 from relay.types import (
     UNFINISHED,
