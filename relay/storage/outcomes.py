@@ -10,17 +10,26 @@ them to the rows, so that both backends call them alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from relay.delivery import health, operational
-from relay.types import AttemptResult, NewEvent, Notice, Reporting, Row
+from relay.types import AttemptResult, NewEvent, Notice, Recorded, Reporting, Row
 
 # The endpoint columns `fold` reads, in this order.
 HEALTH_COLS = ("id, is_active, disable_reason, consecutive_failures, failing_since, "
                "last_delivery_at, last_delivery_status, tenant")
 
 Attempted = dict[str, list[AttemptResult]]  # endpoint id -> its attempts, oldest first
+# One Store.record call's arguments: results, now, disable_after, reporting.
+RecordCall = tuple[list[AttemptResult], float, float, Reporting | None]
+
+
+def merged(calls: Sequence[RecordCall]) -> RecordCall:
+    """Record calls committed together, as one: every result, the latest `now`, and the
+    last call's `disable_after` and `reporting` (the config of the latest reload)."""
+    return ([r for results, _, _, _ in calls for r in results], max(c[1] for c in calls),
+            calls[-1][2], calls[-1][3])
 
 
 def by_endpoint(results: Iterable[AttemptResult]) -> Attempted:
@@ -90,6 +99,16 @@ def disable_code(reason: str | None) -> str | None:
     if reason is None:
         return None
     return operational.GONE if reason == health.GONE else operational.DISABLE_AFTER
+
+
+def reported(reporting: Reporting, attempted: Attempted, folded: Fold,
+             events: Mapping[int, tuple[str, str]], now: float
+             ) -> tuple[list[NewEvent], Recorded]:
+    """The operational events to store for the `notices` these outcomes cause (none when
+    no endpoint subscribes: `reporting.build` matches them), and what record answers."""
+    caused = notices(reporting, attempted, folded, events)
+    new = reporting.build(caused, now) if caused else []
+    return new, Recorded(folded.disabled, tuple(caused), due(new))
 
 
 def due(new: Iterable[NewEvent]) -> frozenset[str]:

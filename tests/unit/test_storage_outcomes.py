@@ -32,7 +32,7 @@ def row(endpoint: str, failures: int = 0, since: float | None = None,
     return (endpoint, active, None, failures, since, None, None, f"tenant-{endpoint}")
 
 
-OPS = Reporting(failing_after=3, build=lambda notices, now: [])
+REPORTING = Reporting(failing_after=3, build=lambda notices, now: [])
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,8 @@ def test_fold_and_notices(rows: list[tuple[Any, ...]], codes: list[str],
     assert folded.disabled == disabled
     assert folded.streaks == {r[0]: (r[7], r[3]) for r in rows}
     events = {d: (f"evt_{d}", "order.paid")
-              for d in outcomes.lookups(OPS, attempted, folded)}
-    made = outcomes.notices(OPS, attempted, folded, events)
+              for d in outcomes.lookups(REPORTING, attempted, folded)}
+    made = outcomes.notices(REPORTING, attempted, folded, events)
     assert [n.type for n in made] == notices
     assert all(n.tenant == f"tenant-{n.endpoint_id}" for n in made)
 
@@ -97,3 +97,36 @@ def test_the_endpoints_operational_events_make_due() -> None:
     assert outcomes.due([ev(("a", "pending"), ("b", "held")), ev(("c", "pending"))]) \
         == {"a", "c"}
     assert outcomes.due([]) == frozenset()
+
+
+def test_record_calls_committed_together_merge() -> None:
+    """Every result in order, the latest `now`, the last call's disable_after and
+    reporting (a reload between two calls: the newer config)."""
+    newer = Reporting(failing_after=5, build=lambda notices, now: [])
+    one, two, three = (attempt(n, "a", "fail") for n in (1, 2, 3))
+    assert outcomes.merged([([one, two], NOW + 1, DAY, REPORTING), ([three], NOW, 2 * DAY,
+                                                                     newer)]) \
+        == ([one, two, three], NOW + 1, 2 * DAY, newer)
+
+
+@pytest.mark.parametrize(
+    ("subscribed", "stored", "due"),
+    [
+        # An endpoint subscribes: the event is stored and its pending delivery made due.
+        (True, ["relay.endpoint.failing"], {"ops"}),
+        # None does: the notice is still answered, nothing is stored.
+        (False, [], set()),
+    ],
+)
+def test_what_record_reports(subscribed: bool, stored: list[str], due: set[str]) -> None:
+    def build(notices: list[Any], now: float) -> list[NewEvent]:
+        return [NewEvent("e", n.tenant, n.type, None, "d", now, b"{}", (("ops", "pending"),))
+                for n in notices] if subscribed else []
+
+    attempted = outcomes.by_endpoint([attempt(1, "a", "fail")])
+    folded = outcomes.fold([row("a", 2, NOW - 10)], attempted, NOW, DAY)
+    new, recorded = outcomes.reported(
+        Reporting(failing_after=3, build=build), attempted, folded, {1: ("evt_1", "x")}, NOW)
+    assert [e.type for e in new] == stored
+    assert [n.type for n in recorded.notices] == [operational.FAILING]
+    assert recorded.due == due and recorded.disabled == {}

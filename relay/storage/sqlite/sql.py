@@ -30,7 +30,6 @@ from relay.types import (
     FINISHED,
     IN_LINE,
     UNFINISHED,
-    AttemptResult,
     Claimed,
     ClockShift,
     DeliveryRow,
@@ -166,10 +165,8 @@ def claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
-def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
-    results: list[AttemptResult] = [r for batch, _, _, _ in args for r in batch]
-    now = max(a[1] for a in args)
-    disable_after, reporting = args[-1][2], args[-1][3]
+def record(db: sqlite3.Connection, args: list[outcomes.RecordCall]) -> list[Any]:
+    results, now, disable_after, reporting = outcomes.merged(args)
     db.executemany(
         "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
         "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -220,12 +217,10 @@ def _emit(db: sqlite3.Connection, reporting: Reporting, attempted: outcomes.Atte
             "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
             f"WHERE d.id IN ({qmarks(len(chunk))})", chunk,
         ))
-    notices = outcomes.notices(reporting, attempted, folded, events)
-    new = reporting.build(notices, now) if notices else []
-    if not new:
-        return Recorded(folded.disabled, tuple(notices))
-    ingest(db, [new])
-    return Recorded(folded.disabled, tuple(notices), outcomes.due(new))
+    new, recorded = outcomes.reported(reporting, attempted, folded, events, now)
+    if new:
+        ingest(db, [new])
+    return recorded
 
 
 def renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
