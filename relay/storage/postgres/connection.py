@@ -98,6 +98,13 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def numbered(sql: str) -> str:
+    """`sql` with its `?` placeholders numbered $1, $2, ... in order: relay.storage.reads
+    writes `?` (SQL written for PostgreSQL uses $n and has no `?`)."""
+    first, *rest = sql.split("?")
+    return first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+
+
 def driver_error(what: str, exc: BaseException) -> RelayError:
     """A driver's error as the caller's: 422 when the database refused this operation's
     data (INPUT_ERRORS: input validation let through what it cannot store, so it is

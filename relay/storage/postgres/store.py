@@ -11,26 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-import asyncpg
-
 from relay.errors import StorageError
-from relay.storage import rules
-from relay.storage.base import (
-    ATTEMPT_COLS,
-    DELIVERY_COLS,
-    ENDPOINT_COLS,
-    SESSION_COLS,
-    Limits,
-    Observer,
-    Watcher,
-    attempt_row,
-    endpoint_row,
-    sql_in,
-)
+from relay.storage.base import Limits, Observer, Watcher, sql_in
 from relay.storage.groupcommit import MAX_QUEUE
 from relay.storage.postgres import sql as queries
 from relay.storage.postgres.cluster import Cluster
@@ -41,43 +27,25 @@ from relay.storage.postgres.connection import (
     WriteFn,
     Writer,
     fetch,
+    numbered,
     open_pool,
     redact,
 )
+from relay.storage.reads import SharedReads
 from relay.storage.writes import QueuedWrites
 from relay.types import (
-    IN_LINE,
     UNFINISHED,
     AttemptResult,
-    AttemptRow,
     Claimed,
-    DeliveryRow,
-    EndpointRow,
-    EventRow,
     FailedAttempt,
     MinuteOutcomes,
     NodeRow,
     Recorded,
     Reporting,
-    SessionRow,
-    State,
-)
-
-_EVENT_SELECT = (
-    "SELECT id, tenant, type, created_at, payload, "
-    "(SELECT count(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
 )
 
 
-def _where(*conditions: tuple[str, Any]) -> tuple[list[str], list[Any]]:
-    """The conditions whose value is given, their `?` numbered $1.. in order, and their
-    values."""
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return ([sql.replace("?", f"${n}") for n, (sql, _) in enumerate(used, 1)],
-            [value for _, value in used])
-
-
-class PostgresStore(QueuedWrites):
+class PostgresStore(QueuedWrites, SharedReads):
     """The Store contract (relay.storage.base) on a PostgreSQL database at `url`. `clock`
     (the wall clock) and `monotonic` are the heartbeat's (cluster.py)."""
 
@@ -152,10 +120,10 @@ class PostgresStore(QueuedWrites):
         return await self._writer.submit(fn, arg, durable=durable and self._durable,
                                          single=single)
 
-    async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
-        return await fetch(self._live_pool(), self._timeout, sql, *params)
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await fetch(self._live_pool(), self._timeout, numbered(sql), *params)
 
-    # --- ingest and delivery ------------------------------------------------------------
+    # --- delivery --------------------------------------------------------------------
 
     async def claim(
         self, wanted: dict[str, int], now: float, lease_until: float,
@@ -192,150 +160,45 @@ class PostgresStore(QueuedWrites):
         count: int = await self._submit(queries.reclaim, now)
         return count
 
-    # --- endpoints ----------------------------------------------------------------------
+    async def purge(self, before: float, limit: int) -> int:
+        count: int = await self._submit(queries.purge, (before, limit))
+        return count
 
-    async def list_endpoints(
-        self, tenant: str | None = None, *, after: str | None = None,
-        limit: int | None = None,
-    ) -> list[EndpointRow]:
-        where, params = _where(
-            ("tenant = ?", tenant),
-            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
-        )
-        sql = (f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
-               + "".join(f" AND {w}" for w in where) + " ORDER BY created_at, id")
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [endpoint_row(row) for row in await self._read(sql, *params)]
-
-    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
-        rows = await self._read(
-            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
-            endpoint_id,
-        )
-        return endpoint_row(rows[0]) if rows else None
+    # --- reads (the others: relay.storage.reads) -------------------------------------
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint."""
         counts = dict.fromkeys(endpoint_ids, 0)
-        rows = await self._read(
+        rows = await self._query(
             f"SELECT endpoint_id, count(*) FROM deliveries WHERE state IN {sql_in(UNFINISHED)} "
             "AND endpoint_id = ANY($1::text[]) "
             "GROUP BY endpoint_id",
-            endpoint_ids,
+            (endpoint_ids,),
         )
         for endpoint_id, n in rows:
             counts[endpoint_id] += n
         return counts
 
-    # --- housekeeping and reads ---------------------------------------------------------
-
-    async def purge(self, before: float, limit: int) -> int:
-        count: int = await self._submit(queries.purge, (before, limit))
-        return count
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")
-        return {state: n for state, n in rows}
-
-    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
-        rows = await self._read(
-            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id",
-            event_id,
-        )
-        return [DeliveryRow(*row) for row in rows]
-
-    async def list_deliveries(
-        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
-        limit: int = 50,
-    ) -> list[DeliveryRow]:
-        where, params = _where(
-            ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
-        )
-        rows = await self._read(
-            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {' AND '.join(where)} "
-            f"ORDER BY id DESC LIMIT {int(limit)}",
-            *params,
-        )
-        return [DeliveryRow(*row) for row in rows]
-
-    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
-        cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
-        rows = await self._read(
-            f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
-            "WHERE d.id = $1 AND e.tenant = $2",
-            delivery_id, tenant,
-        )
-        return DeliveryRow(*rows[0]) if rows else None
-
-    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
-        """Per ordered endpoint: the deliveries waiting behind a head that has failed; 0
-        while the head is on its first attempt, or there is none (as on SQLite)."""
-        counts = dict.fromkeys(endpoint_ids, 0)
-        for endpoint_id in endpoint_ids:
-            head = await self._read(
-                "SELECT id, state, attempts FROM deliveries WHERE endpoint_id = $1 "
-                f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1", endpoint_id)
-            if not head or not rules.blocks(head[0][1], head[0][2]):
-                continue
-            counts[endpoint_id] = int(await self._live_pool().fetchval(
-                "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND id > $2 "
-                f"AND state IN {sql_in(UNFINISHED)}", endpoint_id, head[0][0]))
-        return counts
-
-    async def list_events(
-        self, tenant: str, *, type: str | None = None, before: str | None = None,
-        since: float | None = None, until: float | None = None, limit: int = 50,
-    ) -> list[EventRow]:
-        """A page of a tenant's events as relay.storage.rules.event_page says."""
-        page = rules.event_page(tenant, type, before, since, until)
-        where, params = _where(*page.conditions)
-        rows = await self._read(
-            f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY {page.order} "
-            f"LIMIT {int(limit)}",
-            *params,
-        )
-        return [EventRow(*row) for row in rows]
-
-    async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
-        rows = await self._read(f"{_EVENT_SELECT} WHERE id = $1 AND tenant = $2",
-                                event_id, tenant)
-        return EventRow(*rows[0]) if rows else None
-
     async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
         """Attempts started since `since`, counted per minute and outcome, oldest first;
         minutes without attempts are left out."""
-        rows = await self._read(
+        rows = await self._query(
             "SELECT floor(started_at / 60) * 60 AS minute, "
             "count(*) FILTER (WHERE status BETWEEN 200 AND 299), "
             "count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299) "
             "FROM attempts WHERE started_at >= $1 GROUP BY minute ORDER BY minute",
-            since,
+            (since,),
         )
         return [MinuteOutcomes(float(m), int(ok), int(bad)) for m, ok, bad in rows]
 
     async def recent_failures(self, since: float, limit: int) -> list[FailedAttempt]:
         """The latest attempts since `since` that did not succeed, newest first."""
-        rows = await self._read(
+        rows = await self._query(
             "SELECT a.delivery_id, d.endpoint_id, e.tenant, a.started_at, a.status, a.error "
             "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
             "JOIN events e ON e.id = d.event_id WHERE a.started_at >= $1 AND "
             "(a.status IS NULL OR a.status NOT BETWEEN 200 AND 299) "
             f"ORDER BY a.id DESC LIMIT {int(limit)}",
-            since,
+            (since,),
         )
         return [FailedAttempt(*row) for row in rows]
-
-    # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def get_session(self, session_id: str) -> SessionRow | None:
-        rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = $1",
-                                session_id)
-        return SessionRow(*rows[0]) if rows else None
-
-    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
-        rows = await self._read(
-            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = $1 ORDER BY id",
-            delivery_id,
-        )
-        return [attempt_row(r) for r in rows]
