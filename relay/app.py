@@ -23,7 +23,7 @@ import orjson
 
 from relay import config as cfgmod
 from relay import logs, sessions
-from relay.delivery import opsevents
+from relay.delivery import operational
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
 from relay.delivery.matching import type_matches
 from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
@@ -44,7 +44,7 @@ from relay.types import (
     NewEndpoint,
     NewEvent,
     Notice,
-    Ops,
+    Reporting,
 )
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
@@ -100,7 +100,8 @@ class Relay:
         self.clock = clock
         self._watch = watch
         self.metrics = Metrics()
-        self.store = create_store(loaded.config.storage, observer=self.metrics)
+        self.store = create_store(loaded.config.storage, observer=self.metrics, clock=clock,
+                                  monotonic=monotonic)
         self.sender = Sender(user_agent=USER_AGENT,
                              max_connections=loaded.config.delivery.concurrency)
         self.scheduler = Scheduler(
@@ -108,7 +109,7 @@ class Relay:
             concurrency=loaded.config.delivery.concurrency,
             disable_after=lambda: self.config.delivery.disable_after,
             on_disabled=self._endpoints_disabled, clock=clock, monotonic=monotonic,
-            ops=lambda: Ops(self.config.operator.failing_after, self._ops_events),
+            ops=lambda: Reporting(self.config.operator.failing_after, self._ops_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
         self.started = False
@@ -314,7 +315,7 @@ class Relay:
         )
         await self.refresh_endpoints()
         log("endpoint_created", endpoint=row.id, tenant=tenant)
-        await self._emit(Notice(opsevents.CREATED, row.id, row.tenant, {}))
+        await self._emit(Notice(operational.CREATED, row.id, row.tenant, {}))
         return row
 
     async def change_endpoint(self, endpoint_id: str, changes: dict[str, Any]) -> EndpointRow:
@@ -331,11 +332,11 @@ class Relay:
             changed = sorted(spec | {k for k in ("name", "is_active", "is_paused")
                                      if getattr(old, k) != getattr(row, k)})
             if changed:
-                await self._emit(Notice(opsevents.UPDATED, row.id, row.tenant,
+                await self._emit(Notice(operational.UPDATED, row.id, row.tenant,
                                         {"changed": changed}))
             if old.is_active and not row.is_active:
-                await self._emit(Notice(opsevents.DISABLED, row.id, row.tenant, {
-                    "reason": opsevents.API, "detail": row.disable_reason}))
+                await self._emit(Notice(operational.DISABLED, row.id, row.tenant, {
+                    "reason": operational.API, "detail": row.disable_reason}))
         return row
 
     async def rotate_secret(self, endpoint_id: str, grace: float) -> EndpointRow:
@@ -354,7 +355,7 @@ class Relay:
         await self.refresh_endpoints()
         log("endpoint_deleted", endpoint=endpoint_id, cancelled=cancelled or None)
         if row is not None:
-            await self._emit(Notice(opsevents.DELETED, row.id, row.tenant,
+            await self._emit(Notice(operational.DELETED, row.id, row.tenant,
                                     {"cancelled": cancelled}), about=row)
         return cancelled
 

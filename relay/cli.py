@@ -270,7 +270,7 @@ def backup_command(path: str, force: bool, config_path: str | None) -> None:
 def migrate_storage(target: str, source: str | None, config_path: str | None) -> None:
     """Copy the SQLite database (endpoints with secrets, events, deliveries, attempts)
     into an empty PostgreSQL database. Stop relay serve first."""
-    from relay.storage.migrate import copy_to_postgres, count_rows
+    from relay.storage.copy import copy_to_postgres, count_rows
 
     path = Path(source or _load(config_path).config.storage.path)
     totals = count_rows(path)

@@ -23,7 +23,7 @@ from relay.app import Relay
 from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
-from relay.delivery import health, opsevents
+from relay.delivery import health, operational
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
     PATCH_SPEC_FIELDS,
@@ -353,7 +353,7 @@ class Operations:
                     for t in self.relay.config.event_types]
         return declared + [
             EventType(name=name, description=description, sample=sample, schema=None)
-            for name, (description, sample) in opsevents.TYPES.items()]
+            for name, (description, sample) in operational.TYPES.items()]
 
     def sample(self, name: str) -> Sample:
         for event_type in self.event_types():

@@ -311,7 +311,7 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Ops:
+class Reporting:
     """What `record` needs to emit operational events in its own transaction: the
     streak length reported as failing, and how notices become events (matched against
     the endpoints in memory: called on the store's writer, so it must only read)."""

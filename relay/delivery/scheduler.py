@@ -48,7 +48,7 @@ from relay.ids import delivery_ref
 from relay.logs import log, log_lines
 from relay.metrics import Metrics
 from relay.storage.base import Queue
-from relay.types import AttemptResult, Claimed, Ops, Recorded
+from relay.types import AttemptResult, Claimed, Recorded, Reporting
 
 _LEASE_MARGIN = 10.0  # seconds beyond the timeout before a lease counts as expired
 _RENEW_EVERY = 2.0  # seconds between renewals of the leases this process holds
@@ -126,7 +126,7 @@ class Scheduler:
         on_disabled: Callable[[dict[str, str]], None],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        ops: Callable[[], Ops] | None = None,
+        ops: Callable[[], Reporting] | None = None,
     ) -> None:
         self._store = store
         self._sender = sender

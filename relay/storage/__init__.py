@@ -7,7 +7,8 @@ imports a backend.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from relay.config import StorageConfig
@@ -16,16 +17,20 @@ from relay.storage.base import Observer, Store
 
 
 def create_store(config: StorageConfig, env: Mapping[str, str] | None = None, *,
-                 exclusive: bool = True, observer: Observer | None = None) -> Store:
+                 exclusive: bool = True, observer: Observer | None = None,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> Store:
     """The store `config` names, not yet opened: PostgreSQL when it gives `url` or
     `url_env`, else SQLite at `path`. `exclusive=False` opens a SQLite database another
     process holds (read-mostly CLI commands); PostgreSQL is always shared. `observer`
-    receives the commit (and SQLite checkpoint) times /metrics shows."""
+    receives the commit (and SQLite checkpoint) times /metrics shows; `clock` (the wall
+    clock) and `monotonic` are those of PostgreSQL's heartbeat, the caller's own."""
     url = config.database_url(os.environ if env is None else env)
     if url is not None:
         from relay.storage.postgres import PostgresStore
 
-        return PostgresStore(url, sync=config.sync, observer=observer, timeout=config.timeout)
+        return PostgresStore(url, sync=config.sync, observer=observer, timeout=config.timeout,
+                             clock=clock, monotonic=monotonic)
     from relay.storage.sqlite import SQLiteStore
 
     return SQLiteStore(config.path, lock=exclusive, sync=config.sync, observer=observer,

@@ -32,8 +32,8 @@ from relay.types import (
     NewEndpoint,
     NewEvent,
     NodeRow,
-    Ops,
     Recorded,
+    Reporting,
     Row,
     SessionRow,
     State,
@@ -179,10 +179,10 @@ class Queue(Protocol):
 
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
-        ops: Ops | None = None,
+        reporting: Reporting | None = None,
     ) -> Recorded:
         """Store attempts and the deliveries' next states, fold endpoint health, disable
-        endpoints that answered 410 or failed for `disable_after`; with `ops`, the
+        endpoints that answered 410 or failed for `disable_after`; with `reporting`, the
         operational events this causes go in the same transaction."""
 
     async def unclaim(self, delivery_ids: list[int], now: float) -> int:

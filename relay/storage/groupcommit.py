@@ -1,4 +1,4 @@
-"""What both backends' group commit shares (sqlite/connection.py and
+"""What both backends' group commit shares (sqlite/writer.py and
 postgres/connection.py each say how theirs runs): its bounds, a queued write, and how a
 caller is answered.
 """

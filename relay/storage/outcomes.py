@@ -2,25 +2,34 @@
 
 `record` on either backend reads the attempted endpoints' health (`HEALTH_COLS`), `fold`s
 the attempts into it and writes the health it returns (holding the pending deliveries of
-the endpoints it disabled); with `Ops`, it reads the events of the deliveries `lookups`
-names and stores the operational events that `notices` become, in the same transaction.
-relay.delivery.health and relay.delivery.opsevents make the decisions; this module joins
+the endpoints it disabled); with `Reporting`, it reads the events of the deliveries
+`lookups` names and stores the operational events that `notices` become, in the same transaction.
+relay.delivery.health and relay.delivery.operational make the decisions; this module joins
 them to the rows, so that both backends call them alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from relay.delivery import health, opsevents
-from relay.types import AttemptResult, NewEvent, Notice, Ops, Row
+from relay.delivery import health, operational
+from relay.types import AttemptResult, NewEvent, Notice, Recorded, Reporting, Row
 
 # The endpoint columns `fold` reads, in this order.
 HEALTH_COLS = ("id, is_active, disable_reason, consecutive_failures, failing_since, "
                "last_delivery_at, last_delivery_status, tenant")
 
 Attempted = dict[str, list[AttemptResult]]  # endpoint id -> its attempts, oldest first
+# One Store.record call's arguments: results, now, disable_after, reporting.
+RecordCall = tuple[list[AttemptResult], float, float, Reporting | None]
+
+
+def merged(calls: Sequence[RecordCall]) -> RecordCall:
+    """Record calls committed together, as one: every result, the latest `now`, and the
+    last call's `disable_after` and `reporting` (the config of the latest reload)."""
+    return ([r for results, _, _, _ in calls for r in results], max(c[1] for c in calls),
+            calls[-1][2], calls[-1][3])
 
 
 def by_endpoint(results: Iterable[AttemptResult]) -> Attempted:
@@ -59,15 +68,15 @@ def fold(rows: Iterable[Row], attempted: Attempted, now: float,
     return Fold(after, disabled, streaks)
 
 
-def lookups(ops: Ops, attempted: Attempted, folded: Fold) -> list[int]:
+def lookups(reporting: Reporting, attempted: Attempted, folded: Fold) -> list[int]:
     """The deliveries whose events `notices` needs (none for the usual outcome)."""
     return [delivery_id for eid, attempts in attempted.items() if eid in folded.streaks
-            for delivery_id in opsevents.lookups(
-                folded.streaks[eid][1], attempts, failing_after=ops.failing_after,
+            for delivery_id in operational.lookups(
+                folded.streaks[eid][1], attempts, failing_after=reporting.failing_after,
                 disabled=folded.disabled.get(eid))]
 
 
-def notices(ops: Ops, attempted: Attempted, folded: Fold,
+def notices(reporting: Reporting, attempted: Attempted, folded: Fold,
             events: Mapping[int, tuple[str, str]]) -> list[Notice]:
     """The operational notices these outcomes cause, given `events`: delivery id ->
     (event id, event type) for the deliveries `lookups` named."""
@@ -77,8 +86,8 @@ def notices(ops: Ops, attempted: Attempted, folded: Fold,
             continue
         tenant, streak = folded.streaks[eid]
         reason = folded.disabled.get(eid)
-        out += opsevents.from_attempts(
-            eid, tenant, streak, attempts, failing_after=ops.failing_after,
+        out += operational.from_attempts(
+            eid, tenant, streak, attempts, failing_after=reporting.failing_after,
             disabled=reason, disabled_code=disable_code(reason),
             event_of=lambda delivery_id: events.get(delivery_id, ("", "")),
         )
@@ -89,7 +98,17 @@ def disable_code(reason: str | None) -> str | None:
     """The `reason` a relay.endpoint.disabled event gives for health's disable reason."""
     if reason is None:
         return None
-    return opsevents.GONE if reason == health.GONE else opsevents.DISABLE_AFTER
+    return operational.GONE if reason == health.GONE else operational.DISABLE_AFTER
+
+
+def reported(reporting: Reporting, attempted: Attempted, folded: Fold,
+             events: Mapping[int, tuple[str, str]], now: float
+             ) -> tuple[list[NewEvent], Recorded]:
+    """The operational events to store for the `notices` these outcomes cause (none when
+    no endpoint subscribes: `reporting.build` matches them), and what record answers."""
+    caused = notices(reporting, attempted, folded, events)
+    new = reporting.build(caused, now) if caused else []
+    return new, Recorded(folded.disabled, tuple(caused), due(new))
 
 
 def due(new: Iterable[NewEvent]) -> frozenset[str]:

@@ -157,6 +157,18 @@ def config_sync(endpoints: list[ConfigEndpoint],
 Condition = tuple[str, Any]  # SQL with one `?` for its value; applies when that is not None
 
 
+def endpoint_page(tenant: str | None, after: str | None) -> list[Condition]:
+    """Live endpoints (of `tenant`) after the endpoint `after` in creation order."""
+    return [("tenant = ?", tenant),
+            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after)]
+
+
+def delivery_page(endpoint_id: str, state: State | None, before: int | None
+                  ) -> list[Condition]:
+    """An endpoint's deliveries (in `state`) below the id `before`, newest first."""
+    return [("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before)]
+
+
 @dataclass(frozen=True, slots=True)
 class EventPage:
     """How to read a page of a tenant's events: its conditions and its order."""

@@ -1,9 +1,9 @@
 """The Store's writes that both backends queue alike.
 
-Each is the backend's named operation of the same name (its ops.py), submitted to its
+Each is the backend's named operation of the same name (its sql.py), submitted to its
 group commit (relay.storage.groupcommit) and answered after the commit; the rules they
 apply are in relay.storage.rules and relay.storage.outcomes. A backend subclasses
-`QueuedWrites`, names its ops module and says how it submits; what differs (claim,
+`QueuedWrites`, names its sql module and says how it submits; what differs (claim,
 record, recovery, purge) it writes itself.
 """
 
@@ -34,7 +34,7 @@ class QueuedWrites(ABC):
     """The writes of the Store contract (relay.storage.base.Store) that both backends
     share, over the backend's `_queries` module and `_submit`."""
 
-    _queries: ClassVar[ModuleType]  # the backend's named operations (ops.py)
+    _queries: ClassVar[ModuleType]  # the backend's named operations (sql.py)
 
     @abstractmethod
     async def _submit(self, fn: Any, arg: Any, *, durable: bool = False,

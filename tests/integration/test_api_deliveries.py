@@ -9,7 +9,7 @@ from typing import Any
 
 from relay import config as cfgmod
 from relay.app import timestamp
-from relay.delivery import opsevents
+from relay.delivery import operational
 from tests.helpers import (
     ACME,
     ADMIN,
@@ -192,7 +192,7 @@ async def test_event_types_and_samples(make_config: Callable[..., cfgmod.Loaded]
         assert listed["data"][0] == {"name": "lead.qualified", "description": "A lead qualified.",
                                      "sample": SAMPLE, "schema": None}
         assert [t["name"] for t in listed["data"]] == ["lead.qualified", "lead.lost",
-                                                       "billing.paid", *opsevents.TYPES]
+                                                       "billing.paid", *operational.TYPES]
         sample = (await r.client.get("/v1/event-types/lead.qualified/sample")).json()
         assert sample == {"type": "lead.qualified", "data": SAMPLE}
         assert_error(await r.client.get("/v1/event-types/nope/sample"), 404, "not_found")

@@ -3,8 +3,9 @@ database): the store operation that moves stored times, and relay itself, in-pro
 with an injected wall clock stepped back and forward against the real monotonic clock,
 delivering to a real loopback receiver.
 
-The injected clocks run ahead of the real one: PostgreSQL's heartbeat returns leases that
-expired by the real clock, so every lease written here must lie ahead of it."""
+The store test's leases lie ahead of the real clock (NOW): a store's PostgreSQL heartbeat
+reads the real clock and returns the leases that expired by it. relay itself gives the
+heartbeat its injected wall clock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +20,6 @@ import pytest
 from relay import config as cfgmod
 from relay.delivery import clocksteps
 from relay.storage.base import Store
-from relay.storage.postgres import store as pgstore
 from tests.helpers import NOW, event, result
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
@@ -208,14 +207,13 @@ async def test_housekeeping_right_after_a_forward_step_takes_no_live_lease(
 
 @pytest.mark.postgres  # makes its own database
 async def test_the_postgres_heartbeat_takes_no_live_lease_after_a_forward_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """PostgreSQL's heartbeat returns expired leases every half second by the wall clock:
     right after a step forward it must not take this process's own delivery, still being
-    sent, back to the queue. (The heartbeat reads the time module: its wall clock is
-    stepped here, the rest of the process keeps the real one.)"""
+    sent, back to the queue. (The heartbeat reads relay's injected wall clock, stepped
+    here.)"""
     clock = SteppedClock(HOUR)
-    monkeypatch.setattr(pgstore, "time", SimpleNamespace(time=clock, monotonic=time.monotonic))
     async with Receiver() as rx, relay_on(
             "postgres", tmp_path, clock, endpoints=[{"id": "e", "url": f"{rx.url}/slow/2"}],
             delivery={"timeout": "10s"}) as r:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay import config as cfgmod
-from relay.storage.sqlite import SQLiteStore, Sync
-from relay.storage.sqlite import connection as sqlite_connection
+from relay.storage.sqlite import SQLiteStore, Sync, checkpoint
 from relay.types import NewEvent
 from tests.serving import eventually, running
 
@@ -98,7 +97,7 @@ async def test_a_large_wal_is_copied_under_steady_writes_and_starts_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     limit = 256 << 10
-    monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", limit)
+    monkeypatch.setattr(checkpoint, "_WAL_CHECKPOINT_BYTES", limit)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()
@@ -121,7 +120,7 @@ async def test_a_wal_that_cannot_start_over_gets_a_restart_checkpoint(
     WAL; past the restart size (four times the checkpoint size) the writer runs RESTART
     between two transactions, which succeeds once the reader is gone, and the WAL starts
     over."""
-    monkeypatch.setattr(sqlite_connection, "_WAL_CHECKPOINT_BYTES", 64 << 10)
+    monkeypatch.setattr(checkpoint, "_WAL_CHECKPOINT_BYTES", 64 << 10)
     seen = Seen()
     store = SQLiteStore(tmp_path / "relay.db", sync="normal", observer=seen)
     await store.open()

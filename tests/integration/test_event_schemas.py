@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from relay import config as cfgmod
-from relay.delivery import opsevents
+from relay.delivery import operational
 from tests.helpers import assert_error
 from tests.receiver import Receiver
 from tests.serving import eventually, running
@@ -103,7 +103,7 @@ async def test_event_types_list_their_schemas(
         listed = (await r.client.get("/v1/event-types")).json()
         assert [(t["name"], t["schema"]) for t in listed["data"]] == [
             ("lead.qualified", LEAD), ("lead.lost", None), ("billing.paid", file_schema),
-            *((name, None) for name in opsevents.TYPES)]
+            *((name, None) for name in operational.TYPES)]
         assert (await r.send("billing.paid", {"amount": 1.5})).status_code == 422
         assert (await r.send("billing.paid", {"amount": 2})).status_code == 202
 

@@ -17,9 +17,11 @@ import pytest
 
 from relay.errors import Conflict, StorageError
 from relay.storage.base import Store
-from relay.storage.sqlite import SQLiteStore, ops
-from relay.storage.sqlite.connection import connect, statements
-from relay.types import ConfigEndpoint, EndpointSpec, NewEndpoint, NewEvent, Notice, Ops
+from relay.storage.sqlite import SQLiteStore
+from relay.storage.sqlite import sql as queries
+from relay.storage.sqlite.connection import connect
+from relay.storage.sqlite.schema import statements
+from relay.types import ConfigEndpoint, EndpointSpec, NewEndpoint, NewEvent, Notice, Reporting
 from tests.helpers import NOW, event, result, with_endpoints
 
 
@@ -212,10 +214,10 @@ def test_an_ingest_past_one_statement_is_stored_all_or_none(tmp_path: Path) -> N
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 18)  # 9 per event
     stored = "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM deliveries)"
     with pytest.raises(sqlite3.IntegrityError):  # the last repeats the first's id
-        ops.ingest(db, [[event(i) for i in range(5)] + [event(0)]])
+        queries.ingest(db, [[event(i) for i in range(5)] + [event(0)]])
     assert db.execute(stored).fetchone() == (0, 0)
     assert not db.in_transaction
-    ops.ingest(db, [[event(i) for i in range(5)]])
+    queries.ingest(db, [[event(i) for i in range(5)]])
     assert db.execute(stored).fetchone() == (5, 10)
     # Deliveries follow their events: ids in event order, then endpoint order.
     rows = db.execute("SELECT event_id, endpoint_id FROM deliveries ORDER BY id").fetchall()
@@ -402,7 +404,7 @@ async def test_record_stores_the_operational_events_it_causes(store: Store) -> N
                 for i, n in enumerate(notices)]
 
     recorded = await store.record([result(claimed.id, "a", 1, "failed")], NOW, 3600,
-                                  Ops(failing_after=5, build=build))
+                                  Reporting(failing_after=5, build=build))
     assert [n.type for n in recorded.notices] == ["relay.delivery.exhausted"]
     assert recorded.due == frozenset({"b"})
     [stored] = [e for e in await store.list_events("default") if e.id == "evt_ops0"]

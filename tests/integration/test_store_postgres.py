@@ -14,7 +14,8 @@ import pytest
 
 from relay.errors import StorageError, TooManyRequests
 from relay.storage.base import Watcher
-from relay.storage.postgres import PostgresStore, ops
+from relay.storage.postgres import PostgresStore
+from relay.storage.postgres import sql as queries
 from relay.storage.postgres.connection import SCHEMA_VERSION
 from relay.types import ConfigEndpoint, EndpointSpec, NewEndpoint
 from tests.helpers import ENDPOINTS, NOW, event, result
@@ -246,7 +247,7 @@ async def test_fifo_claim_reads_the_head_not_the_history(
             await con.execute(setting)
         plans: list[str] = []
         con.add_log_listener(lambda _con, message: plans.append(str(message)))
-        [(claimed, _)] = await ops.claim(con, [ops.ClaimArgs(
+        [(claimed, _)] = await queries.claim(con, [queries.ClaimArgs(
             {"a": 1}, NOW, NOW + 30, {}, ordered=frozenset({"a"}))])
     finally:
         await con.close()

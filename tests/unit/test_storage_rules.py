@@ -10,6 +10,8 @@ import pytest
 from relay.errors import Conflict, TooManyRequests
 from relay.storage import rules
 from relay.storage.base import INTERRUPTED, attempt_row, endpoint_row, migrations, sql_in
+from relay.storage.postgres.connection import numbered
+from relay.storage.reads import where
 from relay.types import (
     FINISHED,
     IN_LINE,
@@ -265,3 +267,30 @@ def test_a_page_of_events(bounds: tuple[Any, Any, Any, Any], used: list[str],
     assert [sql for sql, value in page.conditions if value is not None] == used
     assert all(sql.count("?") == 1 for sql, _ in page.conditions)
     assert page.order == order
+
+
+@pytest.mark.parametrize(
+    ("conditions", "always", "sql", "values"),
+    [
+        ([("a = ?", 1), ("b = ?", None), ("c < ?", 3)], (), "a = ? AND c < ?", [1, 3]),
+        ([("a = ?", None)], ("deleted_at IS NULL",), "deleted_at IS NULL", []),
+        (rules.delivery_page("ep", None, 9), (), "endpoint_id = ? AND id < ?", ["ep", 9]),
+        (rules.endpoint_page("acme", None), ("deleted_at IS NULL",),
+         "deleted_at IS NULL AND tenant = ?", ["acme"]),
+    ],
+)
+def test_a_lists_optional_filters(conditions: list[rules.Condition], always: tuple[str, ...],
+                                  sql: str, values: list[Any]) -> None:
+    assert where(conditions, *always) == (sql, values)
+
+
+@pytest.mark.parametrize(
+    ("written", "postgres"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("a = ? AND b IN (SELECT x FROM t WHERE y = ?) LIMIT 5",
+         "a = $1 AND b IN (SELECT x FROM t WHERE y = $2) LIMIT 5"),
+    ],
+)
+def test_the_shared_reads_placeholders_on_postgresql(written: str, postgres: str) -> None:
+    assert numbered(written) == postgres

@@ -1,7 +1,8 @@
 """The PostgreSQL backend: several relay processes sharing one database (SPEC section 7).
 
-connection.py: the pool, migrations, driver errors, group commit; ops.py: the write
-operations and their SQL; store.py: the Store contract, heartbeat and wake-ups.
+connection.py: the pool, migrations, driver errors, group commit; sql.py: the write
+operations and their SQL; store.py: the Store contract and the reads; cluster.py: the
+heartbeat, wake-ups and `nodes`.
 """
 
 from relay.storage.postgres.store import PostgresStore

@@ -98,6 +98,13 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def numbered(sql: str) -> str:
+    """`sql` with its `?` placeholders numbered $1, $2, ... in order: relay.storage.reads
+    writes `?` (SQL written for PostgreSQL uses $n and has no `?`)."""
+    first, *rest = sql.split("?")
+    return first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+
+
 def driver_error(what: str, exc: BaseException) -> RelayError:
     """A driver's error as the caller's: 422 when the database refused this operation's
     data (INPUT_ERRORS: input validation let through what it cannot store, so it is
@@ -127,6 +134,24 @@ async def acquire(pool: Pool, timeout: float) -> AsyncIterator[Connection]:
         except _BROKEN:
             con.terminate()
             raise
+
+
+async def fetch(pool: Pool, timeout: float, sql: str, *params: Any) -> list[asyncpg.Record]:
+    """The rows of a read on a pooled connection; a driver's error as the caller's."""
+    try:
+        async with acquire(pool, timeout) as con:
+            return list(await con.fetch(sql, *params))
+    except DRIVER_ERRORS as exc:
+        raise driver_error("database read", exc) from exc
+
+
+async def execute(pool: Pool, timeout: float, sql: str, *params: Any) -> None:
+    """A statement outside the writer's queue (its own commit); errors as `fetch`'s."""
+    try:
+        async with acquire(pool, timeout) as con:
+            await con.execute(sql, *params)
+    except DRIVER_ERRORS as exc:
+        raise driver_error("database write", exc) from exc
 
 
 async def open_pool(url: str, name: str, timeout: float) -> Pool:

@@ -1,7 +1,7 @@
 """The SQLite store: the Store contract on one file, for one relay process.
 
-Writes go through the writer thread's group commit (connection.Writer), as the named
-operations of ops.py; reads through aiosqlite on a second, read-only connection (one
+Writes go through the writer thread's group commit (writer.Writer), as the named
+operations of sql.py; reads through aiosqlite on a second, read-only connection (one
 query, one hop), which WAL lets run beside the writer.
 
 Crash safety: a kill -9 at any point leaves either the committed state or the previous
@@ -26,60 +26,36 @@ import aiosqlite
 
 from relay.errors import StorageError
 from relay.logs import log
-from relay.storage import rules
-from relay.storage.base import (
-    ATTEMPT_COLS,
-    DELIVERY_COLS,
-    ENDPOINT_COLS,
-    SESSION_COLS,
-    Limits,
-    Observer,
-    Watcher,
-    attempt_row,
-    endpoint_row,
-    sql_in,
-)
+from relay.storage.base import Limits, Observer, Watcher
 from relay.storage.groupcommit import MAX_QUEUE
-from relay.storage.sqlite import ops as queries
-from relay.storage.sqlite.connection import Sync, WriteFn, Writer, take_lock
+from relay.storage.reads import SharedReads
+from relay.storage.sqlite import sql as queries
+from relay.storage.sqlite.connection import take_lock
+from relay.storage.sqlite.writer import Sync, WriteFn, Writer
 from relay.storage.writes import QueuedWrites
 from relay.types import (
-    UNFINISHED,
     AttemptResult,
-    AttemptRow,
     Claimed,
-    DeliveryRow,
-    EndpointRow,
-    EventRow,
     FailedAttempt,
     MinuteOutcomes,
     NodeRow,
-    Ops,
     Recorded,
-    SessionRow,
-    State,
+    Reporting,
 )
 
 _RECORD_RETRY_FOR = 10.0  # seconds an outcome's record is retried while writes fail
 
 
-def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
-    """The AND of the `(sql, value)` conditions whose value is given (not None), and their
-    parameters: the optional filters of the list queries."""
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(sql for sql, _ in used), [value for _, value in used]
-
-
-_EVENT_SELECT = (
-    "SELECT id, tenant, type, created_at, payload, "
-    "(SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
-)
-
-
-class SQLiteStore(QueuedWrites):
+class SQLiteStore(QueuedWrites, SharedReads):
     """The Store contract (relay.storage.base) on one SQLite file."""
 
     _queries: ClassVar[ModuleType] = queries
+    # A page of events bounded in time is read in (created_at, seq) order along
+    # events_created: left to itself SQLite walks events_tenant and sorts every match
+    # (140-420 ms for 100,000 events; this way 0.02-0.2 ms), so no index is added to the
+    # ingest path. Its cost is the events in the range that are another tenant's or
+    # type's: a range holding none of this tenant's reads the whole range.
+    _TIMED_EVENTS_INDEX: ClassVar[str] = " INDEXED BY events_created"
 
     def __init__(self, path: str | Path, *, lock: bool = True, sync: Sync = "full",
                  observer: Observer | None = None, min_free_space: int = 0) -> None:
@@ -183,10 +159,10 @@ class SQLiteStore(QueuedWrites):
 
     async def record(
         self, results: list[AttemptResult], now: float, disable_after: float,
-        ops: Ops | None = None,
+        reporting: Reporting | None = None,
     ) -> Recorded:
         """Record attempts and the deliveries' next states, update endpoint health,
-        disable endpoints that answered 410 or failed for `disable_after`; with `ops`,
+        disable endpoints that answered 410 or failed for `disable_after`; with `reporting`,
         store the operational events this causes in the same transaction.
 
         Failed for the database (a full disk), it is tried again for up to
@@ -198,7 +174,7 @@ class SQLiteStore(QueuedWrites):
         while True:
             try:
                 recorded: Recorded = await self._submit(
-                    queries.record, (results, now, disable_after, ops))
+                    queries.record, (results, now, disable_after, reporting))
             except StorageError:
                 if not self._writer.running() or time.monotonic() + delay > deadline:
                     raise
@@ -224,48 +200,14 @@ class SQLiteStore(QueuedWrites):
         count: int = await self._submit(queries.recover, (now, now))
         return count
 
-    # --- endpoints -------------------------------------------------------------------
+    async def purge(self, before: float, limit: int) -> int:
+        """Delete up to `limit` events older than `before` whose deliveries are all
+        finished, with their deliveries and attempts. Returns how many events. Its own
+        transaction: ingest commits never wait for a purge's work, only for its turn."""
+        count: int = await self._submit(queries.purge, (before, limit), alone=True)
+        return count
 
-    async def list_endpoints(
-        self, tenant: str | None = None, *, after: str | None = None,
-        limit: int | None = None,
-    ) -> list[EndpointRow]:
-        """Live endpoints in creation order (of `tenant`, after the endpoint `after`, at most
-        `limit`)."""
-        where, params = _where(
-            ("tenant = ?", tenant),
-            ("(created_at, id) > (SELECT created_at, id FROM endpoints WHERE id = ?)", after),
-        )
-        rows = await self._read(
-            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE deleted_at IS NULL"
-            f"{' AND ' + where if where else ''} ORDER BY created_at, id LIMIT ?",
-            (*params, -1 if limit is None else limit),  # SQLite's LIMIT -1: no limit
-        )
-        return [endpoint_row(row) for row in rows]
-
-    async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
-        rows = await self._read(
-            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE id = ? AND deleted_at IS NULL",
-            (endpoint_id,),
-        )
-        return endpoint_row(rows[0]) if rows else None
-
-    async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
-        """Per ordered endpoint: the deliveries waiting behind a head that has failed (it
-        waits for a retry or is being retried); 0 while the head is on its first attempt,
-        or there is none."""
-        counts = dict.fromkeys(endpoint_ids, 0)
-        for endpoint_id in endpoint_ids:
-            head = await self._read(queries.HEAD, (endpoint_id,))
-            if not head or not rules.blocks(head[0][1], head[0][3]):
-                continue
-            [(behind,)] = await self._read(
-                "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND id > ? "
-                f"AND state IN {sql_in(UNFINISHED)}",
-                (endpoint_id, head[0][0]),
-            )
-            counts[endpoint_id] = int(behind)
-        return counts
+    # --- reads (the others: relay.storage.reads) -------------------------------------
 
     async def pending_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Unfinished deliveries (pending, delivering, held) per endpoint; one query per
@@ -276,7 +218,7 @@ class SQLiteStore(QueuedWrites):
         rows: list[Any] = []
         for chunk in queries.chunks(endpoint_ids, queries.CHUNK // 2):
             marks = queries.qmarks(len(chunk))
-            rows += await self._read(
+            rows += await self._query(
                 f"SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY deliveries_due "
                 f"WHERE state = 'pending' AND endpoint_id IN ({marks}) GROUP BY endpoint_id "
                 f"UNION ALL SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY "
@@ -284,7 +226,7 @@ class SQLiteStore(QueuedWrites):
                 "GROUP BY endpoint_id",
                 (*chunk, *chunk),
             )
-        rows += await self._read(  # few: at most `concurrency` are in flight
+        rows += await self._query(  # few: at most `concurrency` are in flight
             "SELECT endpoint_id, COUNT(*) FROM deliveries INDEXED BY deliveries_inflight "
             "WHERE state = 'delivering' GROUP BY endpoint_id"
         )
@@ -293,96 +235,17 @@ class SQLiteStore(QueuedWrites):
                 counts[endpoint_id] += n
         return counts
 
-    # --- housekeeping and reads --------------------------------------------------------
-
-    async def purge(self, before: float, limit: int) -> int:
-        """Delete up to `limit` events older than `before` whose deliveries are all
-        finished, with their deliveries and attempts. Returns how many events. Its own
-        transaction: ingest commits never wait for a purge's work, only for its turn."""
-        count: int = await self._submit(queries.purge, (before, limit), alone=True)
-        return count
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-        return {state: n for state, n in rows}
-
-    async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
-        rows = await self._read(
-            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = ? ORDER BY id",
-            (event_id,),
-        )
-        return [DeliveryRow(*row) for row in rows]
-
-    async def list_deliveries(
-        self, endpoint_id: str, *, state: State | None = None, before: int | None = None,
-        limit: int = 50,
-    ) -> list[DeliveryRow]:
-        """An endpoint's deliveries, newest first, below the id `before`."""
-        where, params = _where(
-            ("endpoint_id = ?", endpoint_id), ("state = ?", state), ("id < ?", before),
-        )
-        rows = await self._read(
-            f"SELECT {DELIVERY_COLS} FROM deliveries WHERE {where} "
-            "ORDER BY id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [DeliveryRow(*row) for row in rows]
-
-    async def get_delivery(self, delivery_id: int, tenant: str) -> DeliveryRow | None:
-        """A delivery of one of `tenant`'s events (None for another tenant's)."""
-        cols = ", ".join(f"d.{c}" for c in DELIVERY_COLS.split(", "))
-        rows = await self._read(
-            f"SELECT {cols} FROM deliveries d JOIN events e ON e.id = d.event_id "
-            "WHERE d.id = ? AND e.tenant = ?",
-            (delivery_id, tenant),
-        )
-        return DeliveryRow(*rows[0]) if rows else None
-
-    async def list_events(
-        self, tenant: str, *, type: str | None = None, before: str | None = None,
-        since: float | None = None, until: float | None = None, limit: int = 50,
-    ) -> list[EventRow]:
-        """A page of a tenant's events as relay.storage.rules.event_page says: newest
-        first, after the event `before`; with `since` / `until`, those accepted in
-        [since, until).
-
-        With a time bound the order is (created_at, seq) and the read walks
-        events_created (INDEXED BY: left to itself SQLite walks events_tenant and sorts
-        every match, 140-420 ms for 100,000 events; this way 0.02-0.2 ms), so no index is
-        added to the ingest path. Its cost is the events in the range that are another
-        tenant's or type's: a range holding none of this tenant's reads the whole range."""
-        page = rules.event_page(tenant, type, before, since, until)
-        where, params = _where(*page.conditions)
-        indexed = " INDEXED BY events_created" if page.timed else ""
-        rows = await self._read(
-            f"{_EVENT_SELECT}{indexed} WHERE {where} ORDER BY {page.order} LIMIT ?",
-            (*params, limit),
-        )
-        return [EventRow(*row) for row in rows]
-
-    async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
-        rows = await self._read(f"{_EVENT_SELECT} WHERE id = ? AND tenant = ?",
-                                (event_id, tenant))
-        return EventRow(*rows[0]) if rows else None
-
-    async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
-        rows = await self._read(
-            f"SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ? ORDER BY id",
-            (delivery_id,),
-        )
-        return [attempt_row(r) for r in rows]
-
     async def _first_attempt_since(self, since: float) -> int | None:
         """The id of the first attempt started at or after `since`, by bisection over
         attempt ids (they grow with time, give or take one timeout): about 20 indexed
         reads instead of a scan of the history or an index on started_at, which every
         recorded attempt would pay for."""
-        [(low, high)] = await self._read("SELECT MIN(id), MAX(id) FROM attempts")
+        [(low, high)] = await self._query("SELECT MIN(id), MAX(id) FROM attempts")
         if high is None:
             return None
         while low < high:
             middle = (low + high) // 2
-            [(started_at,)] = await self._read(
+            [(started_at,)] = await self._query(
                 "SELECT started_at FROM attempts WHERE id >= ? ORDER BY id LIMIT 1", (middle,))
             if started_at < since:
                 low = middle + 1
@@ -396,7 +259,7 @@ class SQLiteStore(QueuedWrites):
         first = await self._first_attempt_since(since)
         if first is None:
             return []
-        rows = await self._read(
+        rows = await self._query(
             # TOTAL, not SUM: `status BETWEEN ...` is NULL for an attempt without a
             # status (connection refused), and SUM over only NULLs is NULL.
             "SELECT CAST(started_at / 60 AS INTEGER) * 60 AS minute, "
@@ -412,7 +275,7 @@ class SQLiteStore(QueuedWrites):
         first = await self._first_attempt_since(since)
         if first is None:
             return []
-        rows = await self._read(
+        rows = await self._query(
             "SELECT a.delivery_id, d.endpoint_id, e.tenant, a.started_at, a.status, a.error "
             "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
             "JOIN events e ON e.id = d.event_id WHERE a.id >= ? AND a.started_at >= ? AND "
@@ -421,14 +284,7 @@ class SQLiteStore(QueuedWrites):
         )
         return [FailedAttempt(*row) for row in rows]
 
-    # --- console and portal sessions (relay.sessions) -----------------------------------
-
-    async def get_session(self, session_id: str) -> SessionRow | None:
-        rows = await self._read(f"SELECT {SESSION_COLS} FROM sessions WHERE id = ?",
-                                (session_id,))
-        return SessionRow(*rows[0]) if rows else None
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._r is None:
             raise StorageError("the store is closed")
         try:

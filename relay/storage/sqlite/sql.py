@@ -30,14 +30,13 @@ from relay.types import (
     FINISHED,
     IN_LINE,
     UNFINISHED,
-    AttemptResult,
     Claimed,
     ClockShift,
     DeliveryRow,
     EndpointRow,
     NewEvent,
-    Ops,
     Recorded,
+    Reporting,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
@@ -166,10 +165,8 @@ def claim(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     return out
 
 
-def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
-    results: list[AttemptResult] = [r for batch, _, _, _ in args for r in batch]
-    now = max(a[1] for a in args)
-    disable_after, ops = args[-1][2], args[-1][3]
+def record(db: sqlite3.Connection, args: list[outcomes.RecordCall]) -> list[Any]:
+    results, now, disable_after, reporting = outcomes.merged(args)
     db.executemany(
         "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request_headers, "
         "status, response_headers, response_body, error) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -205,27 +202,25 @@ def record(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         db.execute("UPDATE endpoints SET updated_at = ? WHERE id = ?", (now, eid))
     set_accepting(db, [(eid, False, now) for eid in folded.disabled])  # hold their deliveries
     recorded = Recorded(folded.disabled)
-    if ops is not None:
-        recorded = _emit(db, ops, attempted, folded, now)
+    if reporting is not None:
+        recorded = _emit(db, reporting, attempted, folded, now)
     return [recorded for _ in args]
 
 
-def _emit(db: sqlite3.Connection, ops: Ops, attempted: outcomes.Attempted,
+def _emit(db: sqlite3.Connection, reporting: Reporting, attempted: outcomes.Attempted,
           folded: outcomes.Fold, now: float) -> Recorded:
     """Store the operational events these outcomes cause, in the record transaction: a
     crash loses the outcome and its events together (the attempt is then repeated)."""
     events: dict[int, tuple[str, str]] = {}
-    for chunk in chunks(outcomes.lookups(ops, attempted, folded)):
+    for chunk in chunks(outcomes.lookups(reporting, attempted, folded)):
         events.update((row[0], (row[1], row[2])) for row in db.execute(
             "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
             f"WHERE d.id IN ({qmarks(len(chunk))})", chunk,
         ))
-    notices = outcomes.notices(ops, attempted, folded, events)
-    new = ops.build(notices, now) if notices else []
-    if not new:
-        return Recorded(folded.disabled, tuple(notices))
-    ingest(db, [new])
-    return Recorded(folded.disabled, tuple(notices), outcomes.due(new))
+    new, recorded = outcomes.reported(reporting, attempted, folded, events, now)
+    if new:
+        ingest(db, [new])
+    return recorded
 
 
 def renew(db: sqlite3.Connection, args: list[Any]) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from relay import config as cfgmod
-from relay.delivery import opsevents
+from relay.delivery import operational
 from tests.receiver import Receiver
 from tests.serving import Running, running
 
@@ -222,4 +222,4 @@ async def test_test_send_of_an_operational_type_sends_its_sample(
                                        json={"type": "relay.delivery.exhausted"})
             assert sent.status_code == 200 and sent.json()["success"] is True
             [got] = rx.received("/ops")
-            assert got.json()["data"] == opsevents.TYPES["relay.delivery.exhausted"][1]
+            assert got.json()["data"] == operational.TYPES["relay.delivery.exhausted"][1]

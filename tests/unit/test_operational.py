@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.delivery import opsevents
+from relay.delivery import operational
 from relay.types import AttemptResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,21 +59,21 @@ def test_from_attempts(before: int, codes: list[str], ops: bool, disabled: str |
         asked.append(delivery_id)
         return event_of(delivery_id)
 
-    notices = opsevents.from_attempts(
+    notices = operational.from_attempts(
         "e", "acme", before, attempts, failing_after=3, disabled=disabled,
-        disabled_code=None if disabled is None else opsevents.GONE, event_of=asking,
+        disabled_code=None if disabled is None else operational.GONE, event_of=asking,
     )
     assert [n.type.rsplit(".", 1)[1] for n in notices] == expected
     assert all(n.endpoint_id == "e" and n.tenant == "acme" for n in notices)
     # What a caller fetches beforehand covers every question, and is empty when nothing
     # can report (PostgreSQL then skips the query).
-    fetched = opsevents.lookups(before, attempts, failing_after=3, disabled=disabled)
+    fetched = operational.lookups(before, attempts, failing_after=3, disabled=disabled)
     assert set(asked) <= set(fetched)
     assert bool(fetched) == bool(asked)
 
 
 def test_exhausted_names_the_delivery_event_and_last_error() -> None:
-    [notice] = opsevents.from_attempts(
+    [notice] = operational.from_attempts(
         "e", "default", 0, [attempt("last", 7)], failing_after=5, disabled=None,
         disabled_code=None, event_of=event_of,
     )
@@ -88,4 +88,4 @@ def test_the_docs_page_shows_every_type_with_its_sample() -> None:
     for block in re.findall(r"```json\n(.*?)```", page, re.S):
         envelope = json.loads(block)
         shown[envelope["type"]] = envelope["data"]
-    assert shown == {name: sample for name, (_, sample) in opsevents.TYPES.items()}
+    assert shown == {name: sample for name, (_, sample) in operational.TYPES.items()}

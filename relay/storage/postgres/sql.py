@@ -35,7 +35,6 @@ from relay.types import (
     CANCELLABLE,
     FINISHED,
     UNFINISHED,
-    AttemptResult,
     Claimed,
     ClockShift,
     ConfigEndpoint,
@@ -43,8 +42,8 @@ from relay.types import (
     EndpointRow,
     NewEndpoint,
     NewEvent,
-    Ops,
     Recorded,
+    Reporting,
     SessionRow,
 )
 
@@ -223,15 +222,11 @@ _HOLD_PENDING = (
 )
 
 
-async def record(con: Connection,
-                 args: list[tuple[list[AttemptResult], float, float, Ops | None]]
-                 ) -> list[Any]:
+async def record(con: Connection, args: list[outcomes.RecordCall]) -> list[Any]:
     """Attempt rows and next states; endpoint health; disable on 410 or `disable_after`
-    (holding the endpoint's pending deliveries); with `ops`, the operational events these
-    outcomes cause, in the same transaction (as on SQLite)."""
-    results = [r for batch, _, _, _ in args for r in batch]
-    now = max(a[1] for a in args)
-    disable_after, ops_config = args[-1][2], args[-1][3]
+    (holding the endpoint's pending deliveries); with `reporting`, the operational events
+    these outcomes cause, in the same transaction (as on SQLite)."""
+    results, now, disable_after, reporting = outcomes.merged(args)
     if not results:
         return [Recorded({}) for _ in args]
     attempted = outcomes.by_endpoint(results)
@@ -261,28 +256,25 @@ async def record(con: Connection,
     if folded.disabled:
         await _endpoints_changed(con)
     recorded = Recorded(folded.disabled)
-    if ops_config is not None:
-        recorded = await _emit(con, ops_config, attempted, folded, now)
+    if reporting is not None:
+        recorded = await _emit(con, reporting, attempted, folded, now)
     return [recorded for _ in args]
 
 
-async def _emit(con: Connection, ops_config: Ops, attempted: outcomes.Attempted,
+async def _emit(con: Connection, reporting: Reporting, attempted: outcomes.Attempted,
                 folded: outcomes.Fold, now: float) -> Recorded:
     """The operational events these outcomes cause, stored in the record transaction:
     a crash loses the outcome and its events together (the attempt is then repeated)."""
-    wanted = outcomes.lookups(ops_config, attempted, folded)
+    wanted = outcomes.lookups(reporting, attempted, folded)
     rows = await con.fetch(
         "SELECT d.id, e.id, e.type FROM deliveries d JOIN events e ON e.id = d.event_id "
         "WHERE d.id = ANY($1::bigint[])", wanted) if wanted else []
-    notices = outcomes.notices(ops_config, attempted, folded,
-                               {row[0]: (row[1], row[2]) for row in rows})
-    new = ops_config.build(notices, now) if notices else []
-    if not new:
-        return Recorded(folded.disabled, tuple(notices))
-    await ingest(con, [new])
-    due = outcomes.due(new)
-    await notify_due(con, dict.fromkeys(due, now))
-    return Recorded(folded.disabled, tuple(notices), due)
+    new, recorded = outcomes.reported(
+        reporting, attempted, folded, {row[0]: (row[1], row[2]) for row in rows}, now)
+    if new:
+        await ingest(con, [new])
+        await notify_due(con, dict.fromkeys(recorded.due, now))
+    return recorded
 
 
 _RECLAIM = (
