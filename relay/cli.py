@@ -31,7 +31,7 @@ from relay.errors import RelayError
 from relay.types import STATES
 
 if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
-    from relay.app import Relay
+    from relay.runtime import Relay
 
 T = TypeVar("T")
 
@@ -130,8 +130,8 @@ def serve(config_path: str | None) -> None:
     """Run the appliance: ingest, API, queue and delivery in one process."""
     import uvloop
 
-    from relay.app import SHUTDOWN_GRACE, Relay
     from relay.logs import configure, log
+    from relay.runtime import SHUTDOWN_GRACE, Relay
     from relay.server import create_app
 
     loaded = _load(config_path)

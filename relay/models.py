@@ -27,7 +27,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from relay import config as cfgmod
-from relay.app import timestamp
 from relay.config import (
     TYPE_RE,
     EndpointConfig,
@@ -40,6 +39,7 @@ from relay.config import (
 )
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
+from relay.runtime import timestamp
 from relay.types import AttemptRow, DeliveryRow, EndpointRow, EventRow, State
 
 PAGE_DEFAULT = 50

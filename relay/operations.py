@@ -20,7 +20,6 @@ from typing import Any, Literal, TypeVar, get_args
 
 from relay import config as cfgmod
 from relay import cursors
-from relay.app import Relay
 from relay.config import EndpointConfig, TenantConfig
 from relay.delivery import health, opsevents
 from relay.delivery.endpoints import from_config
@@ -49,6 +48,7 @@ from relay.models import (
     time_of,
     webhook_of,
 )
+from relay.runtime import Relay
 from relay.sessions import new_key
 from relay.storage.base import Reads
 from relay.text import control_problem

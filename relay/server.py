@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, ops, portal, webhooks
-from relay.app import Relay
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
+from relay.runtime import Relay
 from relay.throttle import Throttle
 from relay.ui import app as ui
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay.app import Relay
+from relay.runtime import Relay
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -37,7 +37,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from relay import auth
-from relay.app import Relay, timestamp
 from relay.errors import (
     Forbidden,
     NotFound,
@@ -68,6 +67,7 @@ from relay.operations import (
     list_webhooks,
     webhook_state,
 )
+from relay.runtime import Relay, timestamp
 from relay.sessions import (
     KEY_NAME,
     Kind,
