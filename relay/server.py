@@ -168,7 +168,8 @@ class HostAndOrigin:
 
 def create_app(relay: Relay) -> Starlette:
     """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
-    behind the Host and Origin checks. The caller starts and stops `relay` (relay.cli, tests)."""
+    behind the Host and Origin checks. The caller starts and stops `relay`
+    (relay.process, tests)."""
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
         middleware=[Middleware(HostAndOrigin, relay=relay)],
