@@ -20,8 +20,10 @@ from typing import Any
 from relay import config as cfgmod
 from relay import logs, sessions
 from relay.delivery import opsevents
+from relay.delivery.attempt import build_request
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
-from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
+from relay.delivery.headers import USER_AGENT
+from relay.delivery.scheduler import Scheduler
 from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
 from relay.errors import Conflict, NotFound, RelayError, Unavailable
