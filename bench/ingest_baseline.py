@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from relay.api.ingest import EventBody, parse, read_body
-from relay.app import timestamp
 from relay.ids import event_id
+from relay.runtime import timestamp
 
 MAX_BODY = 262144  # relay's default server.max_body_bytes
 

@@ -26,7 +26,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from relay.app import timestamp
 from relay.config.endpoints import EndpointConfig
 from relay.config.values import (
     DURATION_RE,
@@ -39,6 +38,7 @@ from relay.config.values import (
 )
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
+from relay.runtime import timestamp
 from relay.types import (
     AttemptRow,
     DeliveryRow,

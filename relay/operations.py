@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from relay import cursors
-from relay.app import Relay
 from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
@@ -49,6 +48,7 @@ from relay.models import (
     time_of,
     webhook_of,
 )
+from relay.runtime import Relay
 from relay.sessions import new_key
 from relay.storage.base import EndpointsAndReads, Reads
 from relay.text import control_problem

@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
 from relay.api import deliveries, event_types, events, ingest, openapi, portal, probes, webhooks
-from relay.app import Relay
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
+from relay.runtime import Relay
 from relay.throttle import Throttle
 from relay.ui import routes as ui
 
@@ -168,7 +168,8 @@ class HostAndOrigin:
 
 def create_app(relay: Relay) -> Starlette:
     """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
-    behind the Host and Origin checks. The caller starts and stops `relay` (relay.cli, tests)."""
+    behind the Host and Origin checks. The caller starts and stops `relay`
+    (relay.process, tests)."""
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
         middleware=[Middleware(HostAndOrigin, relay=relay)],

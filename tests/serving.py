@@ -23,7 +23,7 @@ import httpx
 from starlette.applications import Starlette
 
 from relay import config as cfgmod
-from relay.app import Relay
+from relay.runtime import Relay
 from relay.server import create_app
 from tests.receiver import serve_asgi
 

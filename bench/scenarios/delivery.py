@@ -149,8 +149,8 @@ def _stop_profiler(spy: subprocess.Popen[bytes]) -> None:
 
 
 # Frames above the event loop: in every sample, so their inclusive share says nothing.
-_OUTER = ("<frozen runpy>", "click/", "relay/__main__.py", "serve (relay/cli.py)", "runners.py",
-          "uvloop/__init__.py", "threading.py")
+_OUTER = ("<frozen runpy>", "click/", "relay/__main__.py", "serve (relay/cli/server.py)",
+          "serve (relay/process.py)", "runners.py", "uvloop/__init__.py", "threading.py")
 # Where a leaf frame's time goes, by the file it is in (first match wins).
 _COMPONENTS = (
     ("sqlite (aiosqlite thread + sqlite3)", ("aiosqlite/", "sqlite3/")),

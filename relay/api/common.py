@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay.api.ingest import parse, read_body
-from relay.app import Relay
 from relay.auth import authenticate, tenant_for
 from relay.config import Scope
 from relay.errors import Unprocessable
 from relay.models import invalid
 from relay.operations import Operations
+from relay.runtime import Relay
 from relay.text import control_problem
 
 _M = TypeVar("_M", bound=BaseModel)

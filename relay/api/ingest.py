@@ -17,12 +17,12 @@ from pydantic import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from relay.app import EventIn, Relay, timestamp
 from relay.auth import Principal, authenticate, tenant_for
 from relay.config.values import TYPE_RE, NoControls, Text, key_path
 from relay.delivery.operational import is_operational
 from relay.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from relay.models import invalid
+from relay.runtime import EventIn, Relay, timestamp
 from relay.types import Ingested
 
 MAX_BATCH = 500

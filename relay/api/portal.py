@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay.api.common import answer, body
-from relay.app import Relay, timestamp
 from relay.auth import authenticate, tenant_for
 from relay.config.values import Text
 from relay.models import Duration, StrictBody, Time
+from relay.runtime import Relay, timestamp
 from relay.sessions import KEY_NAME, new_key, new_session, sign
 
 MAX_PORTAL_SESSION = 30 * 86400.0  # a month: longer-lived links belong in a login system

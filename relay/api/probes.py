@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay.app import Relay
+from relay.runtime import Relay
 from relay.storage.base import Lifecycle, Reads
 
 

@@ -128,7 +128,7 @@ class Observer(Protocol):
 
 
 class Lifecycle(Protocol):
-    """The store as a running part (relay.app, the CLI, /readyz): opened once, closed
+    """The store as a running part (relay.runtime, the CLI, /readyz): opened once, closed
     once, watched for other processes' changes. SQLite is the only user of its file (a
     lock); PostgreSQL is shared by every process that names the same database."""
 
@@ -157,7 +157,7 @@ class Lifecycle(Protocol):
 
 
 class Queue(Protocol):
-    """The delivery queue's leases (the scheduler's role, plus the recovery relay.app runs
+    """The delivery queue's leases (the scheduler's role, plus the recovery relay.runtime runs
     at start and each housekeeping round). A claimed delivery is `delivering` under a lease
     until its outcome is recorded, it is given back, or the lease runs out."""
 

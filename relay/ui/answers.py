@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from relay.app import Relay, timestamp
 from relay.delivery.signing import SCHEMES
 from relay.errors import RelayError, Unauthorized
 from relay.operations import webhook_state
+from relay.runtime import Relay, timestamp
 from relay.types import CANCELLABLE, FINISHED
 from relay.ui.forms import read_form
 from relay.ui.security import (

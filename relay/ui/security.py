@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.app import Relay
 from relay.errors import Forbidden, NotFound
 from relay.operations import Operations
+from relay.runtime import Relay
 from relay.sessions import (
     KEY_NAME,
     Kind,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relay import config as cfgmod
-from relay.app import timestamp
 from relay.delivery import operational
+from relay.runtime import timestamp
 from tests.helpers import (
     ACME,
     ADMIN,

@@ -10,7 +10,7 @@ heartbeat its injected wall clock."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 
 from relay import config as cfgmod
 from relay.delivery import clocksteps
+from relay.delivery.retry import JITTER
 from relay.storage.base import Store
 from tests.helpers import NOW, event, result
 from tests.postgres import scratch_database
@@ -74,28 +75,31 @@ async def test_shift_times_moves_what_the_plan_names(store: Store) -> None:
 
 
 class SteppedClock:
-    """A wall clock that runs with the real one, `offset` ahead, and steps when told."""
+    """A clock that runs with a real one (the wall clock unless told), `offset` ahead,
+    and steps when told."""
 
-    def __init__(self, offset: float) -> None:
+    def __init__(self, offset: float, real: Callable[[], float] = time.time) -> None:
         self.offset = offset
+        self.real = real
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return self.real() + self.offset
 
 
 @asynccontextmanager
 async def relay_on(backend: str, tmp_path: Path, clock: SteppedClock,
+                   monotonic: Callable[[], float] = time.monotonic,
                    **sections: Any) -> AsyncIterator[Running]:
-    """relay in-process on `backend` with the wall clock `clock` (the monotonic clock is
-    the real one)."""
+    """relay in-process on `backend` with the wall clock `clock` (and the monotonic clock
+    `monotonic`, the real one unless given)."""
     data = config_data(tmp_path, **sections)
     if backend == "sqlite":
-        async with running(cfgmod.validate(data, {}), clock=clock) as r:
+        async with running(cfgmod.validate(data, {}), clock=clock, monotonic=monotonic) as r:
             yield r
         return
     async for url in scratch_database():
         data["storage"] = {"url": url}
-        async with running(cfgmod.validate(data, {}), clock=clock) as r:
+        async with running(cfgmod.validate(data, {}), clock=clock, monotonic=monotonic) as r:
             yield r
 
 
@@ -112,16 +116,19 @@ async def _state(r: Running, event_id: str) -> tuple[str, int]:
 async def test_a_backward_step_holds_no_retry(
     backend: str, tmp_path: Path) -> None:
     """NTP steps the clock back an hour while a retry waits 2 s: it still goes about 2 s
-    after the failure (it used to wait an hour)."""
-    clock = SteppedClock(2 * HOUR)
+    after the failure (it used to wait an hour). Both clocks pass those 2 s at once."""
+    clock, monotonic = SteppedClock(2 * HOUR), SteppedClock(0.0, time.monotonic)
     async with Receiver() as rx, relay_on(
-            backend, tmp_path, clock,
+            backend, tmp_path, clock, monotonic,
             endpoints=[{"id": "e", "url": f"{rx.url}/e"}],
             delivery={"retry_schedule": ["2s"]}) as r:
         rx.respond("/e", 500)
         sent = (await r.send()).json()["id"]
         await eventually(lambda: _is(r, sent, ("pending", 1)), 5, "the first attempt failed")
         clock.offset -= HOUR
+        for moved in (clock, monotonic):  # the retry's wait, its jitter included
+            moved.offset += 2 * (1 + JITTER)
+        r.relay.scheduler.wake()
         await rx.wait_for(2, "/e", timeout=8)
         await eventually(lambda: _is(r, sent, ("succeeded", 2)), 5, "the retry recorded")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from relay import config as cfgmod
+from tests.helpers import FakeClock
 from tests.postgres import scratch_database
 from tests.receiver import Receiver
 from tests.serving import eventually, free_port, running
@@ -47,20 +50,39 @@ async def test_disk_full_answers_503_writes_nothing_and_recovers(
 async def test_receiver_down_then_back_gets_everything(
     make_config: Callable[..., cfgmod.Loaded],
 ) -> None:
+    """The retries' waits pass on relay's clocks, moved by hand (`until_retried`)."""
     port = free_port()  # nothing listens here yet: connections are refused
     cfg = make_config(
         endpoints=[{"id": "e", "url": f"http://127.0.0.1:{port}/back"}],
         delivery={"retry_schedule": ["100ms", "200ms", "400ms", "800ms", "1600ms"]},
     )
-    async with running(cfg) as r:
+    clock, monotonic = FakeClock(time.time()), FakeClock(time.monotonic())
+    async with running(cfg, clock=clock, monotonic=monotonic) as r:
         ids = [(await r.send(data={"n": i})).json()["id"] for i in range(20)]
+
+        async def until_retried(check: Callable[[], Awaitable[bool]], what: str) -> None:
+            """Until `check` holds, move both clocks on to the next retry due and wake
+            the scheduler, once it has nothing left to do before."""
+            async with asyncio.timeout(10):
+                while not await check():
+                    due = await r.relay.scheduler.wait_idle(10)
+                    if due is None:  # nothing left to do: `check` holds now, or never
+                        assert await check(), f"no retry left before {what}"
+                        return
+                    monotonic.now += max(0.0, due - clock.now)
+                    clock.now = max(clock.now, due)
+                    r.relay.scheduler.wake()
 
         async def failed_once() -> bool:
             deliveries = [d for i in ids for d in await r.relay.store.deliveries_of(i)]
             return all(d.attempts >= 2 for d in deliveries)
 
-        await eventually(failed_once, 10, "two refused attempts each")
+        await until_retried(failed_once, "two refused attempts each")
         async with Receiver(port=port) as rx:
+            async def all_received() -> bool:
+                return len(rx.received("/back")) >= 20
+
+            await until_retried(all_received, "the 20 deliveries")
             got = await rx.wait_for(20, "/back", timeout=15)
             assert sorted(g.headers["webhook-id"] for g in got) == sorted(ids)
         [d] = await r.relay.store.deliveries_of(ids[0])

@@ -16,7 +16,8 @@ import pytest
 
 from relay import config as cfgmod
 from relay.delivery.endpoints import config_endpoints, resolve
-from relay.delivery.scheduler import USER_AGENT, Scheduler
+from relay.delivery.headers import USER_AGENT
+from relay.delivery.scheduler import Scheduler
 from relay.delivery.sender import Sender
 from relay.delivery.signing import generate_secret
 from relay.metrics import Metrics

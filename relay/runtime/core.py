@@ -1,9 +1,10 @@
-"""The running appliance: config, store, scheduler and sender in one lifespan.
+"""`Relay`: config, store, scheduler and sender in one lifespan.
 
 `Relay` owns the parts and the operations that span them: ingest (match, store, wake
-the scheduler), config reload, the management API's changes (endpoints, retries,
-replays, test sends), background housekeeping. The
-HTTP layer (relay.api) calls into it; it installs no signal handlers (relay.cli does).
+the scheduler), operational events, config reload (`reload.py`), the management API's
+changes (endpoints, retries, replays, test sends), background housekeeping
+(`housekeeping.py`). The HTTP layer (relay.api) calls into it; it installs no signal
+handlers (relay.process does).
 """
 
 from __future__ import annotations
@@ -12,27 +13,25 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from relay import config as cfgmod
 from relay import logs, sessions
 from relay.delivery import operational
+from relay.delivery.attempt import build_request
 from relay.delivery.endpoints import Endpoint, config_endpoints, resolve
-from relay.delivery.matching import type_matches
-from relay.delivery.scheduler import USER_AGENT, Scheduler, build_request
+from relay.delivery.headers import USER_AGENT
+from relay.delivery.scheduler import Scheduler
 from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
-from relay.errors import ConfigError, Conflict, NotFound, RelayError, Unavailable
+from relay.errors import Conflict, NotFound, RelayError, Unavailable
 from relay.ids import delivery_ref, event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
+from relay.runtime import housekeeping, reload
+from relay.runtime.events import EventIn, envelope, from_notices, ingested, matching
 from relay.storage import create_store
 from relay.storage.base import Watcher
 from relay.types import (
@@ -47,45 +46,7 @@ from relay.types import (
     Reporting,
 )
 
-_HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
-_CONFIG_POLL = 0.25  # seconds between looks at the config file for edits
-_PURGE_BATCH = 100  # events per purge transaction (its own): bounds how long ingest waits
 SHUTDOWN_GRACE = 5.0  # seconds in-flight attempts may finish at shutdown
-
-
-@dataclass(frozen=True, slots=True)
-class EventIn:
-    """A validated event from ingest, before it has an id."""
-
-    type: str
-    data: dict[str, Any]
-    tenant: str
-    idem_key: str | None
-
-
-def _file_version(path: Path) -> tuple[int, ...] | None:
-    """What changes when a file is edited or replaced (None while it is missing). The
-    ctime too: a copy that keeps the mtime (`cp -p`, `rsync -t`) cannot keep that."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev
-
-
-def timestamp(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
-             now: float) -> tuple[dict[str, Any], bytes]:
-    """An event as receivers get it, and its bytes (serialised once, sent as is)."""
-    env = {"id": eid, "type": event_type, "timestamp": timestamp(now), "tenant_id": tenant,
-           "data": data}
-    try:  # orjson: the stdlib encoder was 4% of the loop's time at 500 events/s
-        return env, orjson.dumps(env)
-    except orjson.JSONEncodeError:  # integers past 64 bits, which JSON itself allows
-        return env, json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class Relay:
@@ -140,10 +101,13 @@ class Relay:
             self.scheduler.notify, self.scheduler.rescan, lambda: self._endpoints_disabled({}),
             config_digest=self._config_digest(), clock_stepped=self.scheduler.clock_stepped,
         ))
-        self._tasks.append(asyncio.create_task(self._housekeeping(), name="relay-housekeeping"))
+        # The methods are looked up at each round, so a test can replace them.
+        self._tasks.append(asyncio.create_task(
+            housekeeping.every_minute(lambda: self.housekeep()), name="relay-housekeeping"))
         if self._watch and self.loaded.source is not None:
-            self._tasks.append(asyncio.create_task(self._watch_config(self.loaded.source),
-                                                  name="relay-config-watch"))
+            self._tasks.append(asyncio.create_task(
+                reload.watch(self.loaded.source, lambda: self.reload()),
+                name="relay-config-watch"))
         self.started = True
         log("started", listen=self.config.server.listen,
             console=f"{self.config.server.base_url}/ui/", database=str(self.store.path),
@@ -178,11 +142,7 @@ class Relay:
     # --- ingest ---------------------------------------------------------------------
 
     def match(self, tenant: str, envelope: dict[str, Any]) -> list[Endpoint]:
-        return [
-            ep for ep in self.endpoints.values()
-            if ep.tenant == tenant and type_matches(ep.events, envelope["type"])
-            and ep.filter(envelope)
-        ]
+        return matching(self.endpoints.values(), tenant, envelope)
 
     async def ingest(self, events: list[EventIn]) -> list[Ingested]:
         """Store events with one delivery per matching endpoint, all or nothing; answer
@@ -193,17 +153,8 @@ class Relay:
         new: list[NewEvent] = []
         due: set[str] = set()
         for ev in events:
-            env, payload = envelope(event_id(now), ev.type, ev.tenant, ev.data, now)
-            targets = self.match(ev.tenant, env)
-            # Only a reused idempotency key compares content: no digest without one.
-            digest = "" if ev.idem_key is None else hashlib.sha256(
-                json.dumps([ev.tenant, ev.type, ev.data], sort_keys=True).encode()
-            ).hexdigest()
-            new.append(NewEvent(
-                id=env["id"], tenant=ev.tenant, type=ev.type, idem_key=ev.idem_key,
-                digest=digest, created_at=now, payload=payload,
-                deliveries=tuple((t.id, t.new_state) for t in targets),
-            ))
+            event, targets = ingested(ev, now, self.endpoints.values())
+            new.append(event)
             due.update(t.id for t in targets if t.accepting)
         results = await self.store.ingest(new)
         fresh = sum(1 for r in results if not r.duplicate)
@@ -217,33 +168,9 @@ class Relay:
 
     def _ops_events(self, notices: list[Notice], now: float,
                     about: EndpointRow | None = None) -> list[NewEvent]:
-        """Notices as events with their deliveries, matched like ingested events. Also
-        called on the store's writer thread (Store.record): it only reads the endpoints
-        in memory, and draws its ids' randomness from os.urandom, not the loop's pool."""
-        out = []
-        for notice in notices:
-            data = {"endpoint": self._summary(notice.endpoint_id, about), **notice.data}
-            env, payload = envelope(event_id(now, random=os.urandom(10)), notice.type,
-                                    notice.tenant, data, now)
-            targets = self.match(notice.tenant, env)
-            if not targets:
-                continue  # no subscriber: nothing to deliver, nothing to store
-            out.append(NewEvent(
-                id=env["id"], tenant=notice.tenant, type=notice.type, idem_key=None,
-                digest="", created_at=now, payload=payload,
-                deliveries=tuple((t.id, t.new_state) for t in targets),
-            ))
-        return out
-
-    def _summary(self, endpoint_id: str, row: EndpointRow | None) -> dict[str, Any]:
-        """Who an operational event is about: id, name, url, events."""
-        endpoint = self.endpoints.get(endpoint_id)
-        if row is None and endpoint is not None:
-            row = endpoint.row
-        if row is None:  # gone from memory already
-            return {"id": endpoint_id}
-        return {"id": row.id, "name": row.name, "url": row.spec.url,
-                "events": list(row.spec.events)}
+        """`events.from_notices` over the endpoints in memory now (also on the store's
+        writer thread: Store.record)."""
+        return from_notices(notices, now, self.endpoints, about)
 
     async def _emit(self, notice: Notice, about: EndpointRow | None = None) -> None:
         """Store one operational event about an API change, after the change's commit.
@@ -440,35 +367,14 @@ class Relay:
         task.add_done_callback(self._background.discard)
 
     async def reload(self) -> bool:
-        """Re-read the config file; an invalid file is logged and the running config stays.
-
-        A changed `[server] listen` needs a restart: until then relay still listens where
-        it did, so the file is validated again with that address (everything derived
-        from it, the default public_url, the allowed host names and whether API keys
-        are required, judged as it will run) and refused if that fails."""
+        """Re-read the config file (`reload.reread`) and apply it; an invalid file is
+        logged and the running config stays."""
         source = self.loaded.source
         if source is None:
             return False
-        old = self.config
-        bound = None  # the running listen, when the file names another
-        try:
-            loaded = cfgmod.load(source)
-            if loaded.config.server.listen != old.server.listen:
-                log("config_reload", logging.WARNING,
-                    note="[server] listen changes need a restart")
-                bound = old.server.listen
-                loaded = cfgmod.load(source, listen=bound)
-        except ConfigError as exc:
-            log("config_reload", logging.ERROR, result="refused", path=str(source),
-                error=exc.message, details="; ".join(map(str, exc.details)) or None,
-                listen=bound and f"{bound} (where relay listens until it restarts)")
+        loaded = reload.reread(source, self.config)
+        if loaded is None:
             return False
-        new = loaded.config
-        for name, before, after in (  # the rest of [server] applies now
-                ("[server] log_format", old.server.log_format, new.server.log_format),
-                ("[storage]", old.storage, new.storage)):
-            if before != after:
-                log("config_reload", logging.WARNING, note=f"{name} changes need a restart")
         try:
             await self._sync_config(loaded)
         except RelayError as exc:
@@ -477,48 +383,9 @@ class Relay:
         log("config_reload", result="applied", path=str(source), endpoints=len(self.endpoints))
         return True
 
-    async def _watch_config(self, path: Path) -> None:
-        """Reload when the config file changes, once the change has held for one look (an
-        editor may write in several steps). A look is a stat of the path every
-        `_CONFIG_POLL` s, following symlinks. Not inotify: a watch of the file's folder
-        woke for every write beside it (the database's WAL in the README's layout, 8% of
-        a core under load), and it missed a symlink swapped underneath (a Kubernetes
-        ConfigMap replaces the folder that relay.toml points into)."""
-        applied = last = _file_version(path)
-        while True:
-            await asyncio.sleep(_CONFIG_POLL)
-            seen = _file_version(path)
-            if seen == last and seen != applied:
-                applied = seen
-                await self.reload()
-            last = seen
-
     # --- housekeeping ---------------------------------------------------------------
 
-    async def _housekeeping(self) -> None:
-        """Purge old history in small batches and dead console sessions; return expired
-        leases; re-check hints."""
-        while True:
-            await asyncio.sleep(_HOUSEKEEPING_EVERY)
-            try:
-                await self.housekeep()
-            except RelayError as exc:
-                log("housekeeping_failed", logging.ERROR, error=exc.message)
-
     async def housekeep(self) -> int:
-        now = self.clock()
-        purged = 0
-        while True:
-            n = await self.store.purge(now - self.config.storage.retention, _PURGE_BATCH)
-            purged += n
-            if n < _PURGE_BATCH:
-                break
-            await asyncio.sleep(0)  # let ingest in between batches
-        stepped = self.scheduler.clock_stepped()  # own leases may look expired: next time
-        reclaimed = 0 if stepped else await self.store.reclaim_expired(now)
-        ended = await self.store.purge_sessions(now, self.config.ui.session_idle)
-        if purged or reclaimed or ended:
-            log("housekeeping", purged_events=purged, reclaimed=reclaimed,
-                ended_sessions=ended or None)
-        self.scheduler.rescan()
-        return purged
+        """One round of housekeeping (housekeeping.py), run every minute; for tests too."""
+        return await housekeeping.housekeep(self.store, self.scheduler, self.config,
+                                            self.clock())

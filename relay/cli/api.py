@@ -1,289 +1,29 @@
-"""The `relay` command. Thin commands over core calls; errors become messages in one place
-(`_Cli.invoke`), tracebacks only with -v."""
+"""The commands that call a running relay's HTTP API (send, status, deliveries, replay,
+rotate-secret), and `listen`, a receiver to watch its deliveries."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import os
-import signal
-import socket
 import sys
 import time
 import tomllib
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
-import uvicorn
 
-from relay import __version__
 from relay import config as cfgmod
+from relay.cli.common import config_option
 from relay.client import ApiError, Client
 from relay.delivery.signing import SCHEMES
-from relay.errors import RelayError
 from relay.types import STATES
 
-if TYPE_CHECKING:  # imported where used: `relay --help` stays fast
-    from relay.app import Relay
-
 T = TypeVar("T")
-
-
-# What click itself turns into a message and an exit code.
-_CLICK_HANDLES = (click.ClickException, click.exceptions.Exit, click.Abort, EOFError,
-                  BrokenPipeError)
-
-
-class _Cli(click.Group):
-    """The one place an error becomes what the operator reads. A RelayError prints its
-    message (a ConfigError one `key.path: reason` line each) and exits 1; any other
-    exception is a bug and prints one line; -v/--verbose adds the traceback to either."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Exception as exc:
-            if isinstance(exc, _CLICK_HANDLES):
-                raise
-            verbose = bool(ctx.params.get("verbose"))
-            if verbose:
-                click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
-            if isinstance(exc, RelayError):
-                raise click.ClickException(str(exc)) from None
-            hint = "" if verbose else " (run relay -v ... to see the traceback)"
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}{hint}") from None
-
-
-@click.group(cls=_Cli)
-@click.version_option(__version__, prog_name="relay")
-@click.option("-v", "--verbose", is_flag=True,
-              help="On an error, print its traceback too.")
-def main(verbose: bool) -> None:  # `verbose` is read by _Cli.invoke
-    """relay: a self-hosted webhook relay. Services POST events to it; it delivers each
-    one, signed, to every subscribed endpoint, retrying with backoff."""
-
-
-def _load(option: str | None) -> cfgmod.Loaded:
-    return cfgmod.load(cfgmod.find_config(option))
-
-
-config_option = click.option(
-    "--config", "config_path", metavar="PATH",
-    help="Config file (default: $RELAY_CONFIG, then ./relay.toml, else built-in defaults).",
-)
-
-
-# --- serve ----------------------------------------------------------------------------
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, plus: SIGTERM/SIGINT make ingest answer 503 at once; SIGHUP reloads."""
-
-    def __init__(self, config: uvicorn.Config, relay: Relay) -> None:
-        super().__init__(config)
-        self.relay = relay
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.relay.stopping = True
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Our own handlers: uvicorn's re-raise the signal after serving, which would kill
-        the process before relay's graceful stop runs."""
-        loop = asyncio.get_running_loop()
-        stops = (signal.SIGINT, signal.SIGTERM)
-        for sig in stops:
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.relay.reload()))
-        try:
-            yield
-        finally:
-            for sig in (*stops, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-@main.command()
-@config_option
-def serve(config_path: str | None) -> None:
-    """Run the appliance: ingest, API, queue and delivery in one process."""
-    import uvloop
-
-    from relay.app import SHUTDOWN_GRACE, Relay
-    from relay.logs import configure, log
-    from relay.server import create_app
-
-    loaded = _load(config_path)
-    server_cfg = loaded.config.server
-    configure(server_cfg.log_format)
-    sock = _bind(server_cfg.host, server_cfg.port)
-
-    async def run() -> None:
-        relay = Relay(loaded, watch=True)
-        await relay.start()
-        try:
-            server = _Server(
-                uvicorn.Config(
-                    create_app(relay), lifespan="off", log_config=None, access_log=False,
-                    http="httptools", timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
-                ),
-                relay,
-            )
-            # What is built so far (modules, the app, the first config) mostly lives as
-            # long as the process: freeze it out of the garbage collector's reach. Else
-            # each full collection walks it all, a 30-45 ms pause every half second at
-            # full load (the ingest p99). The cost: a frozen reference cycle is never freed.
-            gc.collect()
-            gc.freeze()
-            # The SQLite writer thread needs the GIL back after every statement, and the
-            # busy loop holds it for up to the switch interval (5 ms by default) before
-            # handing it over. 1 ms against 5: ingest under wrk rose in 6 of 8 alternating
-            # pairs (median +7%). 0.5 ms against 1 (2026-12-07): ingest under wrk 1.10x
-            # (median of 8 pairs), p99 under 20 ms in 6 of 8 runs against 5 of 8, latency
-            # at 500/s no worse; the delivery drain unchanged. 0.2 ms: no faster, and the
-            # writer's CPU rose by a fifth (handing the GIL back and forth).
-            sys.setswitchinterval(0.0005)
-            log("listening", url=f"http://{server_cfg.listen}", pid=os.getpid())
-            await server.serve(sockets=[sock])
-        finally:
-            await relay.stop()
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run())
-
-
-# --- config ---------------------------------------------------------------------------
-
-
-@main.command()
-@click.argument("path", default="relay.toml", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, force: bool) -> None:
-    """Write a commented starter config to PATH (default ./relay.toml)."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    try:
-        target.write_text(cfgmod.render_example(), encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
-    click.echo(f"wrote {target}; check it with: relay check --config {target}")
-
-
-@main.command()
-@config_option
-def check(config_path: str | None) -> None:
-    """Validate a config file and print what it defines; exit 1 listing every error."""
-    path = cfgmod.find_config(config_path)
-    loaded = _load(config_path)
-    click.echo(f"{path or 'built-in defaults'}: ok")
-    for line in cfgmod.describe(loaded):
-        click.echo(f"  {line}")
-
-
-@main.command()
-@click.argument("endpoint_id")
-@config_option
-def secret(endpoint_id: str, config_path: str | None) -> None:
-    """Print the signing secret of an endpoint defined in the config file."""
-    from relay.delivery.endpoints import config_endpoints
-    from relay.delivery.signing import generate_secret
-    from relay.errors import StorageError
-    from relay.storage import create_store
-
-    loaded = _load(config_path)
-    if endpoint_id not in {ep.id for ep in loaded.config.endpoints}:
-        raise click.ClickException(f"no endpoint {endpoint_id!r} in the config")
-
-    async def read() -> str | None:
-        store = create_store(loaded.config.storage)
-        try:
-            await store.open()  # not running: sync, so a generated secret exists
-            await store.sync_config_endpoints(
-                config_endpoints(loaded), time.time(), generate_secret
-            )
-        except StorageError:
-            await store.close()
-            store = create_store(loaded.config.storage, exclusive=False)  # relay serve runs
-            await store.open()
-        try:
-            rows = {row.id: row for row in await store.list_endpoints()}
-        finally:
-            await store.close()
-        row = rows.get(endpoint_id)
-        return None if row is None else row.secret
-
-    value = asyncio.run(read())
-    if value is None:
-        raise click.ClickException(
-            f"endpoint {endpoint_id!r} is not in the database yet; start relay serve once"
-        )
-    click.echo(value)
-
-
-@main.command(name="backup")
-@click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@config_option
-def backup_command(path: str, force: bool, config_path: str | None) -> None:
-    """Copy the database to PATH, safely while relay serve runs (SQLite online backup)."""
-    from relay.storage import backup
-
-    loaded = _load(config_path)
-    target = Path(path)
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
-    events = backup(loaded.config.storage, target)
-    click.echo(f"backed up {loaded.config.storage.path} to {target} "
-               f"({events} events, {target.stat().st_size} bytes)")
-
-
-@main.command(name="migrate-storage")
-@click.option("--to", "target", required=True, metavar="URL",
-              help="PostgreSQL database to copy into (empty): postgresql://user@host/db; "
-              "the password from PGPASSWORD.")
-@click.option("--from", "source", type=click.Path(dir_okay=False), metavar="PATH",
-              help="SQLite database to copy (default: the config's [storage] path).")
-@config_option
-def migrate_storage(target: str, source: str | None, config_path: str | None) -> None:
-    """Copy the SQLite database (endpoints with secrets, events, deliveries, attempts)
-    into an empty PostgreSQL database. Stop relay serve first."""
-    from relay.storage.copy import copy_to_postgres, count_rows
-
-    path = Path(source or _load(config_path).config.storage.path)
-    totals = count_rows(path)
-    with click.progressbar(length=sum(totals.values()), label="copying",
-                           file=sys.stderr) as bar:
-        copied = asyncio.run(copy_to_postgres(path, target, lambda _t, n: bar.update(n)))
-    click.echo(f"copied {path} into PostgreSQL: " + ", ".join(
-        f"{n} {table}" for table, n in copied.items()))
-    click.echo('now set [storage] url (or url_env) in the config, remove path, and start '
-               "relay serve")
-
-
-# --- clients of a running relay --------------------------------------------------------
 
 
 def _default_url(config_path: str | None) -> str:
@@ -348,7 +88,7 @@ def _endpoint_ids(api: Client, endpoint_id: str | None) -> list[str]:
     return [endpoint_id] if endpoint_id else [hook["id"] for hook in api.webhooks()]
 
 
-@main.command()
+@click.command()
 @click.argument("event_type")
 @click.option("--data", default="{}", help="The event's data, a JSON object.")
 @click.option("--id", "idem", help="Idempotency key: a repeat answers the first event.")
@@ -376,7 +116,7 @@ def _health(hook: dict[str, Any]) -> str:
     return "paused" if hook["is_paused"] else "active"
 
 
-@main.command()
+@click.command()
 @api_options
 def status(url: str | None, key: str | None, config_path: str | None) -> None:
     """Show the queue depth by state and each endpoint's health."""
@@ -466,7 +206,7 @@ def _show_delivery(d: dict[str, Any]) -> None:
             click.echo(f"    response: {a['response_body'][:200]}")
 
 
-@main.command()
+@click.command()
 @click.option("--endpoint", "endpoint_id", metavar="ID",
               help="Only this endpoint's deliveries (default: every endpoint's).")
 @click.option("--status", "state", type=click.Choice(STATES), help="Only those in this state.")
@@ -517,7 +257,7 @@ def _each(items: Sequence[str], label: str, call: Callable[[str], T],
     return done, refused
 
 
-@main.command()
+@click.command()
 @click.argument("event_ids", nargs=-1, metavar="[EVT_ID]...")
 @click.option("--endpoint", "endpoint_id", metavar="ID",
               help="Only to this endpoint (default: every endpoint concerned).")
@@ -565,7 +305,7 @@ def replay(event_ids: tuple[str, ...], endpoint_id: str | None, since: datetime 
         raise click.ClickException("\n  ".join([f"{len(refused)} refused:", *refused]))
 
 
-@main.command("rotate-secret")
+@click.command("rotate-secret")
 @click.argument("endpoint_id")
 @click.option("--grace", metavar="DURATION",
               help="Keep signing with the old secret too for this long, e.g. 24h "
@@ -582,7 +322,7 @@ def rotate_secret(endpoint_id: str, grace: str | None, url: str | None, key: str
                    err=True)
 
 
-@main.command()
+@click.command()
 @click.option("--port", default=9000, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--secret", "secret_value", help="Verify signatures with this secret.")
