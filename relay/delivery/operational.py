@@ -13,8 +13,8 @@ When, per endpoint, folding its attempts oldest first (`from_attempts`):
 - `relay.delivery.exhausted`: an attempt after which its delivery is `failed`.
 - `relay.endpoint.disabled`: the attempts disabled the endpoint (410, `disable_after`).
 No loops: an attempt at delivering an operational event never causes one. It still counts
-in the endpoint's health (a dead ops endpoint is disabled like any other); it only
-reports nothing, so a streak made `failing_after` long by such an attempt reports no
+in the endpoint's health (a dead endpoint of operational events is disabled like any
+other); it only reports nothing, so a streak made `failing_after` long by such an attempt reports no
 `failing`.
 """
 

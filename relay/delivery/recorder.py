@@ -46,13 +46,13 @@ class Recorder:
         store: Queue,
         *,
         disable_after: Callable[[], float],
-        ops: Callable[[], Reporting] | None,
+        reporting: Callable[[], Reporting] | None,
         settled: Callable[[list[Finished]], None],
         committed: Callable[[list[Finished], Recorded], None],
     ) -> None:
         self._store = store
         self._disable_after = disable_after
-        self._ops = ops
+        self._reporting = reporting
         self._settled = settled
         self._committed = committed
         # Outcomes waiting to be recorded, and those being written now.
@@ -105,7 +105,7 @@ class Recorder:
             try:
                 recorded: Recorded = await self._store.record(
                     [f.result for f in batch], max(f.now for f in batch), self._disable_after(),
-                    None if self._ops is None else self._ops(),
+                    None if self._reporting is None else self._reporting(),
                 )
             except RelayError as exc:
                 # The rows stay `delivering`; their leases expire and the attempts repeat.
@@ -128,7 +128,7 @@ class Recorder:
             self._ready.set()  # look again: more may have arrived meanwhile
 
     def _log(self, batch: list[Finished], recorded: Recorded) -> None:
-        """The log lines of a committed batch: an attempt line each, its ops events."""
+        """The log lines of a committed batch: an attempt line each, its operational events."""
         log_lines("attempt", [self._line(finished) for finished in batch])
         for notice in recorded.notices:
             log("ops_event", type=notice.type, endpoint=notice.endpoint_id)

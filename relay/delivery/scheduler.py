@@ -72,7 +72,7 @@ class Scheduler:
         on_disabled: Callable[[dict[str, str]], None],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        ops: Callable[[], Reporting] | None = None,
+        reporting: Callable[[], Reporting] | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -97,7 +97,7 @@ class Scheduler:
         self._background: set[asyncio.Task[None]] = set()
         self._leases = Leases(store, clock)
         self._renewer: asyncio.Task[None] | None = None
-        self._recorder = Recorder(store, disable_after=disable_after, ops=ops,
+        self._recorder = Recorder(store, disable_after=disable_after, reporting=reporting,
                                   settled=self._settled, committed=self._committed)
 
     # --- control ------------------------------------------------------------------

@@ -70,7 +70,8 @@ class Relay:
             concurrency=loaded.config.delivery.concurrency,
             disable_after=lambda: self.config.delivery.disable_after,
             on_disabled=self._endpoints_disabled, clock=clock, monotonic=monotonic,
-            ops=lambda: Reporting(self.config.operator.failing_after, self._ops_events),
+            reporting=lambda: Reporting(self.config.operator.failing_after,
+                                        self._operational_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
         self.started = False
@@ -166,7 +167,7 @@ class Relay:
 
     # --- operational events (relay.*) ----------------------------------------------------
 
-    def _ops_events(self, notices: list[Notice], now: float,
+    def _operational_events(self, notices: list[Notice], now: float,
                     about: EndpointRow | None = None) -> list[NewEvent]:
         """`events.from_notices` over the endpoints in memory now (also on the store's
         writer thread: Store.record)."""
@@ -177,7 +178,7 @@ class Relay:
         A crash between the two commits loses this event (the change itself stands);
         docs/architecture.md says why that window is accepted here."""
         now = self.clock()
-        new = self._ops_events([notice], now, about)
+        new = self._operational_events([notice], now, about)
         if not new:
             return
         await self.store.ingest(new)
