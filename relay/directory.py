@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, Scope
-from relay.types import DirectoryRows, Source
+from relay.types import ApiKeyRow, DirectoryRows, Source, TenantRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,18 @@ class Directory:
         return self.keys.get(digest)
 
 
+def tenant_of(row: TenantRow) -> Tenant:
+    """A stored tenant as the directory holds it."""
+    return Tenant(row.id, row.name, row.metadata, row.max_webhooks, row.webhooks_enabled,
+                  "api", row.created_at, row.updated_at, row.uid, row.throttle_rate)
+
+
+def key_of(row: ApiKeyRow) -> Key:
+    """A stored key as the directory holds it (scopes in SCOPES' order)."""
+    return Key(row.name, row.sha256, frozenset(s for s in SCOPES if s in row.scopes),
+               row.tenant, "api", row.created_at, row.id, row.expires_at)
+
+
 def config_tenants(config: Config) -> list[str]:
     """The ids the file owns: `default` (always), then its [[tenants]]."""
     return list(dict.fromkeys([DEFAULT_TENANT, *(t.id for t in config.tenants)]))
@@ -106,9 +118,7 @@ def build(loaded: Loaded, rows: DirectoryRows, seen: Mapping[str, float],
     for row in rows.tenants:
         if row.id in tenants or (row.uid is not None and row.uid in tenants):
             continue
-        tenants[row.id] = Tenant(row.id, row.name, row.metadata, row.max_webhooks,
-                                 row.webhooks_enabled, "api", row.created_at, row.updated_at,
-                                 row.uid, row.throttle_rate)
+        tenants[row.id] = tenant_of(row)
         if row.uid is not None:
             uids[row.uid] = row.id
     keys: dict[str, Key] = {}
@@ -116,9 +126,7 @@ def build(loaded: Loaded, rows: DirectoryRows, seen: Mapping[str, float],
         keys[key.sha256] = Key(key.name, key.sha256, key.scopes, key.tenant, "config",
                                seen.get(first_seen("key", key.sha256), now))
     for data in rows.keys:
-        keys.setdefault(data.sha256, Key(
-            data.name, data.sha256, frozenset(s for s in SCOPES if s in data.scopes),
-            data.tenant, "api", data.created_at, data.id, data.expires_at))
+        keys.setdefault(data.sha256, key_of(data))
     return Directory(rows.version, not loaded.api_keys, tenants, keys, uids)
 
 
