@@ -1,5 +1,6 @@
-"""The tenant-scoped operations every surface calls (the JSON API, the console), each rule
-written once: `webhooks` (webhooks, deliveries, events, event types of one tenant)."""
+"""The operations every surface calls (the JSON API, the console, Svix's API), each rule
+written once: `webhooks` (webhooks, deliveries, events, event types of one tenant),
+`tenants` and `keys` (the directory's, for admins)."""
 
 from relay.operations.webhooks import (
     WEBHOOK_STATES,

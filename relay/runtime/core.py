@@ -75,7 +75,6 @@ class Relay:
             ops=lambda: Reporting(self.config.operator.failing_after, self._ops_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
-        # Tenants and API keys, the file's and data's (relay.directory): what requests read.
         self.keeper = Keeper(self.store, loaded, clock, on_change=self._end_sessions,
                              on_endpoints=self.refresh_endpoints)
         self.started = False
@@ -91,6 +90,7 @@ class Relay:
 
     @property
     def directory(self) -> Directory:
+        """The tenants and API keys, the file's and data's: what requests read."""
         return self.keeper.current
 
     # --- lifecycle ------------------------------------------------------------------
@@ -204,7 +204,7 @@ class Relay:
             config_endpoints(loaded), now, generate_secret,
         )
         self.loaded = loaded
-        self.keeper.install(directory, loaded)
+        await self.keeper.install(directory, loaded)
         await self.refresh_endpoints()
         await self._end_sessions()
 

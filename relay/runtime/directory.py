@@ -53,9 +53,13 @@ class Keeper:
                               + "; ".join(lines), lines)
         return dirmod.build(loaded, rows, dirmod.seen_at(self.current), self._clock())
 
-    def install(self, directory: Directory, loaded: Loaded) -> None:
-        """Make `directory` (prepared for `loaded`) the current one."""
-        self._loaded, self.current = loaded, directory
+    async def install(self, directory: Directory, loaded: Loaded) -> None:
+        """Make `directory` (prepared for `loaded`) the current one, then read the rows
+        again: another process may have changed them since `prepare` read them, and a
+        reload in between built on the config before `loaded`."""
+        async with self._lock:
+            self._loaded, self.current = loaded, directory
+        await self.reload()
 
     async def reload(self) -> None:
         """Read the stored rows again; when the version moved, rebuild and tell
