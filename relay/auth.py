@@ -1,4 +1,6 @@
-"""API keys, scopes and tenants: who is calling, and may they."""
+"""API keys, scopes and tenants: who is calling, and may they. Both read the directory
+(relay.directory: the config file's keys and tenants and those made through the API),
+never the database."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from relay.config import DEFAULT_TENANT, SCOPES, Config, Loaded, Scope, TenantConfig
+from relay.config import DEFAULT_TENANT, SCOPES, Scope
+from relay.directory import Directory, Tenant
 from relay.errors import Forbidden, TooManyAuthFailures, Unauthorized, Unprocessable
 from relay.logs import log
 from relay.metrics import AuthFailure
+from relay.runtime import timestamp
 from relay.throttle import Throttle
 
 
@@ -25,26 +29,30 @@ class Principal:
 ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(SCOPES))
 
 
-def authenticate(request: Request, loaded: Loaded, scope: Scope) -> Principal:
-    """The caller's key, checked for `scope`. Without configured keys relay listens on
-    loopback only (a rule of the config's validation), and every caller is an admin of `default`.
-    A source that failed too often is refused before its key is looked at (`admit`)."""
-    if not loaded.api_keys:
+def authenticate(request: Request, directory: Directory, scope: Scope) -> Principal:
+    """The caller's key, checked for `scope`. Without keys in the config file relay
+    listens on loopback only (a rule of the config's validation), and a caller without a
+    key is an admin of `default`; a key sent is checked all the same. A source that
+    failed too often is refused before its key is looked at (`admit`)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if directory.open and not token:
         return ANONYMOUS
     admit(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if not token:
         failed(request, "missing", "")
         raise Unauthorized("missing API key: send the header `Authorization: Bearer KEY`")
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    for key in loaded.api_keys:
-        if key.sha256 == digest:
-            if scope not in key.scopes and "admin" not in key.scopes:
-                raise Forbidden(f"API key {key.name!r} lacks the scope {scope!r}")
-            return Principal(key.name, key.tenant, key.scopes)
-    failed(request, "unknown", token.strip())
-    raise Unauthorized("unknown API key")
+    key = directory.key(hashlib.sha256(token.encode()).hexdigest())
+    if key is None:
+        failed(request, "unknown", token)
+        raise Unauthorized("unknown API key")
+    if key.expired(now := request.app.state.relay.clock()):
+        failed(request, "expired", token)
+        raise Unauthorized(f"API key {key.name!r} expired at "
+                           f"{timestamp(key.expires_at or now)}")
+    if scope not in key.scopes and "admin" not in key.scopes:
+        raise Forbidden(f"API key {key.name!r} lacks the scope {scope!r}")
+    return Principal(key.name, key.tenant, key.scopes)
 
 
 def _address(request: Request) -> str:
@@ -95,15 +103,15 @@ def failed(request: Request, reason: AuthFailure, key: str) -> None:
             source=address, refused=outcome.report, retry_after=outcome.retry_after or None)
 
 
-def tenant_for(principal: Principal, requested: str | None, config: Config,
-               path: str = "tenant") -> TenantConfig:
+def tenant_for(principal: Principal, requested: str | None, directory: Directory,
+               path: str = "tenant") -> Tenant:
     """The tenant a request acts in: the key's own, or another one for admin keys."""
     tenant_id = requested or principal.tenant
     if tenant_id != principal.tenant and "admin" not in principal.scopes:
         raise Forbidden(
             f"API key {principal.name!r} acts in tenant {principal.tenant!r}, not {tenant_id!r}"
         )
-    tenant = config.tenant(tenant_id)
+    tenant = directory.tenant(tenant_id)
     if tenant is None:
         raise Unprocessable(
             "the request has invalid fields",

@@ -15,7 +15,7 @@ _DISK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 # Why an authentication was refused: no key, no such key, a console sign-in with a key
 # that is not admin, or refused unchecked (the address failed too often: relay.throttle).
-AuthFailure = Literal["missing", "unknown", "not_admin", "throttled"]
+AuthFailure = Literal["missing", "unknown", "expired", "not_admin", "throttled"]
 
 
 class Metrics:
@@ -61,7 +61,8 @@ class Metrics:
         )
         self.auth_failures = Counter(
             "relay_auth_failures", "Refused authentications (API and console sign-in) by "
-            "reason: missing (no key), unknown (no such key), not_admin (a console sign-in "
+            "reason: missing (no key), unknown (no such key), expired (a key past its "
+            "expires_at), not_admin (a console sign-in "
             "with a key that is not admin), throttled (refused unchecked: the address "
             "failed too often, answered 429).",
             ["reason"], registry=self.registry,

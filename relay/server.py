@@ -15,7 +15,18 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
-from relay.api import deliveries, event_types, events, ingest, openapi, portal, probes, webhooks
+from relay.api import (
+    deliveries,
+    event_types,
+    events,
+    ingest,
+    keys,
+    openapi,
+    portal,
+    probes,
+    tenants,
+    webhooks,
+)
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.runtime import Relay
@@ -86,6 +97,14 @@ ROUTES = [
     Route("/v1/event-types", event_types.list_event_types, methods=["GET"]),
     Route("/v1/event-types/{name}/sample", event_types.event_type_sample, methods=["GET"]),
     Route("/v1/portal-sessions", portal.create_portal_session, methods=["POST"]),
+    Route("/v1/tenants", tenants.list_tenants, methods=["GET"]),
+    Route("/v1/tenants", tenants.create_tenant, methods=["POST"]),
+    Route("/v1/tenants/{id}", tenants.get_tenant, methods=["GET"]),
+    Route("/v1/tenants/{id}", tenants.patch_tenant, methods=["PATCH"]),
+    Route("/v1/tenants/{id}", tenants.delete_tenant, methods=["DELETE"]),
+    Route("/v1/api-keys", keys.list_keys, methods=["GET"]),
+    Route("/v1/api-keys", keys.create_key, methods=["POST"]),
+    Route("/v1/api-keys/{id}", keys.revoke_key, methods=["DELETE"]),
     Route("/healthz", probes.healthz, methods=["GET"]),
     Route("/readyz", probes.readyz, methods=["GET"]),
     Route("/metrics", probes.metrics, methods=["GET"]),

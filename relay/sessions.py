@@ -33,7 +33,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from relay.config import DEFAULT_TENANT, Loaded
+from relay.directory import Directory
 from relay.types import SessionRow
 
 KEY_NAME = "console-sessions"  # the Sessions.secret_key name
@@ -127,19 +127,20 @@ def decide(row: SessionRow, now: float, idle: float) -> Decision:
     return "touch" if now - row.last_seen_at >= touch_every(idle) else "live"
 
 
-def subjects(loaded: Loaded) -> dict[str, frozenset[str]]:
-    """Who may hold a session under a config, by kind: operators, the first 16 hex digits
-    of each admin key's SHA-256 (`-` when relay has no API keys: open on loopback);
-    portals, every tenant whose webhooks are enabled."""
-    keys = loaded.api_keys
-    operators = frozenset(k.sha256[:16] for k in keys if "admin" in k.scopes) if keys \
-        else frozenset({"-"})
-    config = loaded.config
-    tenants = {DEFAULT_TENANT, *(t.id for t in config.tenants)}
+def subjects(directory: Directory) -> dict[str, frozenset[str]]:
+    """Who may hold a session under a directory (the config's tenants and keys, and
+    those made through the API), by kind: operators, the first 16 hex digits of each
+    admin key's SHA-256 (`-` when the file has no API keys: open on loopback); portals,
+    every tenant whose webhooks are enabled. A key's expiry is not looked at here: a
+    session signed in with it ends by then (its `until`)."""
+    keys = directory.keys.values()
+    operators = frozenset({"-"}) if directory.open \
+        else frozenset(k.sha256[:16] for k in keys if "admin" in k.scopes)
     return {"o": operators, "p": frozenset(
-        t for t in tenants if (tenant := config.tenant(t)) is not None and tenant.webhooks_enabled)}
+        t.id for t in directory.tenants.values() if t.webhooks_enabled)}
 
 
-def granted(loaded: Loaded, session: Session) -> bool:
-    """Whether a config still grants the session's key or tenant (a visitor's: always)."""
-    return session.kind == "a" or session.subject in subjects(loaded)[session.kind]
+def granted(directory: Directory, session: Session) -> bool:
+    """Whether the directory still grants the session's key or tenant (a visitor's:
+    always)."""
+    return session.kind == "a" or session.subject in subjects(directory)[session.kind]

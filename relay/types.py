@@ -311,6 +311,53 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantRow:
+    """A tenant created through the API (SPEC §10); config tenants are never stored."""
+
+    id: str
+    name: str
+    metadata: dict[str, str]
+    max_webhooks: int | None  # None: no limit
+    webhooks_enabled: bool
+    uid: str | None  # Svix's application uid: another name the tenant answers to
+    throttle_rate: int | None  # Svix's, stored and echoed, not enforced
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """An API key created through the API: only its digest is kept."""
+
+    id: str  # key_<ulid>
+    name: str
+    sha256: str
+    scopes: tuple[str, ...]
+    tenant: str
+    expires_at: float | None  # None: never
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRows:
+    """The stored tenants and keys, and the directory's version when they were read:
+    a version read later that differs means they changed since."""
+
+    version: int
+    tenants: tuple[TenantRow, ...]  # in creation order
+    keys: tuple[ApiKeyRow, ...]  # in creation order
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRemoved:
+    """What deleting a tenant removed with it (its events stay until retention)."""
+
+    endpoints: tuple[str, ...]  # deleted, as one endpoint's delete does
+    cancelled: int  # their unfinished deliveries
+    keys: int  # its API keys
+
+
+@dataclass(frozen=True, slots=True)
 class Reporting:
     """What `record` needs to emit operational events in its own transaction: the
     streak length reported as failing, and how notices become events (matched against

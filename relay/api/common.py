@@ -25,9 +25,16 @@ def operations_for(request: Request) -> Operations:
     key's tenant (403 when its webhooks are disabled)."""
     relay: Relay = request.app.state.relay
     scope: Scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
-    principal = authenticate(request, relay.loaded, scope)
-    return Operations(relay, tenant_for(principal, None, relay.config),
+    principal = authenticate(request, relay.directory, scope)
+    return Operations(relay, tenant_for(principal, None, relay.directory),
                       can_write=bool({"webhooks:write", "admin"} & principal.scopes))
+
+
+def as_admin(request: Request) -> Relay:
+    """The running relay, for a caller with the `admin` scope (tenants, API keys)."""
+    relay: Relay = request.app.state.relay
+    authenticate(request, relay.directory, "admin")
+    return relay
 
 
 async def body(request: Request, model: type[_M], *, optional: bool = False) -> _M:

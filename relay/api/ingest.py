@@ -95,7 +95,7 @@ def parse(model: type[_M], body: bytes) -> _M:
 
 def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,
               idem_header: str | None) -> EventIn:
-    tenant = tenant_for(principal, body.tenant, relay.config, f"{where}tenant")
+    tenant = tenant_for(principal, body.tenant, relay.directory, f"{where}tenant")
     if is_operational(body.type):
         raise Unprocessable("the request has invalid fields", [{
             "path": f"{where}type",
@@ -145,7 +145,7 @@ def _idempotency_header(request: Request) -> str | None:
 
 async def post_event(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
-    principal = authenticate(request, relay.loaded, "events:write")
+    principal = authenticate(request, relay.directory, "events:write")
     body = parse(EventBody, await read_body(request, relay.config.server.max_body_bytes))
     event = _event_in(relay, principal, body, "", _idempotency_header(request))
     [result] = await relay.ingest([event])
@@ -154,7 +154,7 @@ async def post_event(request: Request) -> JSONResponse:
 
 async def post_batch(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
-    principal = authenticate(request, relay.loaded, "events:write")
+    principal = authenticate(request, relay.directory, "events:write")
     body = parse(BatchBody, await read_body(request, relay.config.server.max_body_bytes))
     events, problems = [], []
     for i, ev in enumerate(body.events):  # every bad event named, none stored

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from relay import __version__
+from relay import directory_models as dm
 from relay import models as wh
 from relay.api import ingest, portal
 from relay.config import Scope
@@ -74,7 +75,7 @@ _ERRORS = {
          "repeated or not HOST[:PORT]; on a "
          "list, `after` is not a cursor relay handed to this caller for it "
          "(`invalid_cursor`).",
-    401: "Missing or unknown API key.",
+    401: "Missing, unknown or expired API key.",
     403: "The key lacks the scope, webhooks are disabled for the tenant, or the request "
          "came from another site's page (`origin_not_allowed`).",
     404: "No such object in the caller's tenant.",
@@ -177,6 +178,32 @@ OPERATIONS: tuple[Op, ...] = (
         201: ("The link; anyone holding it acts in the tenant until it expires.",
               portal.PortalSession),
     }, "admin", portal.PortalSessionIn, tags=("portal",)),
+    Op("get", "/v1/tenants", "List the tenants: the config file's, then those made here", {
+        200: ("A page of tenants.", Page[dm.TenantOut]),
+    }, "admin", query=wh.PageQuery, tags=("tenants",)),
+    Op("post", "/v1/tenants", "Create a tenant", {
+        201: ("Created; usable on every relay sharing the database within a second.",
+              dm.TenantOut),
+    }, "admin", dm.TenantIn, errors=(409,), tags=("tenants",)),
+    Op("get", "/v1/tenants/{id}", "Get a tenant", {200: ("The tenant.", dm.TenantOut)},
+       "admin", tags=("tenants",)),
+    Op("patch", "/v1/tenants/{id}", "Change a tenant made through the API", {
+        200: ("The tenant as changed.", dm.TenantOut),
+    }, "admin", dm.TenantPatch, errors=(409,), tags=("tenants",)),
+    Op("delete", "/v1/tenants/{id}", "Delete a tenant made through the API, its webhooks "
+       "(unfinished deliveries cancelled) and API keys; its events stay until retention", {
+        204: ("Deleted.", None),
+    }, "admin", errors=(409,), tags=("tenants",)),
+    Op("get", "/v1/api-keys", "List the API keys (never the keys themselves)", {
+        200: ("A page of keys: the config file's, then those made here.",
+              Page[dm.ApiKeyOut]),
+    }, "admin", query=dm.ApiKeysQuery, tags=("api keys",)),
+    Op("post", "/v1/api-keys", "Create an API key", {
+        201: ("Created; `key` is shown only here.", dm.ApiKeyCreated),
+    }, "admin", dm.ApiKeyIn, tags=("api keys",)),
+    Op("delete", "/v1/api-keys/{id}", "Revoke an API key made through the API", {
+        204: ("Revoked: refused by every relay sharing the database within a second.", None),
+    }, "admin", tags=("api keys",)),
     Op("get", "/healthz", "Liveness", {200: ("The process serves HTTP.", Health)},
        tags=("operations",)),
     Op("get", "/readyz", "Readiness", {

@@ -41,9 +41,9 @@ class PortalSession(BaseModel):
 
 async def create_portal_session(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
-    principal = authenticate(request, relay.loaded, "admin")
+    principal = authenticate(request, relay.directory, "admin")
     given = await body(request, PortalSessionIn)
-    tenant = tenant_for(principal, given.tenant, relay.config)
+    tenant = tenant_for(principal, given.tenant, relay.directory)
     expires_at = relay.clock() + given.expires_in
     session = new_session("p", tenant.id, expires_at, given.read_only)
     token = sign(await relay.secret_key(KEY_NAME, new_key), session)

@@ -26,11 +26,13 @@ from relay.delivery.headers import USER_AGENT
 from relay.delivery.scheduler import Scheduler
 from relay.delivery.sender import Outcome, Sender
 from relay.delivery.signing import generate_secret
+from relay.directory import Directory
 from relay.errors import Conflict, NotFound, RelayError, Unavailable
 from relay.ids import delivery_ref, event_id, ulid
 from relay.logs import log
 from relay.metrics import Metrics
 from relay.runtime import housekeeping, reload
+from relay.runtime.directory import Keeper
 from relay.runtime.events import EventIn, envelope, from_notices, ingested, matching
 from relay.storage import create_store
 from relay.storage.base import Watcher
@@ -74,6 +76,8 @@ class Relay:
                                         self._operational_events),
         )
         self.endpoints: dict[str, Endpoint] = {}
+        self.keeper = Keeper(self.store, loaded, clock, on_change=self._end_sessions,
+                             on_endpoints=self.refresh_endpoints)
         self.started = False
         self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,6 +88,11 @@ class Relay:
     @property
     def config(self) -> cfgmod.Config:
         return self.loaded.config
+
+    @property
+    def directory(self) -> Directory:
+        """The tenants and API keys, the file's and data's: what requests read."""
+        return self.keeper.current
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -100,7 +109,8 @@ class Relay:
         self.scheduler.start()
         await self.store.watch(Watcher(  # other processes' changes (a shared PostgreSQL)
             self.scheduler.notify, self.scheduler.rescan, lambda: self._endpoints_disabled({}),
-            config_digest=self._config_digest(), clock_stepped=self.scheduler.clock_stepped,
+            config_digest=self._config_digest(), directory=self.keeper.changed,
+            clock_stepped=self.scheduler.clock_stepped,
         ))
         # The methods are looked up at each round, so a test can replace them.
         self._tasks.append(asyncio.create_task(
@@ -189,24 +199,26 @@ class Relay:
     # --- config and endpoints -------------------------------------------------------------
 
     async def _sync_config(self, loaded: cfgmod.Loaded) -> None:
+        directory = await self.keeper.prepare(loaded)  # a file clashing with data: refused
         now = self.clock()
         await self.store.sync_config_endpoints(
             config_endpoints(loaded), now, generate_secret,
         )
         self.loaded = loaded
+        await self.keeper.install(directory, loaded)
         await self.refresh_endpoints()
         await self._end_sessions()
 
     async def _end_sessions(self) -> None:
-        """End the console and portal sessions this config no longer grants (an admin key
-        removed, a tenant disabled or removed): their rows go, so every process sharing
-        the database refuses them at their next request, whatever its own config says.
-        At start too, for an edit made while relay was stopped."""
-        for kind, keep in sessions.subjects(self.loaded).items():
+        """End the console and portal sessions the directory no longer grants (an admin
+        key removed or revoked, a tenant disabled or removed): their rows go, so every
+        process sharing the database refuses them at their next request, whatever its
+        own config says. At start too, for an edit made while relay was stopped."""
+        for kind, keep in sessions.subjects(self.directory).items():
             ended = await self.store.end_sessions(kind, keep)
             if ended:
                 log("sessions_ended", kind="operator" if kind == "o" else "portal",
-                    sessions=ended, reason="no longer in the config")
+                    sessions=ended, reason="no longer granted")
 
     async def refresh_endpoints(self) -> None:
         """Re-read endpoints, hold or release deliveries where acceptance changed, and

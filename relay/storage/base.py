@@ -17,12 +17,14 @@ from typing import Any, Protocol
 
 from relay.errors import StorageError
 from relay.types import (
+    ApiKeyRow,
     AttemptResult,
     AttemptRow,
     Claimed,
     ClockShift,
     ConfigEndpoint,
     DeliveryRow,
+    DirectoryRows,
     EndpointRow,
     EndpointSpec,
     EventRow,
@@ -37,6 +39,8 @@ from relay.types import (
     Row,
     SessionRow,
     State,
+    TenantRemoved,
+    TenantRow,
 )
 
 # The columns behind EndpointRow, DeliveryRow and SessionRow, in their fields' order: both backends
@@ -93,6 +97,7 @@ class Watcher:
     rescan: Callable[[], None]  # wake-ups may have been missed: look at every endpoint
     endpoints: Callable[[], None]  # endpoints changed: read them again
     config_digest: str  # this process's config-file endpoints, shown beside the others'
+    directory: Callable[[], None] = lambda: None  # tenants or keys changed: read them again
     # A step of this process's wall clock not yet taken in: its own leases may look expired.
     clock_stepped: Callable[[], bool] = lambda: False
 
@@ -353,7 +358,35 @@ class Sessions(Protocol):
         """Delete sessions expired by `now` or idle for `idle` seconds; how many."""
 
 
-class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Protocol):
+class Directory(Protocol):
+    """Tenants and API keys created through the API (relay.storage.directory decides).
+    Every write bumps the directory's version in its transaction (PostgreSQL: and sends
+    NOTIFY relay_directory), so each process's snapshot (relay.directory) reloads."""
+
+    async def directory(self) -> DirectoryRows:
+        """Every stored tenant and key, with the version read before them."""
+
+    async def create_tenant(self, tenant: TenantRow) -> TenantRow:
+        """Store a tenant; Conflict when its id or uid is a stored tenant's id or uid."""
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any],
+                            now: float) -> TenantRow:
+        """Set tenant columns (directory.TENANT_UPDATABLE; a new uid is checked as on
+        create); NotFound if there is none."""
+
+    async def delete_tenant(self, tenant_id: str, now: float) -> TenantRemoved:
+        """Delete a tenant, its keys, and its endpoints as delete_endpoint does (their
+        unfinished deliveries cancelled); its events stay. NotFound if there is none."""
+
+    async def create_api_key(self, key: ApiKeyRow, tenant_in_file: bool) -> ApiKeyRow:
+        """Store a key; Unprocessable unless its tenant is the file's (`tenant_in_file`)
+        or a stored one, read in the same transaction."""
+
+    async def delete_api_key(self, key_id: str) -> ApiKeyRow:
+        """Delete (revoke) a key and answer what it was; NotFound if there is none."""
+
+
+class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Directory, Protocol):
     """Every role: what a backend implements (see tests/integration/test_store.py). Code
     that needs one role takes that role's type."""
 

@@ -2,7 +2,8 @@
 
 Everything is copied as it is, ids included (deliveries keep their dlv_ references):
 endpoints with their secrets and health, events, deliveries in every state, attempts,
-the keys relay made for itself (the console's session key), the console's sessions.
+the keys relay made for itself (the console's session key), the console's sessions,
+the tenants and API keys created through the API.
 The copy runs in one PostgreSQL transaction, so a failure leaves the target empty. The
 SQLite file is locked like `relay serve` locks it (stop relay first). Deliveries caught
 `delivering` keep their lease: once it has passed, a relay on PostgreSQL sends them again
@@ -37,8 +38,11 @@ _TABLES: dict[str, tuple[str, ...]] = {
                  "status", "response_headers", "response_body", "error"),
     "secret_keys": ("name", "key", "created_at"),  # the console's session signing key
     "sessions": ("id", "kind", "subject", "created_at", "last_seen_at", "expires_at"),
+    "tenants": ("id", "name", "metadata", "max_webhooks", "webhooks_enabled", "uid",
+                "throttle_rate", "created_at", "updated_at"),
+    "api_keys": ("id", "name", "sha256", "scopes", "tenant", "expires_at", "created_at"),
 }
-_FLAGS = {"is_active", "is_paused"}
+_FLAGS = {"is_active", "is_paused", "webhooks_enabled"}
 _SEQUENCES = {"events": "seq", "deliveries": "id", "attempts": "id"}
 
 Progress = Callable[[str, int], None]  # (table, rows just copied)
@@ -91,7 +95,8 @@ async def copy_to_postgres(source: Path, url: str, progress: Progress) -> dict[s
                                 f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                                 f"(SELECT COALESCE(max({column}), 0) + 1 FROM {table}), false)")
                         await con.execute(
-                            "UPDATE endpoint_changes SET version = version + 1")
+                            "UPDATE endpoint_changes SET version = version + 1; "
+                            "UPDATE directory_changes SET version = version + 1")
                 finally:
                     db.close()
         except DRIVER_ERRORS as exc:

@@ -22,11 +22,13 @@ from relay.storage.base import (
     endpoint_row,
     sql_in,
 )
+from relay.storage.directory import API_KEY_COLS, TENANT_COLS, api_key_row, tenant_row
 from relay.types import (
     IN_LINE,
     UNFINISHED,
     AttemptRow,
     DeliveryRow,
+    DirectoryRows,
     EndpointRow,
     EventRow,
     SessionRow,
@@ -153,3 +155,12 @@ class SharedReads(ABC):
         rows = await self._query(f"SELECT {SESSION_COLS} FROM sessions WHERE id = ?",
                                  (session_id,))
         return SessionRow(*rows[0]) if rows else None
+
+    async def directory(self) -> DirectoryRows:
+        """Every stored tenant and key, with the version read first: a write committed
+        between the reads moves the version past it, so the next look reads again."""
+        [(version,)] = await self._query("SELECT version FROM directory_changes")
+        tenants = await self._query(f"SELECT {TENANT_COLS} FROM tenants ORDER BY created_at, id")
+        keys = await self._query(f"SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at, id")
+        return DirectoryRows(int(version), tuple(tenant_row(r) for r in tenants),
+                             tuple(api_key_row(r) for r in keys))

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from relay.errors import TooManyRequests
 from relay.storage import idempotency
 from relay.types import (
+    ApiKeyRow,
     ClockShift,
     ConfigEndpoint,
     DeliveryRow,
@@ -27,6 +28,8 @@ from relay.types import (
     NewEvent,
     SessionRow,
     State,
+    TenantRemoved,
+    TenantRow,
 )
 
 
@@ -196,3 +199,37 @@ class QueuedWrites(ABC):
     async def purge_sessions(self, now: float, idle: float) -> int:
         count: int = await self._submit(self._queries.purge_sessions, (now, idle))
         return count
+
+    # --- the directory: tenants and API keys (relay.storage.directory) -----------------
+
+    async def create_tenant(self, tenant: TenantRow) -> TenantRow:
+        """Store a tenant; Conflict when its id or uid is a stored tenant's id or uid."""
+        row: TenantRow = await self._submit(self._queries.create_tenant, tenant, durable=True)
+        return row
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any],
+                            now: float) -> TenantRow:
+        """Set tenant columns; NotFound if there is none."""
+        row: TenantRow = await self._submit(self._queries.update_tenant,
+                                            (tenant_id, changes, now), durable=True)
+        return row
+
+    async def delete_tenant(self, tenant_id: str, now: float) -> TenantRemoved:
+        """Delete a tenant, its keys, and its endpoints (their unfinished deliveries
+        cancelled, as delete_endpoint does); NotFound if there is none."""
+        removed: TenantRemoved = await self._submit(self._queries.delete_tenant,
+                                                    (tenant_id, now), durable=True)
+        return removed
+
+    async def create_api_key(self, key: ApiKeyRow, tenant_in_file: bool) -> ApiKeyRow:
+        """Store a key whose tenant is the file's or a stored one (read in the same
+        transaction: a key cannot outlive its tenant deleted at the same moment)."""
+        row: ApiKeyRow = await self._submit(self._queries.create_api_key,
+                                            (key, tenant_in_file), durable=True)
+        return row
+
+    async def delete_api_key(self, key_id: str) -> ApiKeyRow:
+        """Delete (revoke) a key; NotFound if there is none."""
+        row: ApiKeyRow = await self._submit(self._queries.delete_api_key, key_id,
+                                            durable=True)
+        return row

@@ -88,7 +88,7 @@ def render(request: Request, visit: Visit, template: str, status: int = 200,
         "ui": relay.config.ui, "csrf": visit.csrf, "kind": session.kind,
         "operator": visit.operator, "read_only": session.read_only,
         "can_write": not session.read_only and session.kind != "a",
-        "signed_in": session.kind != "a", "open": not relay.loaded.api_keys,
+        "signed_in": session.kind != "a", "open": relay.directory.open,
         "tenant": tenant, "tenants": _tenant_ids(relay) if visit.operator else [tenant],
         "done": done, "htmx": HTMX, "path": request.url.path,
     }
@@ -97,7 +97,7 @@ def render(request: Request, visit: Visit, template: str, status: int = 200,
 
 
 def _tenant_ids(relay: Relay) -> list[str]:
-    return ["default", *(t.id for t in relay.config.tenants if t.id != "default")]
+    return list(relay.directory.tenants)  # default first
 
 
 def see_other(url: str) -> Response:

@@ -80,7 +80,7 @@ async def _live(request: Request, relay: Relay, session: Session, now: float) ->
     its key or tenant, and a signed-in session's row is live (signing out, idle time, and
     another process's config end it there). Its use is written when `decide` says so,
     except by the deliveries table's automatic refresh."""
-    if not granted(relay.loaded, session):
+    if not granted(relay.directory, session):
         return False
     if not session.stored:
         return True
@@ -103,7 +103,7 @@ async def visit_of(request: Request) -> Visit:
     session = verify(key, token, now) if token else None
     if session is not None and await _live(request, relay, session, now):
         return Visit(relay, key, session, fresh=False)
-    if not relay.loaded.api_keys:  # open, as the API is (relay refuses to listen beyond loopback)
+    if relay.directory.open:  # as the API is (relay refuses to listen beyond loopback then)
         lifetime = relay.config.ui.session_lifetime
         return Visit(relay, key, new_session("o", "-", now + lifetime, False), True)
     return Visit(relay, key, new_session("a", "-", now + VISITOR_HOURS * 3600, False), True)
@@ -152,7 +152,7 @@ def operations_for(visit: Visit, tenant_id: str) -> Operations:
         raise SignIn()
     if session.kind == "p" and tenant_id != session.subject:
         raise NotFound("no such page")
-    tenant = visit.relay.config.tenant(tenant_id)
+    tenant = visit.relay.directory.tenant(tenant_id)
     if tenant is None:
         raise NotFound("no such page")
     if not tenant.webhooks_enabled:

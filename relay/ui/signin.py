@@ -44,13 +44,15 @@ async def login_post(request: Request, visit: Visit) -> Response:
     given = form.get("key", "").strip()
     digest = key_digest(given)
     relay = visit.relay
-    for key in relay.loaded.api_keys:
-        if key.sha256 == digest and "admin" in key.scopes:
-            session = await sign_in(visit, "o", digest[:16])
-            switch(request, visit, session)
-            return see_other(nxt)
-    known = any(key.sha256 == digest for key in relay.loaded.api_keys)
-    auth.failed(request, "not_admin" if known else "unknown" if given else "missing", given)
+    key = relay.directory.key(digest)
+    expired = key is not None and key.expired(relay.clock())
+    if key is not None and not expired and "admin" in key.scopes:
+        # A key that expires ends its session then.
+        session = await sign_in(visit, "o", digest[:16], until=key.expires_at)
+        switch(request, visit, session)
+        return see_other(nxt)
+    auth.failed(request, "expired" if expired else "not_admin" if key else
+                "unknown" if given else "missing", given)
     return render(request, visit, "login.html", 401, next=nxt,
                   error="That is not an admin API key of this relay.")
 
@@ -75,7 +77,7 @@ async def portal(request: Request, visit: Visit) -> Response:
     relay = visit.relay
     token = request.query_params.get("token", "")
     link = verify(visit.key, token, relay.clock())
-    if link is None or link.kind != "p" or not granted(relay.loaded, link):
+    if link is None or link.kind != "p" or not granted(relay.directory, link):
         raise Unauthorized("this portal link is invalid or has expired: ask for a new one")
     session = await sign_in(visit, "p", link.subject, link.read_only, until=link.expires_at)
     visit = switch(request, visit, session)

@@ -102,8 +102,17 @@ async def _seed(client: httpx.AsyncClient, receiver: str) -> dict[str, list[str]
     for hook in hooks:
         page = (await client.get(f"/v1/webhooks/{hook}/deliveries")).json()
         deliveries += [d["id"] for d in page["data"]]
+    for tenant in ("seed-one", "seed-doomed-1", "seed-doomed-2"):
+        await client.post("/v1/tenants", json={"id": tenant})
+    keys = []
+    for name in ("seed-key-1", "seed-key-2"):
+        response = await client.post("/v1/api-keys", json={
+            "name": name, "scopes": ["webhooks:read"], "tenant": "seed-one"})
+        keys.append(response.json()["id"])
     return {"webhooks": [*hooks[:2], "crm", "fixed"], "doomed": hooks[2:], "events": events,
-            "deliveries": deliveries, "names": ["lead.qualified", "billing.paid"]}
+            "deliveries": deliveries, "names": ["lead.qualified", "billing.paid"],
+            "tenants": ["seed-one", "acme", "default"],
+            "doomed-tenants": ["seed-doomed-1", "seed-doomed-2"], "keys": keys}
 
 
 # The document relay serves (checked equal below), loaded at collection time so each
@@ -122,6 +131,9 @@ def _aim(case: Any, live: dict[str, Any]) -> None:
     path = case.path
     kind = ("names" if "event-types" in path else "events" if path.startswith("/v1/events")
             else "deliveries" if path.startswith("/v1/deliveries")
+            else "keys" if path.startswith("/v1/api-keys")
+            else ("doomed-tenants" if case.method == "DELETE" else "tenants")
+            if path.startswith("/v1/tenants")
             else "doomed" if case.method == "DELETE" else "webhooks")
     params = case.path_parameters or {}
     for name, value in params.items():

@@ -332,3 +332,28 @@ async def test_the_stores_keep_touch_end_and_purge_sessions(store: Store) -> Non
     assert [r.id for r in [await store.get_session(i) for i in ("s1", "s3")] if r] == [
         "s1", "s3"]
     assert await store.end_sessions("o", []) == 1  # no admin key left: s1 ends
+
+
+async def test_keys_and_tenants_made_through_the_api_back_sessions_until_revoked(
+        two_relays: tuple[Running, Running]) -> None:
+    """An admin key made through the API signs in to the console; revoking it on one
+    relay ends its session on the other, as disabling a tenant made there ends its
+    portal sessions."""
+    a, b = two_relays
+    made = await a.client.post("/v1/api-keys", headers=auth(ADMIN), json={
+        "name": "ops", "scopes": ["admin"], "tenant": "default"})
+    assert made.status_code == 201, made.text
+    assert (await a.client.post("/v1/tenants", headers=auth(ADMIN),
+                                json={"id": "globex"})).status_code == 201
+    operator = await sign_in(a, made.json()["key"])
+    portal = await enter_portal(a, "globex")
+    await assert_open(b, operator)
+    await assert_open(b, portal, "/ui/t/globex/endpoints")
+    revoked = await a.client.delete(f"/v1/api-keys/{made.json()['id']}",
+                                    headers=auth(ADMIN))
+    assert revoked.status_code == 204
+    await assert_ended(b, operator)
+    disabled = await a.client.patch("/v1/tenants/globex", headers=auth(ADMIN),
+                                    json={"webhooks_enabled": False})
+    assert disabled.status_code == 200
+    await assert_ended(b, portal, "/ui/t/globex/endpoints")

@@ -87,6 +87,12 @@ def test_pulse_answered(versions: list[int], stepped: bool,
     assert [pulse.answered(v, stepped) for v in versions] == [Answer(*a) for a in answers]
 
 
+def test_pulse_says_when_the_directory_moved_not_at_the_first_answer() -> None:
+    pulse = Pulse(polled=0.0)
+    assert [pulse.directory_moved(v) for v in [7, 7, 8, 8, 9]] == [
+        False, False, True, False, True]
+
+
 def test_pulse_rescans_every_poll_interval_of_the_monotonic_clock() -> None:
     pulse = Pulse(polled=100.0)
     every = cluster.POLL_EVERY

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relay import config as cfgmod
+from relay.directory import of_file
 from relay.sessions import decide, granted, new_session, subjects, touch_every
 from relay.types import SessionRow
 from tests.helpers import sha
@@ -46,10 +47,11 @@ def test_the_config_grants_admin_keys_and_enabled_tenants() -> None:
         "api_keys": [{"name": "a", "key_sha256": sha("admin"), "scopes": ["admin"]},
                      {"name": "r", "key_sha256": sha("read"), "scopes": ["webhooks:read"]}],
     }, {})
-    assert subjects(loaded) == {"o": {sha("admin")[:16]}, "p": {"default", "acme"}}
-    assert granted(loaded, new_session("o", sha("admin")[:16], T0, False))
+    directory = of_file(loaded)
+    assert subjects(directory) == {"o": {sha("admin")[:16]}, "p": {"default", "acme"}}
+    assert granted(directory, new_session("o", sha("admin")[:16], T0, False))
     for kind, subject in (("o", sha("read")[:16]), ("o", "-"), ("p", "frozen"), ("p", "gone")):
-        assert not granted(loaded, new_session(kind, subject, T0, False))  # type: ignore[arg-type]
-    assert granted(loaded, new_session("a", "-", T0, False))
-    open_relay = cfgmod.validate({}, {})
+        assert not granted(directory, new_session(kind, subject, T0, False))  # type: ignore[arg-type]
+    assert granted(directory, new_session("a", "-", T0, False))
+    open_relay = of_file(cfgmod.validate({}, {}))
     assert subjects(open_relay)["o"] == {"-"}

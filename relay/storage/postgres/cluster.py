@@ -6,15 +6,17 @@ Each process runs one heartbeat task (`Cluster`, every `HEARTBEAT` seconds) that
   their lease, never at someone's start: there is no recover-everything on PostgreSQL),
   but not while a step of this process's wall clock waits to be taken in: its own
   leases, still being sent, would look expired;
-- polls the endpoint change counter (API changes made by another process are seen within
-  a second even if a NOTIFY was lost) and re-listens after the database comes back;
+- polls the endpoint and directory change counters (API changes to endpoints, tenants
+  and keys made by another process are seen within a second even if a NOTIFY was lost)
+  and re-listens after the database comes back;
 - sets the store's health (/readyz): false while the database does not answer, true when
   it does. Its statements have a deadline of their own, `HEARTBEAT_TIMEOUT` at most
   (shorter than `[storage] timeout`, which every other call has): a partition that drops
   packets silently turns /readyz to 503 within a few seconds, and the LISTEN connection,
   which would not notice, is closed and opened again once the database answers.
 Wake-ups arrive by LISTEN/NOTIFY on a connection of their own (`relay_due`,
-`relay_endpoints`); every `POLL_EVERY` seconds the watcher is asked to rescan anyway.
+`relay_endpoints`, `relay_directory`); every `POLL_EVERY` seconds the watcher is asked
+to rescan anyway.
 
 The decisions are pure (`Pulse` and the functions before `Cluster`): they take what a
 round saw and the time, read from the clocks `Cluster` is given (the wall clock for
@@ -51,7 +53,7 @@ from relay.storage.postgres.connection import (
     fetch,
     redact,
 )
-from relay.storage.postgres.sql import DUE_CHANNEL, ENDPOINTS_CHANNEL
+from relay.storage.postgres.sql import DIRECTORY_CHANNEL, DUE_CHANNEL, ENDPOINTS_CHANNEL
 from relay.types import NodeRow, Row
 
 HEARTBEAT = 0.5  # seconds between heartbeats
@@ -68,7 +70,8 @@ _UPSERT_NODE = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET seen_at = $7, "
     "config_digest = $5"
 )
-_ENDPOINTS_VERSION = "SELECT version FROM endpoint_changes"
+_VERSIONS = ("SELECT (SELECT version FROM endpoint_changes), "
+             "(SELECT version FROM directory_changes)")
 _FORGET_NODES = "DELETE FROM nodes WHERE seen_at < $1"
 _NODES = ("SELECT id, host, pid, version, config_digest, started_at, seen_at FROM nodes "
           "ORDER BY seen_at DESC")
@@ -131,6 +134,7 @@ class Pulse:
 
     polled: float  # monotonic seconds of the last rescan
     version: int | None = None  # the endpoint change counter at the last answered round
+    directory: int | None = None  # the directory's, likewise
 
     def answered(self, version: int, stepped: bool) -> Answer:
         """The database answered with the endpoint change counter `version`; `stepped`: a
@@ -142,6 +146,13 @@ class Pulse:
         refresh = self.version is not None and version != self.version
         self.version = version
         return Answer(refresh=refresh, reclaim=not stepped)
+
+    def directory_moved(self, version: int) -> bool:
+        """Whether the directory's version moved since the last answer (not on the
+        first: the watcher reads the directory when it starts listening)."""
+        moved = self.directory is not None and version != self.directory
+        self.directory = version
+        return moved
 
     def rescan(self, now: float) -> bool:
         """Whether, at monotonic `now`, it is time for a rescan (more than `POLL_EVERY`
@@ -229,6 +240,7 @@ class Cluster:
                                                  command_timeout=self._timeout)
                 await listener.add_listener(DUE_CHANNEL, self._on_due)
                 await listener.add_listener(ENDPOINTS_CHANNEL, self._on_endpoints)
+                await listener.add_listener(DIRECTORY_CHANNEL, self._on_directory)
             except DRIVER_ERRORS as exc:
                 log("listen_failed", logging.WARNING, error=str(exc) or type(exc).__name__,
                     note="polling until it can listen")
@@ -236,6 +248,7 @@ class Cluster:
             self._listener = listener
             self._watcher.rescan()
             self._watcher.endpoints()
+            self._watcher.directory()
 
     def _on_due(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
         woken = due_wakeup(str(payload), self.node)
@@ -245,6 +258,10 @@ class Cluster:
     def _on_endpoints(self, _con: object, _pid: int, _channel: str, _payload: object) -> None:
         if self._watcher is not None:
             self._watcher.endpoints()
+
+    def _on_directory(self, _con: object, _pid: int, _channel: str, _payload: object) -> None:
+        if self._watcher is not None:
+            self._watcher.directory()
 
     def _drop_listener(self) -> None:
         """Close the LISTEN connection at once (no goodbye to a database that does not
@@ -277,7 +294,7 @@ class Cluster:
             await asyncio.sleep(HEARTBEAT)
 
     async def _round(self, pulse: Pulse) -> None:
-        """Record this node, read the endpoint change counter, re-listen if needed, return
+        """Record this node, read the change counters, re-listen if needed, return
         expired leases: one heartbeat."""
         now = self._clock()
         deadline = beat_deadline(self._timeout)
@@ -285,12 +302,15 @@ class Cluster:
             digest = "" if self._watcher is None else self._watcher.config_digest
             await con.execute(_UPSERT_NODE, self.node, self._host, self._pid, __version__,
                               digest, self._started, now, timeout=deadline)
-            version = int(await con.fetchval(_ENDPOINTS_VERSION, timeout=deadline))
+            [versions] = await con.fetch(_VERSIONS, timeout=deadline)
+        version, directory = versions
         if self._watcher is not None:
             await self._listen()
         stepped = self._watcher is not None and self._watcher.clock_stepped()
-        answer = pulse.answered(version, stepped)
+        answer = pulse.answered(int(version), stepped)
         if answer.refresh and self._watcher is not None:
             self._watcher.endpoints()
+        if pulse.directory_moved(int(directory)) and self._watcher is not None:
+            self._watcher.directory()
         if answer.reclaim and await self._reclaim(now) and self._watcher is not None:
             self._watcher.rescan()  # the others were woken by NOTIFY, this one skips its own

@@ -8,7 +8,8 @@ per kind, not one per row.
 Wake-ups: operations that make work due send `NOTIFY relay_due` ("<sender> <endpoint>
 <due>", the sender being the session's application_name, so a process skips its own),
 which PostgreSQL delivers to every listening process at commit; endpoint changes bump
-`endpoint_changes.version` and send `NOTIFY relay_endpoints`.
+`endpoint_changes.version` and send `NOTIFY relay_endpoints`, tenant and key changes
+`directory_changes.version` and `NOTIFY relay_directory`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from relay.errors import Conflict
-from relay.storage import idempotency, outcomes, rules
+from relay.storage import directory, idempotency, outcomes, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -35,6 +36,7 @@ from relay.types import (
     CANCELLABLE,
     FINISHED,
     UNFINISHED,
+    ApiKeyRow,
     Claimed,
     ClockShift,
     ConfigEndpoint,
@@ -45,10 +47,13 @@ from relay.types import (
     Recorded,
     Reporting,
     SessionRow,
+    TenantRemoved,
+    TenantRow,
 )
 
 DUE_CHANNEL = "relay_due"
 ENDPOINTS_CHANNEL = "relay_endpoints"
+DIRECTORY_CHANNEL = "relay_directory"
 
 
 
@@ -668,4 +673,117 @@ async def purge_sessions(con: Connection, args: list[tuple[float, float]]) -> li
         status = await con.execute(
             "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, now - idle)
         out.append(int(status.split()[-1]))
+    return out
+
+
+# --- the directory: tenants and API keys (relay.storage.directory decides) ---------------
+
+# Directory writes run one at a time across processes: a tenant's id and uid are checked
+# against every other tenant's, which no unique index can say alone.
+_DIRECTORY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('relay.directory', 0))"
+_BUMP_DIRECTORY = (
+    "UPDATE directory_changes SET version = version + 1; "
+    f"NOTIFY {DIRECTORY_CHANNEL}"
+)
+_NAMES_TAKEN = ("SELECT id, uid FROM tenants WHERE (id = ANY($1::text[]) OR "
+                "uid = ANY($1::text[])) AND id IS DISTINCT FROM $2")
+
+
+async def _names_taken(con: Connection, tenant_id: str, uid: str | None,
+                       other_than: str | None) -> list[tuple[str, str | None]]:
+    """The tenants (but `other_than`) whose id or uid is `tenant_id` or `uid`."""
+    names = [tenant_id] if uid is None else [tenant_id, uid]
+    return [(r[0], r[1]) for r in await con.fetch(_NAMES_TAKEN, names, other_than)]
+
+
+async def create_tenant(con: Connection, args: list[TenantRow]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for tenant in args:
+        clash = directory.names_free(tenant.id, tenant.uid,
+                                     await _names_taken(con, tenant.id, tenant.uid, None))
+        if clash is not None:
+            out.append(clash)
+            continue
+        await con.execute(f"INSERT INTO tenants ({directory.TENANT_COLS}) VALUES "
+                          "($1, $2, $3, $4, $5, $6, $7, $8, $9)", *directory.tenant_values(tenant))
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(tenant)
+    return out
+
+
+async def update_tenant(con: Connection,
+                        args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for tenant_id, changes, now in args:
+        values = directory.tenant_changes(changes)
+        if await con.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id) is None:
+            out.append(directory.no_tenant(tenant_id))
+            continue
+        uid = changes.get("uid")
+        clash = None if uid is None else directory.names_free(
+            tenant_id, uid, await _names_taken(con, tenant_id, uid, tenant_id))
+        if clash is not None:
+            out.append(clash)
+            continue
+        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(values, 3))
+        [row] = await con.fetch(f"UPDATE tenants SET {sets}updated_at = $2 WHERE id = $1 "
+                                f"RETURNING {directory.TENANT_COLS}",
+                                tenant_id, now, *values.values())
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(directory.tenant_row(row))
+    return out
+
+
+async def delete_tenant(con: Connection, args: list[tuple[str, float]]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for tenant_id, now in args:
+        if await con.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id) is None:
+            out.append(directory.no_tenant(tenant_id))
+            continue
+        endpoints = tuple(r[0] for r in await con.fetch(
+            "SELECT id FROM endpoints WHERE tenant = $1 AND deleted_at IS NULL "
+            "ORDER BY created_at, id", tenant_id))
+        cancelled = 0
+        for eid in endpoints:
+            cancelled += await _remove_endpoint(con, eid, now)
+        status = await con.execute("DELETE FROM api_keys WHERE tenant = $1", tenant_id)
+        await con.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
+        await con.execute(_BUMP_DIRECTORY)
+        if endpoints:
+            await _endpoints_changed(con)
+        out.append(TenantRemoved(endpoints, cancelled, int(status.split()[-1])))
+    return out
+
+
+async def create_api_key(con: Connection, args: list[tuple[ApiKeyRow, bool]]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for key, in_file in args:
+        stored = not in_file and await con.fetchval(
+            "SELECT 1 FROM tenants WHERE id = $1", key.tenant) is not None
+        refused = directory.key_tenant_known(key.tenant, in_file, stored)
+        if refused is not None:
+            out.append(refused)
+            continue
+        await con.execute(f"INSERT INTO api_keys ({directory.API_KEY_COLS}) VALUES "
+                          "($1, $2, $3, $4, $5, $6, $7)", *directory.api_key_values(key))
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(key)
+    return out
+
+
+async def delete_api_key(con: Connection, args: list[str]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for key_id in args:
+        row = await con.fetchrow(f"DELETE FROM api_keys WHERE id = $1 RETURNING "
+                                 f"{directory.API_KEY_COLS}", key_id)
+        if row is None:
+            out.append(directory.no_key(key_id))
+            continue
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(directory.api_key_row(row))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from relay.errors import Conflict
-from relay.storage import idempotency, outcomes, rules
+from relay.storage import directory, idempotency, outcomes, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -37,6 +37,7 @@ from relay.types import (
     NewEvent,
     Recorded,
     Reporting,
+    TenantRemoved,
 )
 
 CHUNK = 400  # rows per IN (...) list, under SQLite's variable limit
@@ -583,3 +584,100 @@ def purge_sessions(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     """The sessions relay.sessions.decide calls dead at `now`: expired, or idle too long."""
     return [db.execute("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
                        (now, now - idle)).rowcount for now, idle in args]
+
+
+# --- the directory: tenants and API keys (relay.storage.directory decides) ---------------
+
+_BUMP_DIRECTORY = "UPDATE directory_changes SET version = version + 1"
+_NAMES_TAKEN = ("SELECT id, uid FROM tenants WHERE (id IN (?, ?) OR uid IN (?, ?)) "
+                "AND id IS NOT ?")
+
+
+def _names_taken(db: sqlite3.Connection, tenant_id: str, uid: str | None,
+                 other_than: str | None) -> list[tuple[str, str | None]]:
+    """The tenants (but `other_than`) whose id or uid is `tenant_id` or `uid`."""
+    return [(r[0], r[1]) for r in db.execute(
+        _NAMES_TAKEN, (tenant_id, uid, tenant_id, uid, other_than))]
+
+
+def create_tenant(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for tenant in args:
+        clash = directory.names_free(tenant.id, tenant.uid,
+                                     _names_taken(db, tenant.id, tenant.uid, None))
+        if clash is not None:
+            out.append(clash)
+            continue
+        db.execute(f"INSERT INTO tenants ({directory.TENANT_COLS}) VALUES "
+                   f"({qmarks(9)})", directory.tenant_values(tenant))
+        db.execute(_BUMP_DIRECTORY)
+        out.append(tenant)
+    return out
+
+
+def update_tenant(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for tenant_id, changes, now in args:
+        values = directory.tenant_changes(changes)
+        if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+            out.append(directory.no_tenant(tenant_id))
+            continue
+        uid = changes.get("uid")
+        clash = None if uid is None else directory.names_free(
+            tenant_id, uid, _names_taken(db, tenant_id, uid, tenant_id))
+        if clash is not None:
+            out.append(clash)
+            continue
+        sets = "".join(f"{col} = ?, " for col in values)
+        row = db.execute(f"UPDATE tenants SET {sets}updated_at = ? WHERE id = ? "
+                         f"RETURNING {directory.TENANT_COLS}",
+                         [*values.values(), now, tenant_id]).fetchone()
+        db.execute(_BUMP_DIRECTORY)
+        out.append(directory.tenant_row(row))
+    return out
+
+
+def delete_tenant(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for tenant_id, now in args:
+        if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+            out.append(directory.no_tenant(tenant_id))
+            continue
+        endpoints = tuple(r[0] for r in db.execute(
+            "SELECT id FROM endpoints WHERE tenant = ? AND deleted_at IS NULL "
+            "ORDER BY created_at, id", (tenant_id,)))
+        cancelled = sum(_remove_endpoint(db, eid, now) for eid in endpoints)
+        keys = db.execute("DELETE FROM api_keys WHERE tenant = ?", (tenant_id,)).rowcount
+        db.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
+        db.execute(_BUMP_DIRECTORY)
+        out.append(TenantRemoved(endpoints, cancelled, keys))
+    return out
+
+
+def create_api_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for key, in_file in args:
+        stored = not in_file and db.execute(
+            "SELECT 1 FROM tenants WHERE id = ?", (key.tenant,)).fetchone() is not None
+        refused = directory.key_tenant_known(key.tenant, in_file, stored)
+        if refused is not None:
+            out.append(refused)
+            continue
+        db.execute(f"INSERT INTO api_keys ({directory.API_KEY_COLS}) VALUES ({qmarks(7)})",
+                   directory.api_key_values(key))
+        db.execute(_BUMP_DIRECTORY)
+        out.append(key)
+    return out
+
+
+def delete_api_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for key_id in args:
+        row = db.execute(f"DELETE FROM api_keys WHERE id = ? RETURNING "
+                         f"{directory.API_KEY_COLS}", (key_id,)).fetchone()
+        if row is None:
+            out.append(directory.no_key(key_id))
+            continue
+        db.execute(_BUMP_DIRECTORY)
+        out.append(directory.api_key_row(row))
+    return out

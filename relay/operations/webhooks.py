@@ -23,6 +23,7 @@ from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
 from relay.delivery import health, operational
+from relay.directory import Tenant
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
     PATCH_SPEC_FIELDS,
@@ -141,7 +142,7 @@ def _config_defined(row: EndpointRow, what: str) -> Conflict:
 class Operations:
     """Every management operation, in one tenant, for one caller."""
 
-    def __init__(self, relay: Relay, tenant: TenantConfig, *, can_write: bool) -> None:
+    def __init__(self, relay: Relay, tenant: Tenant, *, can_write: bool) -> None:
         self.relay = relay
         self.store = reads_of(relay)
         self.tenant = tenant
@@ -187,10 +188,9 @@ class Operations:
         endpoint = EndpointConfig.model_construct(
             id=row_id, tenant=self.tenant.id, **{k: v for k, v in fields.items() if v is not None}
         )
-        errors, _ = cross_check(
-            Config.model_construct(delivery=config.delivery, tenants=config.tenants,
-                                   endpoints=[endpoint]), {},
-        )
+        errors, _ = cross_check(Config.model_construct(
+            delivery=config.delivery, tenants=[TenantConfig.model_construct(id=self.tenant.id)],
+            endpoints=[endpoint]), {})
         if errors:
             details = []
             for line in errors:
