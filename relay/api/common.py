@@ -30,6 +30,13 @@ def operations_for(request: Request) -> Operations:
                       can_write=bool({"webhooks:write", "admin"} & principal.scopes))
 
 
+def as_admin(request: Request) -> Relay:
+    """The running relay, for a caller with the `admin` scope (tenants, API keys)."""
+    relay: Relay = request.app.state.relay
+    authenticate(request, relay.directory, "admin")
+    return relay
+
+
 async def body(request: Request, model: type[_M], *, optional: bool = False) -> _M:
     """The JSON body; where every field is optional, no body at all means defaults."""
     relay: Relay = request.app.state.relay
