@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from relay import directory
 from relay.config.endpoints import EndpointConfig
 from relay.config.values import (
     DURATION_RE,
@@ -36,6 +37,7 @@ from relay.config.values import (
     key_path,
     parse_duration,
 )
+from relay.directory import TypeSource
 from relay.errors import Unprocessable
 from relay.ids import delivery_ref
 from relay.runtime import timestamp
@@ -251,6 +253,45 @@ class EventType(BaseModel):
     schema_: dict[str, Any] | None = Field(
         alias="schema", description="The JSON Schema (draft 2020-12) every event's `data` "
         "must match; null: any object.")
+    deprecated: bool = Field(description="Still accepted at ingest; shown as deprecated.")
+    source: TypeSource = Field(description='"config": declared in the config file, '
+                               'read-only here; "api": made through the API; "relay": '
+                               "relay's own operational events.")
+
+
+def event_type_of(event_type: directory.EventType) -> EventType:
+    return EventType(name=event_type.name, description=event_type.description,
+                     sample=event_type.sample, schema=event_type.schema,
+                     deprecated=event_type.deprecated, source=event_type.source)
+
+
+Description = Annotated[str, StringConstraints(max_length=4096), NoControls]
+
+
+class EventTypeIn(StrictBody):
+    model_config = ConfigDict(serialize_by_alias=True)
+    name: TypeName = Field(description="The type's name, as events carry it (the config's "
+                           "rule: dot-separated words).", examples=["lead.qualified"])
+    description: Description = Field("", description="What the event means.")
+    sample: dict[str, Any] = Field(
+        default_factory=dict, description="Example `data` for test sends; must match the "
+        "schema.", examples=[{"lead_id": "lead_4c88e100"}])
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema (draft 2020-12) every event's `data` "
+        "must match from now on; null: any object.",
+        examples=[{"type": "object", "required": ["lead_id"]}])
+    deprecated: bool = Field(False, description="Still accepted; shown as deprecated.")
+
+
+# Absent fields stay as they are; null is refused but for schema (null: any object).
+EventTypePatch = create_model(
+    "EventTypePatch", __base__=StrictBody,
+    description=(Description, Field(None, json_schema_extra=_omit_default)),
+    sample=(dict[str, Any], Field(None, json_schema_extra=_omit_default)),
+    schema_=(dict[str, Any] | None, Field(None, alias="schema",
+                                          description="null: any object.")),
+    deprecated=(bool, Field(None, json_schema_extra=_omit_default)),
+)
 
 
 class Sample(BaseModel):

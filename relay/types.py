@@ -339,13 +339,29 @@ class ApiKeyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EventTypeRow:
+    """An event type created through the API (SPEC §10); the file's are never stored."""
+
+    name: str
+    description: str
+    sample: dict[str, Any]
+    schema: dict[str, Any] | None  # JSON Schema (draft 2020-12) for `data`; None: any
+    deprecated: bool  # still accepted at ingest; shown as deprecated
+    archived: bool  # Svix's delete: kept, but neither listed nor enforced
+    enforced: bool  # false (Svix's): counts for neither the unknown-type rule nor the schema
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryRows:
-    """The stored tenants and keys, and the directory's version when they were read:
-    a version read later that differs means they changed since."""
+    """The stored tenants, keys and event types, and the directory's version when they
+    were read: a version read later that differs means they changed since."""
 
     version: int
     tenants: tuple[TenantRow, ...]  # in creation order
     keys: tuple[ApiKeyRow, ...]  # in creation order
+    event_types: tuple[EventTypeRow, ...] = ()  # in creation order
 
 
 @dataclass(frozen=True, slots=True)

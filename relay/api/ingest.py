@@ -102,14 +102,14 @@ def _event_in(relay: Relay, principal: Principal, body: EventBody, where: str,
             "message": f"{body.type!r}: types starting with 'relay.' are relay's own "
             "operational events (docs/operational-events.md)",
         }])
-    declared = relay.config.event_types
+    declared = relay.directory.enforced  # the file's and data's, schemas compiled
     if declared:
-        event_type = next((t for t in declared if t.name == body.type), None)
+        event_type = declared.get(body.type)
         if event_type is None:
             raise Unprocessable("the request has invalid fields", [{
                 "path": f"{where}type",
                 "message": f"unknown event type {body.type!r}; declared types: "
-                + ", ".join(t.name for t in declared),
+                + ", ".join(declared),
             }])
         if event_type.validator is not None:
             violations = [

@@ -168,9 +168,23 @@ OPERATIONS: tuple[Op, ...] = (
         200: ("The delivery, cancelled (an attempt in flight is still recorded); behind "
               "an ordered webhook's head, the next one goes.", wh.Delivery),
     }, _W, errors=(409,), tags=("deliveries",)),
-    Op("get", "/v1/event-types", "List the declared event types", {
-        200: ("Every declared type (one page).", Page[wh.EventType]),
+    Op("get", "/v1/event-types", "List the event types: the config file's, the API's, "
+       "relay's own", {
+        200: ("A page of event types; `source` says where each is defined.",
+              Page[wh.EventType]),
+    }, _R, query=wh.PageQuery, tags=("event types",)),
+    Op("post", "/v1/event-types", "Create an event type; ingest checks its schema at once", {
+        201: ("The event type.", wh.EventType),
+    }, "admin", wh.EventTypeIn, errors=(409,), tags=("event types",)),
+    Op("get", "/v1/event-types/{name}", "Get an event type", {
+        200: ("The event type.", wh.EventType),
     }, _R, tags=("event types",)),
+    Op("patch", "/v1/event-types/{name}", "Change or deprecate an event type", {
+        200: ("The event type as changed.", wh.EventType),
+    }, "admin", wh.EventTypePatch, errors=(409,), tags=("event types",)),
+    Op("delete", "/v1/event-types/{name}", "Delete an event type made through the API", {
+        204: ("Deleted.", None),
+    }, "admin", errors=(409,), tags=("event types",)),
     Op("get", "/v1/event-types/{name}/sample", "An event type's sample data", {
         200: ("The sample.", wh.Sample),
     }, _R, tags=("event types",)),

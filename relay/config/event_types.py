@@ -65,6 +65,15 @@ def compile_schema(schema: dict[str, Any]) -> tuple[jsonschema_rs.Validator | No
         return None, [(tuple(exc.instance_path), message)]
 
 
+def sample_problems(validator: jsonschema_rs.Validator | None,
+                    sample: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Where a type's sample is not JSON or does not match its compiled schema."""
+    problems = _not_json(sample)
+    if problems or validator is None:
+        return problems
+    return [(tuple(e.instance_path), e.message) for e in validator.iter_errors(sample)]
+
+
 class EventTypeConfig(Section):
     name: str = Field(
         pattern=TYPE_RE, max_length=128, description="Event type name.",
@@ -123,8 +132,7 @@ class EventTypeConfig(Section):
                 raise invalid_at("event type", [(("schema", *loc), msg) for loc, msg in problems])
             raise invalid_at("event type", [(("schema_file",), f"{self.schema_file}: "
                                              f"{key_path(loc)}: {msg}") for loc, msg in problems])
-        problems = _not_json(self.sample) or [
-            (tuple(e.instance_path), e.message) for e in validator.iter_errors(self.sample)]
+        problems = sample_problems(validator, self.sample)
         if problems:
             hint = "" if "sample" in self.model_fields_set else " (no sample given: {} is used)"
             raise invalid_at("event type", [(("sample", *loc), msg + hint)

@@ -22,7 +22,7 @@ from relay.directory_models import key_of as answer_of
 from relay.errors import Unprocessable
 from relay.ids import ulid
 from relay.models import Page
-from relay.operations.tenants import Order, sorted_page
+from relay.operations.pages import Order, sorted_page
 from relay.runtime import Relay
 from relay.storage.directory import no_key
 from relay.types import ApiKeyRow

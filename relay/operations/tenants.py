@@ -10,8 +10,6 @@ are the directory's `Tenant`s, which every surface shows in its own shape.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from relay.directory import Tenant, config_tenants, tenant_of
@@ -19,25 +17,11 @@ from relay.directory_models import TenantOut
 from relay.directory_models import tenant_of as answer_of
 from relay.errors import Conflict, NotFound
 from relay.models import Page, PageQuery
-from relay.operations.webhooks import after_of, page_of
+from relay.operations.pages import Order, sorted_page
 from relay.runtime import Relay
 from relay.types import TenantRemoved, TenantRow
 
 _T = TypeVar("_T")
-Order = tuple[int, float, str]  # (0: the file's, 1: data's; its place or creation; id)
-
-
-async def sorted_page(relay: Relay, scope: str, items: Sequence[tuple[Order, _T]],
-                      query: PageQuery) -> tuple[list[_T], str | None]:
-    """A page of a list held in memory, in `Order`. Its cursor carries the last item's
-    order, not its index, so a page resumes in place even after items before it (or
-    the item itself) went away."""
-    after = await after_of(relay, scope, query.after)
-    start = None if after is None else tuple(json.loads(after))
-    rows = [(order, item) for order, item in items if start is None or order > start]
-    page, cursor = await page_of(relay, scope, rows[:query.limit + 1], query.limit,
-                                 lambda row: json.dumps(row[0]))
-    return [item for _, item in page], cursor
 
 
 def ordered(relay: Relay) -> list[tuple[Order, Tenant]]:

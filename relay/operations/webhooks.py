@@ -22,7 +22,7 @@ from relay import cursors
 from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
-from relay.delivery import health, operational
+from relay.delivery import health
 from relay.directory import Tenant
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
 from relay.models import (
@@ -39,13 +39,13 @@ from relay.models import (
     Recovered,
     Replayed,
     Rotated,
-    Sample,
     SendTestResult,
     Webhook,
     WebhookCreated,
     attempt_of,
     delivery_of,
     event_of,
+    event_type_of,
     time_of,
     webhook_of,
 )
@@ -347,16 +347,6 @@ class Operations:
     # --- event types ---------------------------------------------------------------------
 
     def event_types(self) -> list[EventType]:
-        """The declared types, then relay's own operational events (relay.*)."""
-        declared = [EventType(name=t.name, description=t.description, sample=t.sample,
-                              schema=t.json_schema)
-                    for t in self.relay.config.event_types]
-        return declared + [
-            EventType(name=name, description=description, sample=sample, schema=None)
-            for name, (description, sample) in operational.TYPES.items()]
-
-    def sample(self, name: str) -> Sample:
-        for event_type in self.event_types():
-            if event_type.name == name:
-                return Sample(type=name, data=event_type.sample)
-        raise NotFound(f"no event type {name!r}")
+        """The catalog (relay.operations.event_types): the file's types, those made
+        through the API, then relay's own operational events (relay.*)."""
+        return [event_type_of(t) for t in self.relay.directory.catalog()]

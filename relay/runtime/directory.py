@@ -20,7 +20,7 @@ from relay.directory import Directory
 from relay.errors import ConfigError
 from relay.logs import log
 from relay.storage.base import Directory as DirectoryRole
-from relay.types import ApiKeyRow, TenantRemoved, TenantRow
+from relay.types import ApiKeyRow, EventTypeRow, TenantRemoved, TenantRow
 
 
 class Keeper:
@@ -44,14 +44,16 @@ class Keeper:
 
     async def prepare(self, loaded: Loaded) -> Directory:
         """The directory `loaded` would give with the rows stored now; ConfigError
-        naming each tenant the file defines that exists as data (relay refuses the file:
-        at start it does not start, a reload keeps the running config)."""
+        naming each tenant or event type the file defines that exists as data (relay
+        refuses the file: at start it does not start, a reload keeps the running
+        config)."""
         rows = await self._store.directory()
         lines = dirmod.clashes(loaded.config, rows)
         if lines:
-            raise ConfigError("the config file defines tenants that exist as data: "
+            raise ConfigError("the config file defines what exists as data: "
                               + "; ".join(lines), lines)
-        return dirmod.build(loaded, rows, dirmod.seen_at(self.current), self._clock())
+        return dirmod.build(loaded, rows, dirmod.seen_at(self.current), self._clock(),
+                            self.current)
 
     async def install(self, directory: Directory, loaded: Loaded) -> None:
         """Make `directory` (prepared for `loaded`) the current one, then read the rows
@@ -73,7 +75,7 @@ class Keeper:
                 log("directory_clash", logging.ERROR, problems="; ".join(lines),
                     note="the config files of the processes sharing the database differ")
             self.current = dirmod.build(self._loaded, rows, dirmod.seen_at(self.current),
-                                        self._clock())
+                                        self._clock(), self.current)
         await self._on_change()
 
     def changed(self) -> None:
@@ -127,4 +129,28 @@ class Keeper:
         row = await self._store.delete_api_key(key_id)
         await self.reload()
         log("api_key_revoked", key=row.id, name=row.name, tenant=row.tenant)
+        return row
+
+    # --- the API's changes (relay.operations.event_types) --------------------------------
+
+    async def create_event_type(self, event_type: EventTypeRow,
+                                unarchive: bool = False) -> EventTypeRow:
+        """Store a new event type; ingest checks it on this process when this returns,
+        on the others within a second (PostgreSQL)."""
+        row = await self._store.create_event_type(event_type, unarchive)
+        await self.reload()
+        log("event_type_created", event_type=row.name, enforced=row.enforced)
+        return row
+
+    async def change_event_type(self, name: str, changes: dict[str, Any]) -> EventTypeRow:
+        row = await self._store.update_event_type(name, changes, self._clock())
+        await self.reload()
+        log("event_type_changed", event_type=name, fields=",".join(sorted(changes)) or None)
+        return row
+
+    async def delete_event_type(self, name: str) -> EventTypeRow:
+        """Expunge an event type (archiving is a change: `archived`)."""
+        row = await self._store.delete_event_type(name)
+        await self.reload()
+        log("event_type_deleted", event_type=name)
         return row

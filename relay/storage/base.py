@@ -28,6 +28,7 @@ from relay.types import (
     EndpointRow,
     EndpointSpec,
     EventRow,
+    EventTypeRow,
     FailedAttempt,
     Ingested,
     MinuteOutcomes,
@@ -359,7 +360,8 @@ class Sessions(Protocol):
 
 
 class Directory(Protocol):
-    """Tenants and API keys created through the API (relay.storage.directory decides).
+    """Tenants, API keys and event types created through the API (relay.storage.directory
+    and relay.storage.event_types decide).
     Every write bumps the directory's version in its transaction (PostgreSQL: and sends
     NOTIFY relay_directory), so each process's snapshot (relay.directory) reloads."""
 
@@ -384,6 +386,20 @@ class Directory(Protocol):
 
     async def delete_api_key(self, key_id: str) -> ApiKeyRow:
         """Delete (revoke) a key and answer what it was; NotFound if there is none."""
+
+    async def create_event_type(self, event_type: EventTypeRow,
+                                unarchive: bool = False) -> EventTypeRow:
+        """Store an event type; Conflict when one of that name is stored, unless it is
+        archived and `unarchive` (then it is replaced, keeping its created_at:
+        relay.storage.event_types.on_create)."""
+
+    async def update_event_type(self, name: str, changes: dict[str, Any],
+                                now: float) -> EventTypeRow:
+        """Set event type columns (event_types.EVENT_TYPE_UPDATABLE); NotFound if there
+        is none."""
+
+    async def delete_event_type(self, name: str) -> EventTypeRow:
+        """Delete (expunge) an event type and answer what it was; NotFound if none."""
 
 
 class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Directory, Protocol):

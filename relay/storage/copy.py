@@ -3,7 +3,7 @@
 Everything is copied as it is, ids included (deliveries keep their dlv_ references):
 endpoints with their secrets and health, events, deliveries in every state, attempts,
 the keys relay made for itself (the console's session key), the console's sessions,
-the tenants and API keys created through the API.
+the tenants, API keys and event types created through the API.
 The copy runs in one PostgreSQL transaction, so a failure leaves the target empty. The
 SQLite file is locked like `relay serve` locks it (stop relay first). Deliveries caught
 `delivering` keep their lease: once it has passed, a relay on PostgreSQL sends them again
@@ -41,8 +41,10 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "tenants": ("id", "name", "metadata", "max_webhooks", "webhooks_enabled", "uid",
                 "throttle_rate", "created_at", "updated_at"),
     "api_keys": ("id", "name", "sha256", "scopes", "tenant", "expires_at", "created_at"),
+    "event_types": ("name", "description", "sample", "schema", "deprecated", "archived",
+                    "enforced", "created_at", "updated_at"),
 }
-_FLAGS = {"is_active", "is_paused", "webhooks_enabled"}
+_FLAGS = {"is_active", "is_paused", "webhooks_enabled", "deprecated", "archived", "enforced"}
 _SEQUENCES = {"events": "seq", "deliveries": "id", "attempts": "id"}
 
 Progress = Callable[[str, int], None]  # (table, rows just copied)

@@ -23,6 +23,7 @@ from relay.storage.base import (
     sql_in,
 )
 from relay.storage.directory import API_KEY_COLS, TENANT_COLS, api_key_row, tenant_row
+from relay.storage.event_types import EVENT_TYPE_COLS, event_type_row
 from relay.types import (
     IN_LINE,
     UNFINISHED,
@@ -157,10 +158,13 @@ class SharedReads(ABC):
         return SessionRow(*rows[0]) if rows else None
 
     async def directory(self) -> DirectoryRows:
-        """Every stored tenant and key, with the version read first: a write committed
+        """Every stored tenant, key and event type, with the version read first: a write committed
         between the reads moves the version past it, so the next look reads again."""
         [(version,)] = await self._query("SELECT version FROM directory_changes")
         tenants = await self._query(f"SELECT {TENANT_COLS} FROM tenants ORDER BY created_at, id")
         keys = await self._query(f"SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at, id")
+        types = await self._query(f"SELECT {EVENT_TYPE_COLS} FROM event_types "
+                                  "ORDER BY created_at, name")
         return DirectoryRows(int(version), tuple(tenant_row(r) for r in tenants),
-                             tuple(api_key_row(r) for r in keys))
+                             tuple(api_key_row(r) for r in keys),
+                             tuple(event_type_row(r) for r in types))

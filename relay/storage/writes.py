@@ -23,6 +23,7 @@ from relay.types import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
+    EventTypeRow,
     Ingested,
     NewEndpoint,
     NewEvent,
@@ -232,4 +233,25 @@ class QueuedWrites(ABC):
         """Delete (revoke) a key; NotFound if there is none."""
         row: ApiKeyRow = await self._submit(self._queries.delete_api_key, key_id,
                                             durable=True)
+        return row
+
+    async def create_event_type(self, event_type: EventTypeRow,
+                                unarchive: bool = False) -> EventTypeRow:
+        """Store an event type; Conflict when the name is taken (but an archived one
+        when `unarchive`: relay.storage.event_types.on_create)."""
+        row: EventTypeRow = await self._submit(self._queries.create_event_type,
+                                               (event_type, unarchive), durable=True)
+        return row
+
+    async def update_event_type(self, name: str, changes: dict[str, Any],
+                                now: float) -> EventTypeRow:
+        """Set event type columns; NotFound if there is none."""
+        row: EventTypeRow = await self._submit(self._queries.update_event_type,
+                                               (name, changes, now), durable=True)
+        return row
+
+    async def delete_event_type(self, name: str) -> EventTypeRow:
+        """Delete (expunge) an event type; NotFound if there is none."""
+        row: EventTypeRow = await self._submit(self._queries.delete_event_type, name,
+                                               durable=True)
         return row

@@ -190,7 +190,8 @@ async def test_event_types_and_samples(make_config: Callable[..., cfgmod.Loaded]
         listed = (await r.client.get("/v1/event-types")).json()
         assert listed["next"] is None
         assert listed["data"][0] == {"name": "lead.qualified", "description": "A lead qualified.",
-                                     "sample": SAMPLE, "schema": None}
+                                     "sample": SAMPLE, "schema": None,
+                                     "deprecated": False, "source": "config"}
         assert [t["name"] for t in listed["data"]] == ["lead.qualified", "lead.lost",
                                                        "billing.paid", *operational.TYPES]
         sample = (await r.client.get("/v1/event-types/lead.qualified/sample")).json()

@@ -14,7 +14,7 @@ import pytest
 from relay.errors import Conflict, NotFound, Unprocessable
 from relay.storage.base import Store, Watcher
 from relay.storage.postgres import PostgresStore
-from relay.types import ApiKeyRow, EndpointSpec, NewEndpoint, TenantRow
+from relay.types import ApiKeyRow, EndpointSpec, EventTypeRow, NewEndpoint, TenantRow
 from tests.helpers import NOW, event
 from tests.serving import eventually
 
@@ -136,3 +136,53 @@ async def test_another_process_hears_of_a_change_by_its_heartbeat_or_by_notify(
         await eventually(lambda: heard, 5, "NOTIFY relay_directory")
     finally:
         await asyncio.gather(one.close(), two.close())
+
+
+def event_type(name: str, at: float = NOW, **fields: object) -> EventTypeRow:
+    row = EventTypeRow(name, f"{name} happened", {"n": 1},
+                       {"type": "object", "required": ["n"]}, False, False, True, at, at)
+    return dataclasses.replace(row, **fields)  # type: ignore[arg-type]
+
+
+async def test_event_types_are_stored_changed_and_expunged(store: Store) -> None:
+    empty = await store.directory()
+    assert empty.event_types == ()
+    one = await store.create_event_type(event_type("lead.created"))
+    two = await store.create_event_type(event_type("lead.lost", NOW + 1, schema=None,
+                                                   enforced=False))
+    stored = await store.directory()
+    assert stored.event_types == (one, two)  # in creation order
+    assert stored.version == empty.version + 2
+
+    changed = await store.update_event_type(
+        "lead.created", {"description": "new", "sample": {"n": 2}, "schema": None,
+                         "deprecated": True}, NOW + 5)
+    assert changed == dataclasses.replace(one, description="new", sample={"n": 2},
+                                          schema=None, deprecated=True, updated_at=NOW + 5)
+    assert await store.delete_event_type("lead.lost") == two
+    after = await store.directory()
+    assert after.event_types == (changed,) and after.version == stored.version + 2
+
+
+async def test_event_type_refusals_change_nothing(store: Store) -> None:
+    await store.create_event_type(event_type("lead.created"))
+    version = (await store.directory()).version
+    with pytest.raises(Conflict, match=r"'lead\.created' already exists"):
+        await store.create_event_type(event_type("lead.created"), unarchive=True)
+    with pytest.raises(NotFound, match="no event type 'nope'"):
+        await store.update_event_type("nope", {"deprecated": True}, NOW)
+    with pytest.raises(NotFound, match="no event type 'nope'"):
+        await store.delete_event_type("nope")
+    assert (await store.directory()).version == version
+
+
+async def test_an_archived_event_type_comes_back_only_when_asked(store: Store) -> None:
+    first = await store.create_event_type(event_type("lead.created"))
+    await store.update_event_type("lead.created", {"archived": True}, NOW + 1)
+    with pytest.raises(Conflict, match=r"already exists \(archived\)"):
+        await store.create_event_type(event_type("lead.created", NOW + 2))
+    again = await store.create_event_type(
+        event_type("lead.created", NOW + 3, description="v2", enforced=False), unarchive=True)
+    assert again == dataclasses.replace(first, description="v2", enforced=False,
+                                        updated_at=NOW + 3)
+    assert (await store.directory()).event_types == (again,)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from relay.errors import Conflict
-from relay.storage import directory, idempotency, outcomes, rules
+from relay.storage import directory, event_types, idempotency, outcomes, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -42,6 +42,7 @@ from relay.types import (
     ConfigEndpoint,
     DeliveryRow,
     EndpointRow,
+    EventTypeRow,
     NewEndpoint,
     NewEvent,
     Recorded,
@@ -786,4 +787,65 @@ async def delete_api_key(con: Connection, args: list[str]) -> list[Any]:
             continue
         await con.execute(_BUMP_DIRECTORY)
         out.append(directory.api_key_row(row))
+    return out
+
+
+# --- the directory: event types (relay.storage.event_types decides) -----------------------
+
+async def _event_type(con: Connection, name: str) -> EventTypeRow | None:
+    row = await con.fetchrow(f"SELECT {event_types.EVENT_TYPE_COLS} FROM event_types "
+                             "WHERE name = $1", name)
+    return None if row is None else event_types.event_type_row(row)
+
+
+async def create_event_type(con: Connection,
+                            args: list[tuple[EventTypeRow, bool]]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for event_type, unarchive in args:
+        stored = await _event_type(con, event_type.name)
+        decided = event_types.on_create(event_type.name, stored, unarchive)
+        if isinstance(decided, Conflict):
+            out.append(decided)
+            continue
+        if stored is not None:
+            event_type = event_types.revived(event_type, stored)
+            await con.execute("DELETE FROM event_types WHERE name = $1", event_type.name)
+        await con.execute(f"INSERT INTO event_types ({event_types.EVENT_TYPE_COLS}) VALUES "
+                          "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                          *event_types.event_type_values(event_type))
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(event_type)
+    return out
+
+
+async def update_event_type(con: Connection,
+                            args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for name, changes, now in args:
+        values = event_types.event_type_changes(changes)
+        sets = "".join(f"{col} = ${n}, " for n, col in enumerate(values, 3))
+        row = await con.fetchrow(f"UPDATE event_types SET {sets}updated_at = $2 WHERE name = $1 "
+                                 f"RETURNING {event_types.EVENT_TYPE_COLS}",
+                                 name, now, *values.values())
+        if row is None:
+            out.append(event_types.no_event_type(name))
+            continue
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(event_types.event_type_row(row))
+    return out
+
+
+async def delete_event_type(con: Connection, args: list[str]) -> list[Any]:
+    out: list[Any] = []
+    await con.execute(_DIRECTORY_LOCK)
+    for name in args:
+        row = await con.fetchrow(f"DELETE FROM event_types WHERE name = $1 RETURNING "
+                                 f"{event_types.EVENT_TYPE_COLS}", name)
+        if row is None:
+            out.append(event_types.no_event_type(name))
+            continue
+        await con.execute(_BUMP_DIRECTORY)
+        out.append(event_types.event_type_row(row))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from relay.errors import Conflict
-from relay.storage import directory, idempotency, outcomes, rules
+from relay.storage import directory, event_types, idempotency, outcomes, rules
 from relay.storage.base import (
     DELIVERY_COLS,
     ENDPOINT_COLS,
@@ -34,6 +34,7 @@ from relay.types import (
     ClockShift,
     DeliveryRow,
     EndpointRow,
+    EventTypeRow,
     NewEvent,
     Recorded,
     Reporting,
@@ -680,4 +681,59 @@ def delete_api_key(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
             continue
         db.execute(_BUMP_DIRECTORY)
         out.append(directory.api_key_row(row))
+    return out
+
+
+# --- the directory: event types (relay.storage.event_types decides) -----------------------
+
+def _event_type(db: sqlite3.Connection, name: str) -> EventTypeRow | None:
+    row = db.execute(f"SELECT {event_types.EVENT_TYPE_COLS} FROM event_types WHERE name = ?",
+                     (name,)).fetchone()
+    return None if row is None else event_types.event_type_row(row)
+
+
+def create_event_type(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for event_type, unarchive in args:
+        stored = _event_type(db, event_type.name)
+        decided = event_types.on_create(event_type.name, stored, unarchive)
+        if isinstance(decided, Conflict):
+            out.append(decided)
+            continue
+        if stored is not None:
+            event_type = event_types.revived(event_type, stored)
+            db.execute("DELETE FROM event_types WHERE name = ?", (event_type.name,))
+        db.execute(f"INSERT INTO event_types ({event_types.EVENT_TYPE_COLS}) VALUES "
+                   f"({qmarks(9)})", event_types.event_type_values(event_type))
+        db.execute(_BUMP_DIRECTORY)
+        out.append(event_type)
+    return out
+
+
+def update_event_type(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for name, changes, now in args:
+        values = event_types.event_type_changes(changes)
+        sets = "".join(f"{col} = ?, " for col in values)
+        row = db.execute(f"UPDATE event_types SET {sets}updated_at = ? WHERE name = ? "
+                         f"RETURNING {event_types.EVENT_TYPE_COLS}",
+                         [*values.values(), now, name]).fetchone()
+        if row is None:
+            out.append(event_types.no_event_type(name))
+            continue
+        db.execute(_BUMP_DIRECTORY)
+        out.append(event_types.event_type_row(row))
+    return out
+
+
+def delete_event_type(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for name in args:
+        row = db.execute(f"DELETE FROM event_types WHERE name = ? RETURNING "
+                         f"{event_types.EVENT_TYPE_COLS}", (name,)).fetchone()
+        if row is None:
+            out.append(event_types.no_event_type(name))
+            continue
+        db.execute(_BUMP_DIRECTORY)
+        out.append(event_types.event_type_row(row))
     return out
