@@ -128,3 +128,32 @@ async def test_tenant_then_key_shown_once_then_revoked(
         await nav(page, "API keys").click()
         assert await page.get_by_role("link", name=re.compile("^Revoke")).count() == 0
         assert ADMIN not in await page.content()
+
+
+async def test_event_types_of_both_sources(make_config: Callable[..., cfgmod.Loaded],
+                                           browser: Browser) -> None:
+    """The file's types read-only beside one made in the console (a field error first),
+    deprecated there; the pages fit a phone."""
+    async with running(console_config(make_config, "http://127.0.0.1:9")) as r:
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await sign_in(page, r.url)
+        await nav(page, "Event types").click()
+        await page.get_by_role("link", name="Create event type").click()
+        await page.get_by_label("Name").fill("invoice.paid")
+        await page.get_by_label("Description").fill("An invoice was paid.")
+        await page.get_by_label("Sample (JSON)").fill('{"amount": 5}')
+        await page.get_by_label("Schema (JSON)").fill(
+            '{"type": "object", "required": ["invoice_id"]}')
+        await page.get_by_role("button", name="Create event type").click()
+        await page.locator("#sample-error").get_by_text("invoice_id").wait_for()
+        await fits(page)
+        await shoot(page, "event-type-form")
+        await page.get_by_label("Sample (JSON)").fill('{"invoice_id": "in_1", "amount": 5}')
+        await page.get_by_role("button", name="Create event type").click()
+        await page.get_by_text("Event type created.").wait_for()
+        await page.get_by_role("button", name="Deprecate").click()
+        await page.get_by_text("Changes saved.").wait_for()
+        assert (await api(r, "GET", "/v1/event-types/invoice.paid"))["deprecated"] is True
+        assert await page.get_by_role("link", name=re.compile("^Edit")).count() == 1  # its own
+        await fits(page)
+        await shoot(page, "event-types-both")

@@ -7,6 +7,7 @@ values kept, and what /v1 sees after each."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -241,3 +242,73 @@ async def test_a_portal_session_never_reaches_tenants_or_keys(
             form = await stranger.get("/ui/login")
             refused = await stranger.post("/ui/api-keys", data={"csrf": _csrf(form.text)})
             assert refused.status_code == 401
+
+
+async def test_operator_creates_edits_deprecates_and_deletes_an_event_type(
+        make_config: Callable[..., cfgmod.Loaded]) -> None:
+    async with admin_api(make_config) as (r, _), operator(r) as (ui, csrf):
+        listed = await ui.get("/ui/event-types")
+        assert "/ui/event-types/lead.qualified/edit" not in listed.text  # the file's
+        assert 'href="/ui/event-types/new"' in listed.text
+        schema = '{"type": "object", "required": ["invoice_id"]}'
+        form = {"csrf": csrf, "name": "invoice.paid", "description": "An invoice was paid.",
+                "sample": '{"amount": 5}', "schema": schema}
+        bad = await ui.post("/ui/event-types", data=form)
+        assert bad.status_code == 422 and "invoice_id" in field_error(bad.text, "sample")
+        assert "An invoice was paid.</textarea>" in bad.text
+        bad = await ui.post("/ui/event-types", data={**form, "schema": "{nope"})
+        assert field_error(bad.text, "schema").startswith("not valid JSON")
+        taken = await ui.post("/ui/event-types", data={**form, "name": "lead.lost"})
+        assert taken.status_code == 409 and "declared in" in field_error(taken.text, "name")
+        assert (await r.client.get("/v1/event-types/invoice.paid")).status_code == 404
+        made = await ui.post("/ui/event-types", follow_redirects=False, data={
+            **form, "sample": '{"invoice_id": "in_1"}'})
+        assert made.headers["location"] == "/ui/event-types?done=type-created"
+        stored = (await r.client.get("/v1/event-types/invoice.paid")).json()
+        assert (stored["description"], stored["sample"], stored["schema"]) == (
+            "An invoice was paid.", {"invoice_id": "in_1"}, json.loads(schema))
+
+        edit = await ui.get("/ui/event-types/invoice.paid/edit")
+        assert "&#34;invoice_id&#34;: &#34;in_1&#34;" in edit.text
+        bad = await ui.post("/ui/event-types/invoice.paid/edit", data={
+            "csrf": csrf, "description": "Paid.", "sample": "{}", "schema": schema})
+        assert bad.status_code == 422 and field_error(bad.text, "sample")
+        saved = await ui.post("/ui/event-types/invoice.paid/edit", follow_redirects=False,
+                              data={"csrf": csrf, "description": "Paid.", "sample": "{}",
+                                    "schema": ""})
+        assert saved.status_code == 303
+        stored = (await r.client.get("/v1/event-types/invoice.paid")).json()
+        assert (stored["description"], stored["schema"]) == ("Paid.", None)
+        for change, expected in (("deprecate", True), ("undeprecate", False)):
+            done = await ui.post("/ui/event-types/invoice.paid/deprecate",
+                                 data={"csrf": csrf, "change": change}, follow_redirects=False)
+            assert done.status_code == 303
+            stored = (await r.client.get("/v1/event-types/invoice.paid")).json()
+            assert stored["deprecated"] is expected
+
+        for path, data in (("edit", {"description": "x"}), ("deprecate", {"change": "deprecate"}),
+                           ("delete", {})):
+            refused = await ui.post(f"/ui/event-types/lead.lost/{path}",
+                                    data={"csrf": csrf, **data})
+            assert refused.status_code == 409, path
+        assert (await ui.get("/ui/event-types/relay.endpoint.disabled/delete")).status_code == 409
+        confirm = await ui.get("/ui/event-types/invoice.paid/delete")
+        assert "refused as unknown" in confirm.text
+        assert (await ui.post("/ui/event-types/invoice.paid/delete", data={})).status_code == 403
+        gone = await ui.post("/ui/event-types/invoice.paid/delete", data={"csrf": csrf},
+                             follow_redirects=False)
+        assert gone.headers["location"] == "/ui/event-types?done=type-deleted"
+        assert (await r.client.get("/v1/event-types/invoice.paid")).status_code == 404
+
+        # A portal session sees the catalog, changes nothing.
+        link = (await r.client.post("/v1/portal-sessions", json={"tenant": "acme"})).json()
+        async with httpx.AsyncClient(timeout=10) as portal:
+            await portal.get(link["url"])
+            page = await portal.get(f"{r.url}/ui/event-types")
+            assert page.status_code == 200 and "lead.qualified" in page.text
+            assert "/ui/event-types/new" not in page.text
+            assert (await portal.get(f"{r.url}/ui/event-types/new")).status_code == 404
+            refused = await portal.post(f"{r.url}/ui/event-types", data={
+                "csrf": _csrf(page.text), "name": "evil.type"})
+            assert refused.status_code == 404
+        assert (await r.client.get("/v1/event-types/evil.type")).status_code == 404
