@@ -64,7 +64,7 @@ def _read_only(relay: Relay, event_type: EventType, what: str) -> Conflict:
     return Conflict(f"event type {event_type.name!r} is declared in {where}: {what}")
 
 
-def _stored(relay: Relay, name: str) -> EventType:
+def data_type(relay: Relay, name: str) -> EventType:
     """The data type `name`, archived too; Conflict for the file's or relay's own."""
     event_type = get_event_type(relay, name, include_archived=True)
     if event_type.source != "api":
@@ -117,7 +117,7 @@ async def create_event_type(relay: Relay, name: str, description: str = "",
 async def change_event_type(relay: Relay, name: str, changes: dict[str, Any]) -> EventType:
     """Set the given fields (relay.storage.event_types.EVENT_TYPE_UPDATABLE) of a data
     type; the schema and sample it ends with are checked as on create."""
-    before = _stored(relay, name)
+    before = data_type(relay, name)
     after = {"schema": before.schema, "sample": before.sample,
              "enforced": before.enforced, **changes}
     if {"schema", "sample", "enforced"} & changes.keys():
@@ -129,7 +129,7 @@ async def change_event_type(relay: Relay, name: str, changes: dict[str, Any]) ->
 async def delete_event_type(relay: Relay, name: str, *, expunge: bool = True) -> None:
     """Delete a data type: gone (`expunge`), or archived (Svix's delete: kept, neither
     listed nor checked at ingest, brought back by a create with `unarchive`)."""
-    _stored(relay, name)
+    data_type(relay, name)
     if expunge:
         await relay.keeper.delete_event_type(name)
     else:

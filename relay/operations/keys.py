@@ -66,6 +66,15 @@ async def create_key(relay: Relay, name: str, scopes: list[Scope], tenant: str,
     return key_of(row), key
 
 
+def get_key(relay: Relay, key_id: str) -> Key:
+    """The key made through the API with this id (NotFound for any other id, the
+    file's keys having none)."""
+    found = next((k for k in relay.directory.keys.values() if k.id == key_id), None)
+    if found is None:
+        raise no_key(key_id)
+    return found
+
+
 async def revoke_key(relay: Relay, key_id: str) -> None:
     """Delete a key made through the API (NotFound for any other id; one no key can
     have, from a path, without asking the database)."""

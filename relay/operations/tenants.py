@@ -10,6 +10,7 @@ are the directory's `Tenant`s, which every surface shows in its own shape.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, TypeVar
 
 from relay.directory import Tenant, config_tenants, tenant_of
@@ -43,6 +44,12 @@ def get_tenant(relay: Relay, tenant_id: str) -> Tenant:
     return tenant
 
 
+def webhook_counts(relay: Relay) -> Counter[str]:
+    """How many webhooks each tenant has (the file's and the API's), from the set in
+    memory: no query."""
+    return Counter(endpoint.tenant for endpoint in relay.endpoints.values())
+
+
 def _in_file(tenant_id: str, what: str) -> Conflict:
     if tenant_id == "default":
         return Conflict(f"tenant 'default' always exists and is relay's own: {what}")
@@ -59,7 +66,7 @@ def _free_of_the_file(relay: Relay, tenant_id: str | None, uid: str | None) -> N
         raise Conflict(f"uid {uid!r} is the id of a tenant of the config file")
 
 
-def _stored(relay: Relay, tenant_id: str) -> Tenant:
+def data_tenant(relay: Relay, tenant_id: str) -> Tenant:
     """The data tenant `tenant_id`; Conflict for the file's, NotFound for none."""
     tenant = get_tenant(relay, tenant_id)
     if tenant.source == "config":
@@ -84,7 +91,7 @@ async def create_tenant(relay: Relay, tenant_id: str, name: str,
 async def change_tenant(relay: Relay, tenant_id: str, changes: dict[str, Any]) -> Tenant:
     """Set the given fields (relay.storage.directory.TENANT_UPDATABLE) of a data
     tenant; disabling one ends its portal sessions."""
-    _stored(relay, tenant_id)
+    data_tenant(relay, tenant_id)
     if changes.get("uid") is not None:
         _free_of_the_file(relay, None, changes["uid"])
     return tenant_of(await relay.keeper.change_tenant(tenant_id, changes))
@@ -93,6 +100,6 @@ async def change_tenant(relay: Relay, tenant_id: str, changes: dict[str, Any]) -
 async def delete_tenant(relay: Relay, tenant_id: str) -> TenantRemoved:
     """Delete a data tenant: its webhooks (their unfinished deliveries cancelled) and
     its API keys go, its events stay until retention."""
-    _stored(relay, tenant_id)
+    data_tenant(relay, tenant_id)
     return await relay.keeper.delete_tenant(tenant_id)
 

@@ -8,7 +8,8 @@ a portal session only its own (another tenant's pages are a plain 404 that names
 nothing). The overview, which counts across tenants, is the operator's alone.
 
 The modules, each importing only those listed after it: `routes` (the route table),
-the pages by what they show (`signin`, `overview`, `endpoints`, `deliveries`, `events`),
+the pages by what they show (`signin`, `overview`, `endpoints`, `deliveries`, `events`,
+`event_types`, `tenants`, `keys`),
 `answers` (the wrapper every page runs in, templates, redirects, the error page),
 `security` (who is looking: the session cookie, sign-in, CSRF, the headers every answer
 carries), `forms` (forms and query strings to the operations' models and back) and

@@ -52,6 +52,15 @@ _DONE = {
     "cancelled": "Cancelled: relay will not send it again; a fifo endpoint moves on to the next.",
     "recovered": "{n} failed {deliveries} queued again.",
     "replayed": "{n} new {deliveries} queued.",
+    "tenant-created": "Tenant created.",
+    "tenant-disabled": "Disabled: its ingest and webhook routes answer 403 and its portal "
+                       "sessions ended.",
+    "tenant-enabled": "Enabled: its ingest and webhook routes work again.",
+    "tenant-deleted": "Tenant deleted, with its endpoints ({n}) and API keys; its events "
+                      "stay until retention.",
+    "key-revoked": "API key revoked: relay refuses it from now on.",
+    "type-created": "Event type created.",
+    "type-deleted": "Event type deleted.",
 }
 
 

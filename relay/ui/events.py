@@ -1,5 +1,5 @@
 """The event pages: the list (by type and time, or straight to one id), one event with its
-deliveries and replay, and the event types."""
+deliveries and replay."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.responses import Response
 from relay.models import PAGE_MAX, EventsQuery, PageQuery
 from relay.ui.answers import PAGE, page, render, see_other
 from relay.ui.forms import fields, read_query
-from relay.ui.security import Visit, home_tenant, operations_for
+from relay.ui.security import Visit, operations_for
 
 
 @page
@@ -52,10 +52,3 @@ async def replay(request: Request, visit: Visit) -> Response:
     replayed = await operations_for(visit, tenant).replay(event_id, [target] if target else None)
     return see_other(f"/ui/t/{tenant}/events/{event_id}?done=replayed"
                      f"&n={len(replayed.deliveries)}")
-
-
-@page
-async def event_types(request: Request, visit: Visit) -> Response:
-    tenant = home_tenant(visit)
-    operations = operations_for(visit, tenant)
-    return render(request, visit, "event_types.html", tenant=tenant, types=operations.event_types())

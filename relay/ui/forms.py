@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from relay.config import SCOPES
 from relay.errors import PayloadTooLarge, RelayError, Unprocessable
 from relay.models import Webhook, invalid
 from relay.operations import WEBHOOK_STATES, WebhookState
@@ -101,6 +102,55 @@ def spec_form(form: dict[str, str]) -> dict[str, Any]:
         "rate_limit": form.get("rate_limit", "").strip() or None,
         **chosen(form, "ordering"),
     }
+
+
+def _json_field(form: dict[str, str], name: str) -> Any:
+    """A JSON textarea; empty is None."""
+    text = form.get(name, "").strip()
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError as exc:
+        raise invalid_field(name, f"not valid JSON: {exc.msg}") from None
+
+
+def _metadata(text: str) -> dict[str, str]:
+    """`key=value` lines (blank ones skipped) as the API's metadata map."""
+    metadata: dict[str, str] = {}
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.removesuffix("\r").partition("=")
+        if not sep or not key.strip():
+            raise invalid_field("metadata", f"line {n}: write it as key=value")
+        if key.strip() in metadata:
+            raise invalid_field("metadata", f"line {n}: {key.strip()} is given twice")
+        metadata[key.strip()] = value.strip()
+    return metadata
+
+
+def tenant_form(form: dict[str, str]) -> dict[str, Any]:
+    """The tenant form's fields as /v1/tenants' body would carry them (an empty name is
+    the API's default on create, the id)."""
+    return {"name": form.get("name", "").strip() or None,
+            "metadata": _metadata(form.get("metadata", "")),
+            "max_webhooks": form.get("max_webhooks", "").strip() or None}
+
+
+def key_form(form: dict[str, str]) -> dict[str, Any]:
+    """The API key form as /v1/api-keys' body would carry it: one checkbox a scope, and
+    the expiry a datetime-local field, read as UTC (the console shows UTC throughout)."""
+    expires = form.get("expires_at", "").strip()
+    return {"name": form.get("name", "").strip(), "tenant": form.get("tenant", ""),
+            "scopes": [s for s in SCOPES if form.get(f"scope-{s}")],
+            "expires_at": expires + "Z" if expires else None}
+
+
+def event_type_form(form: dict[str, str]) -> dict[str, Any]:
+    """The event type form as /v1/event-types' body would carry it."""
+    sample = _json_field(form, "sample")
+    return {"description": form.get("description", "").strip(),
+            "sample": {} if sample is None else sample, "schema": _json_field(form, "schema"),
+            "deprecated": bool(form.get("deprecated"))}
 
 
 def form_errors(exc: RelayError) -> dict[str, str]:

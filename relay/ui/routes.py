@@ -5,7 +5,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from relay.ui import deliveries, endpoints, events, overview, signin
+from relay.ui import (
+    deliveries,
+    endpoints,
+    event_types,
+    events,
+    keys,
+    overview,
+    signin,
+    tenants,
+)
 from relay.ui.answers import HERE, theme
 
 _T = "/t/{tenant}"
@@ -17,7 +26,28 @@ ROUTES: list[BaseRoute] = [
     Route("/portal", signin.portal, methods=["GET"]),
     Route("/theme.css", theme, methods=["GET"]),
     Route("/endpoints", endpoints.endpoints_home, methods=["GET"]),
-    Route("/event-types", events.event_types, methods=["GET"]),
+    Route("/event-types", event_types.event_types, methods=["GET"]),
+    Route("/event-types", event_types.create_event_type, methods=["POST"]),
+    Route("/event-types/new", event_types.new_event_type, methods=["GET"]),
+    Route("/event-types/{name}/edit", event_types.edit_event_type, methods=["GET"]),
+    Route("/event-types/{name}/edit", event_types.save_event_type, methods=["POST"]),
+    Route("/event-types/{name}/deprecate", event_types.deprecate, methods=["POST"]),
+    Route("/event-types/{name}/delete", event_types.confirm_delete, methods=["GET"]),
+    Route("/event-types/{name}/delete", event_types.delete_event_type, methods=["POST"]),
+    Route("/tenants", tenants.tenant_list, methods=["GET"]),
+    Route("/tenants", tenants.create_tenant, methods=["POST"]),
+    Route("/tenants/new", tenants.new_tenant, methods=["GET"]),
+    Route("/tenants/{id}", tenants.tenant, methods=["GET"]),
+    Route("/tenants/{id}/edit", tenants.edit_tenant, methods=["GET"]),
+    Route("/tenants/{id}/edit", tenants.save_tenant, methods=["POST"]),
+    Route("/tenants/{id}/state", tenants.change_state, methods=["POST"]),
+    Route("/tenants/{id}/delete", tenants.confirm_delete, methods=["GET"]),
+    Route("/tenants/{id}/delete", tenants.delete_tenant, methods=["POST"]),
+    Route("/api-keys", keys.key_list, methods=["GET"]),
+    Route("/api-keys", keys.create_key, methods=["POST"]),
+    Route("/api-keys/new", keys.new_key, methods=["GET"]),
+    Route("/api-keys/{id}/revoke", keys.confirm_revoke, methods=["GET"]),
+    Route("/api-keys/{id}/revoke", keys.revoke_key, methods=["POST"]),
     Route(f"{_T}/endpoints", endpoints.endpoints, methods=["GET"]),
     Route(f"{_T}/endpoints", endpoints.create_endpoint, methods=["POST"]),
     Route(f"{_T}/endpoints/new", endpoints.new_endpoint, methods=["GET"]),

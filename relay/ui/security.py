@@ -160,6 +160,20 @@ def operations_for(visit: Visit, tenant_id: str) -> Operations:
     return Operations(visit.relay, tenant, can_write=not session.read_only)
 
 
+def admin_of(visit: Visit, change: bool = False) -> Relay:
+    """The running relay, for an operator: tenants, API keys and changes to event types
+    are an admin's (as the API's `as_admin`). A portal session gets the plain 404 of a
+    page it may not see; `change` also refuses a read-only session."""
+    session = visit.session
+    if session.kind == "a":
+        raise SignIn()
+    if not visit.operator:
+        raise NotFound("no such page")
+    if change and session.read_only:
+        raise Forbidden("this session is read-only")
+    return visit.relay
+
+
 def home_tenant(visit: Visit) -> str:
     return visit.session.tenant or "default"
 
