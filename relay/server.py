@@ -77,6 +77,7 @@ ROUTES = [
     Route("/v1/webhooks/{id}", webhooks.patch_webhook, methods=["PATCH"]),
     Route("/v1/webhooks/{id}", webhooks.delete_webhook, methods=["DELETE"]),
     Route("/v1/webhooks/{id}/rotate-secret", webhooks.rotate_secret, methods=["POST"]),
+    Route("/v1/webhooks/{id}/secret", webhooks.get_secret, methods=["GET"]),
     Route("/v1/webhooks/{id}/test", webhooks.send_test, methods=["POST"]),
     Route("/v1/webhooks/{id}/recover", webhooks.recover_webhook, methods=["POST"]),
     Route("/v1/webhooks/{id}/deliveries", deliveries.list_deliveries, methods=["GET"]),

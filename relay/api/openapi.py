@@ -148,6 +148,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", f"{_WEBHOOK}/rotate-secret", "Rotate the signing secret", {
         200: ("The new secret.", wh.Rotated),
     }, _W, wh.RotateIn, body_required=False, errors=(409,), tags=("webhooks",)),
+    Op("get", f"{_WEBHOOK}/secret", "Reveal the signing secret (logged)", {
+        200: ("The current secret.", wh.Secret),
+    }, _W, tags=("webhooks",)),
     Op("post", f"{_WEBHOOK}/test", "Send a test event now and answer the attempt's result", {
         200: ("The attempt's result (success or not).", wh.SendTestResult),
     }, _W, wh.SendTestIn, body_required=False, tags=("webhooks",)),
