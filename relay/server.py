@@ -15,7 +15,18 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay import hosts
-from relay.api import deliveries, event_types, events, ingest, openapi, portal, probes, webhooks
+from relay.api import (
+    deliveries,
+    event_types,
+    events,
+    ingest,
+    openapi,
+    portal,
+    probes,
+    svix,
+    webhooks,
+)
+from relay.api.svix import errors as svix_errors
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.runtime import Relay
@@ -123,8 +134,9 @@ class HostAndOrigin:
         if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
-                response = JSONResponse(error_body(refusal.code, refusal.message),
-                                        status_code=refusal.status)
+                response = (svix_errors.refusal(refusal) if svix.serves(scope["path"]) else
+                            JSONResponse(error_body(refusal.code, refusal.message),
+                                         status_code=refusal.status))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -168,11 +180,13 @@ class HostAndOrigin:
 
 
 def create_app(relay: Relay) -> Starlette:
-    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
-    behind the Host and Origin checks. The caller starts and stops `relay`
-    (relay.process, tests)."""
+    """The HTTP side: the API (ROUTES, described by /openapi.json), Svix's API at /api/v1
+    (relay.api.svix) and the console at /ui/, behind the Host and Origin checks. The
+    caller starts and stops `relay` (relay.process, tests)."""
     app = Starlette(
-        routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
+        routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES),
+                Mount(svix.PREFIX, app=svix.create_app()),
+                Mount(svix.INGEST_PREFIX, app=svix.ingest_app())],
         middleware=[Middleware(HostAndOrigin, relay=relay)],
         exception_handlers={
             RelayError: _relay_error,
