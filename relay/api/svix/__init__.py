@@ -10,6 +10,8 @@ does not serve answer a 404 naming the product (`NOT_SERVED`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -71,11 +73,11 @@ NOT_SERVED: tuple[tuple[str, str], ...] = (
 )
 
 
-def not_served(what: str, prefix: str = PREFIX) -> ASGIApp:
+def not_served(what: str, prefix: str = PREFIX) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return errors.answer(404, f"relay does not serve Svix's {what} API "
                              f"({prefix}{request.url.path.removeprefix(prefix)})")
-    return request_response(endpoint)
+    return endpoint
 
 
 async def health(request: Request) -> Response:
@@ -139,4 +141,5 @@ def create_app() -> ASGIApp:
 
 def ingest_app() -> ASGIApp:
     """What /ingest/api/v1 (Svix's ingest sources) answers: a 404 naming it."""
-    return errors.ServerErrors(not_served("Ingest (ingest sources)", INGEST_PREFIX))
+    return errors.ServerErrors(request_response(not_served("Ingest (ingest sources)",
+                                                           INGEST_PREFIX)))
