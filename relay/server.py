@@ -49,6 +49,8 @@ async def _relay_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if svix.serves(request.url.path):  # a path Svix's API's mount did not take (a newline)
+        return await svix_errors.http_error(request, exc)
     code = _CODES.get(exc.status_code, "http_error")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
     return JSONResponse(error_body(code, message), status_code=exc.status_code,

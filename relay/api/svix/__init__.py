@@ -84,8 +84,8 @@ async def health(request: Request) -> Response:
     return Response(status_code=204)
 
 
-ROUTES: list[BaseRoute] = [
-    *(Route(path, not_served(what), methods=_ANY) for path, what in NOT_SERVED),
+# What /api/v1 serves (described in /openapi.json: relay.api.svix.openapi).
+SERVED: list[BaseRoute] = [
     Route("/health", health, methods=["GET", "HEAD"]),
     Route("/health/", health, methods=["GET", "HEAD"]),
     Route("/app", route(_R, applications.list_applications), methods=["GET"]),
@@ -124,6 +124,10 @@ ROUTES: list[BaseRoute] = [
     Route("/auth/app-portal-access/{app_id}", route("admin", portal.app_portal_access),
           methods=["POST"]),
 ]
+# The not-served paths first: some would otherwise reach a served route's path values
+# (`/msg/search` a message id).
+ROUTES: list[BaseRoute] = [
+    *(Route(path, not_served(what), methods=_ANY) for path, what in NOT_SERVED), *SERVED]
 
 
 def serves(path: str) -> bool:

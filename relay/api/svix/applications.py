@@ -13,7 +13,7 @@ from starlette.responses import Response
 from relay.api.svix import convert, pages
 from relay.api.svix.calls import Call
 from relay.api.svix.endpoints import answer
-from relay.api.svix.models import ApplicationIn, ListQuery
+from relay.api.svix.models import ApplicationIn, CreateQuery, ListQuery
 from relay.config import DEFAULT_TENANT, TenantConfig
 from relay.errors import Conflict, NotImplementedYet
 
@@ -58,7 +58,7 @@ async def create_application(call: Call) -> Response:
     existing = None if given.uid is None else call.relay.config.tenant(given.uid)
     if existing is None:
         raise NotImplementedYet(_NOT_YET)
-    if call.request.query_params.get("get_if_exists") != "true":
+    if not call.query(CreateQuery).get_if_exists:
         raise Conflict("An application with that id or uid already exists")
     return answer(convert.application_out(existing))
 

@@ -72,17 +72,19 @@ def _secret(secret: str | None) -> str | None:
 
 
 def _settings(given: EndpointFields | EndpointPatch, fields: set[str]) -> dict[str, Any]:
-    """The relay webhook fields of the Svix fields sent (`fields`), by relay's names."""
+    """The relay webhook fields of the Svix fields sent (`fields`), by relay's names: a
+    null clears uid, throttleRate, eventTypes (every type), channels and metadata, and
+    changes nothing else (a URL cannot be cleared)."""
     out: dict[str, Any] = {}
-    for svix, relay_name in (("url", "url"), ("event_types", "events"),
-                             ("channels", "channels"), ("throttle_rate", "rate_limit"),
-                             ("uid", "uid"), ("metadata", "metadata")):
+    for svix, relay_name in (("event_types", "events"), ("channels", "channels"),
+                             ("throttle_rate", "rate_limit"), ("uid", "uid")):
         if svix in fields:
             out[relay_name] = getattr(given, svix)
-    if "description" in fields:
-        out["name"] = given.description or ""
-    if out.get("metadata", {}) is None:
-        out["metadata"] = {}
+    if "metadata" in fields:
+        out["metadata"] = given.metadata or {}
+    for svix, relay_name in (("url", "url"), ("description", "name")):
+        if svix in fields and getattr(given, svix) is not None:
+            out[relay_name] = getattr(given, svix)
     if "disabled" in fields and given.disabled is not None:
         out["is_active"] = not given.disabled
     return out

@@ -9,16 +9,12 @@ from starlette.responses import Response
 from relay.api.svix import convert, pages
 from relay.api.svix.calls import Call
 from relay.api.svix.endpoints import answer
-from relay.api.svix.models import ContentQuery, ListQuery
+from relay.api.svix.models import ContentQuery, EventTypesQuery
 from relay.config import TenantConfig
 from relay.delivery.operational import is_operational
 from relay.errors import NotFound, NotImplementedYet
 from relay.models import EventType
 from relay.operations import Operations
-
-
-class _Query(ListQuery):
-    with_content: bool = False  # Svix's lists leave schemas out unless asked
 
 
 def _types(call: Call) -> list[EventType]:
@@ -29,7 +25,7 @@ def _types(call: Call) -> list[EventType]:
 
 
 async def list_event_types(call: Call) -> Response:
-    query = call.query(_Query)
+    query = call.query(EventTypesQuery)
     order = pages.order(query, "ascending")
     types = _types(call)
     if order == "descending":

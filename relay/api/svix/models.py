@@ -48,6 +48,12 @@ class In(BaseModel):
                               extra="ignore", allow_inf_nan=False)
 
 
+class Query(BaseModel):
+    """Query parameters: by their own (snake_case) names, as the SDKs send them."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
 class Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True,
                               serialize_by_alias=True)
@@ -56,13 +62,13 @@ class Out(BaseModel):
 # --- requests ----------------------------------------------------------------------------
 
 
-class ListQuery(In):
+class ListQuery(Query):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     iterator: Label | None = None
     order: Literal["ascending", "descending"] | None = None
 
 
-class ContentQuery(In):
+class ContentQuery(Query):
     with_content: bool = True
 
 
@@ -131,6 +137,14 @@ class MessageIn(In):
     application: dict[str, Any] | None = None
     deliver_at: Time | None = None
     transformations_params: dict[str, Any] | None = None
+
+
+class EventTypesQuery(ListQuery):
+    with_content: bool = False  # Svix's lists leave schemas out unless asked
+
+
+class CreateQuery(Query):
+    get_if_exists: bool = False
 
 
 class MessagesQuery(ListQuery, ContentQuery):
