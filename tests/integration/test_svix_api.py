@@ -521,15 +521,17 @@ async def test_applications_and_event_types_read(
         assert (acme.id, acme.name, acme.metadata) == ("acme", "acme", {})
         assert (await svix.application.get_or_create(ApplicationIn(name="x", uid="acme"))
                 ) == acme
-        for call, status in [(svix.application.create(ApplicationIn(name="n", uid="acme")),
-                               409),
-                             (svix.application.create(ApplicationIn(name="n")), 501),
-                             (svix.application.patch("acme", ApplicationPatch(name="n")), 409),
-                             (svix.application.delete("nobody"), 501),
-                             (svix.event_type.create(EventTypeIn(name="a", description="")),
-                              501)]:
+        refusals: list[tuple[Callable[[], Any], int]] = [
+            (lambda: svix.application.create(ApplicationIn(name="n", uid="acme")), 409),
+            (lambda: svix.application.create(ApplicationIn(name="n")), 501),
+            (lambda: svix.application.upsert("nobody", ApplicationIn(name="n")), 501),
+            (lambda: svix.application.patch("acme", ApplicationPatch(name="n")), 409),
+            (lambda: svix.application.delete("nobody"), 404),
+            (lambda: svix.event_type.create(EventTypeIn(name="a", description="")), 501),
+        ]
+        for call, status in refusals:
             with pytest.raises(HttpError) as refused:
-                await call
+                await call()
             assert refused.value.status_code == status
         types = await svix.event_type.list()
         assert [t.name for t in types.data] == ["billing.paid", "lead.lost", "lead.qualified"]

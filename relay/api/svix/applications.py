@@ -15,7 +15,8 @@ from relay.api.svix.calls import Call
 from relay.api.svix.endpoints import answer
 from relay.api.svix.models import ApplicationIn, CreateQuery, ListQuery
 from relay.config import DEFAULT_TENANT, TenantConfig
-from relay.errors import Conflict, NotImplementedYet
+from relay.errors import Conflict, NotFound, NotImplementedYet
+from relay.text import control_problem
 
 _NOT_YET = ("relay does not create, change or delete applications through /api/v1 yet: "
             "they are the tenants of relay's config file ([[tenants]])")
@@ -65,9 +66,13 @@ async def create_application(call: Call) -> Response:
 
 async def change_application(call: Call) -> Response:
     """PUT, PATCH, DELETE: an application that exists is config-defined (409, as relay
-    answers a change to a config endpoint); another is 501."""
-    tenant = call.relay.config.tenant(call.path("app_id"))
+    answers a change to a config endpoint); PUT of another (Svix creates it) is 501, a
+    PATCH or DELETE of one that does not exist 404."""
+    app_id = call.path("app_id")
+    tenant = None if control_problem(app_id) else call.relay.config.tenant(app_id)
     if tenant is not None:
         raise Conflict(f"application {tenant.id!r} is a tenant of relay's config file: "
                        "change it there")
+    if call.request.method != "PUT" or control_problem(app_id):
+        raise NotFound(f"no application {app_id!r}")
     raise NotImplementedYet(_NOT_YET)

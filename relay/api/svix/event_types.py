@@ -15,6 +15,7 @@ from relay.delivery.operational import is_operational
 from relay.errors import NotFound, NotImplementedYet
 from relay.models import EventType
 from relay.operations import Operations
+from relay.text import control_problem
 
 
 def _types(call: Call) -> list[EventType]:
@@ -48,6 +49,10 @@ async def get_event_type(call: Call) -> Response:
 
 
 async def change_event_type(call: Call) -> Response:
+    """501; a name no event type can have (a control character) is a 404 first."""
+    name = call.request.path_params.get("event_type_name", "")
+    if control_problem(name):
+        raise NotFound(f"no event type {name!r}")
     raise NotImplementedYet("relay does not create, change or delete event types through "
                             "/api/v1 yet: they are declared in relay's config file "
                             "([[event_types]])")
