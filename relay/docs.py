@@ -166,7 +166,9 @@ def api_page() -> str:
            'cursor-paginated: `{"data": [...], "next": "<cursor>" | null}`; pass `next` '
            "as `after`, as it is: a cursor is opaque and valid only for the list and caller "
            "it was handed to (any other `after` answers `400 invalid_cursor`). "
-           "`GET /openapi.json` serves the full schema of every body.", "",
+           "`GET /openapi.json` serves the full schema of every body. The routes under "
+           "`/api/v1` are Svix's API, with Svix's names, paging and error shapes "
+           "([svix.md](svix.md)).", "",
            "## Routes", "", "| route | scope | what it does |", "|---|---|---|"]
     routes: list[tuple[str, dict[str, Any]]] = []
     for path, methods in doc["paths"].items():

@@ -17,7 +17,7 @@ from typing import Any
 import click
 import uvicorn
 
-from relay.delivery.signing import DEFAULT_HEADER, SignatureError, verify
+from relay.delivery.signing import DEFAULT_HEADER, SVIX_HEADERS, SignatureError, verify
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -33,6 +33,8 @@ def detect_scheme(headers: Mapping[str, str], header: str | None) -> str | None:
     """The scheme a request is signed with, from which signature header it carries."""
     if "webhook-signature" in headers:
         return "standard-webhooks"
+    if SVIX_HEADERS[2] in headers:
+        return "svix"
     for default in DEFAULT_HEADER.values():  # the header locates it, its value tells which
         value = headers.get((header or default).lower())
         if value is not None:
@@ -43,8 +45,8 @@ def detect_scheme(headers: Mapping[str, str], header: str | None) -> str | None:
 def _timestamp(scheme: str, headers: Mapping[str, str], header: str | None) -> int | None:
     """The signed unix timestamp of the timestamped schemes (None if absent or garbled:
     the signature check reports that)."""
-    if scheme == "standard-webhooks":
-        raw = headers.get("webhook-timestamp")
+    if scheme in ("standard-webhooks", "svix"):
+        raw = headers.get("svix-timestamp" if scheme == "svix" else "webhook-timestamp")
     elif scheme == "hmac-sha256-timestamped":
         value = headers.get((header or DEFAULT_HEADER[scheme]).lower(), "")
         raw = next((v for k, _, v in (p.strip().partition("=") for p in value.split(","))
@@ -119,7 +121,8 @@ def make_app(secret: str | None, scheme: str, header: str | None, status: int,
         why = " (--fail-rate)" if failing else ""
         out(f"--- {stamp} {scope['method']} {scope['path']} -> {answer}{why}")
         for name in sorted(headers):
-            if name.startswith("webhook-") or "signature" in name or name == "user-agent":
+            if name.startswith(("webhook-", "svix-")) or "signature" in name \
+                    or name == "user-agent":
                 out(f"  {name}: {headers[name]}")
         out(f"  signature: {verdict}")
         out("  " + shown.replace("\n", "\n  "))

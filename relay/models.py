@@ -80,11 +80,13 @@ Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
                                       "examples": ["2026-04-14T16:29:48Z"]})]
 
 # Endpoint settings the API can set, defined (type, default, description) by the config.
-SPEC_FIELDS = ("url", "events", "filter", "headers", "signature", "signature_header",
-               "payload", "timeout", "retry_schedule", "rate_limit", "ordering")
-PATCH_SPEC_FIELDS = ("url", "events", "filter", "headers", "timeout", "retry_schedule",
-                     "rate_limit", "ordering")
-_NULLABLE = {"timeout", "retry_schedule", "rate_limit"}  # on PATCH, null: back to the default
+SPEC_FIELDS = ("url", "events", "channels", "filter", "headers", "signature",
+               "signature_header", "payload", "timeout", "retry_schedule", "rate_limit",
+               "ordering")
+PATCH_SPEC_FIELDS = ("url", "events", "channels", "filter", "headers", "timeout",
+                     "retry_schedule", "rate_limit", "ordering")
+# On PATCH, null: back to the default.
+_NULLABLE = {"channels", "timeout", "retry_schedule", "rate_limit"}
 _API_TYPES: dict[str, Any] = {"timeout": Duration | None, "retry_schedule": list[Duration] | None}
 
 
@@ -174,9 +176,15 @@ class EventsQuery(PageQuery):
 
 class Webhook(BaseModel):
     id: str
+    uid: str | None = Field(description="Its caller-chosen id in the tenant (Svix's), "
+                            "usable wherever its id is; set through /api/v1.")
     name: str
     url: str
     events: list[str]
+    channels: list[str] | None = Field(description="null: every event, whatever its "
+                                       "channels.")
+    metadata: dict[str, str] = Field(description="A caller's labels (Svix's), set through "
+                                     "/api/v1.")
     filter: dict[str, Any]
     headers: dict[str, str]
     signature: Scheme
@@ -192,6 +200,7 @@ class Webhook(BaseModel):
     disable_reason: str | None
     source: Source
     created_at: Time
+    updated_at: Time
     last_delivery_at: Time | None
     last_delivery_status: int | None
     consecutive_failures: int
@@ -308,6 +317,11 @@ class SendTestResult(BaseModel):
     event: Envelope
 
 
+class Secret(BaseModel):
+    secret: str = Field(description="The signing secret (current; a rotated-out one that "
+                        "still signs is not shown).")
+
+
 class Rotated(BaseModel):
     secret: str
     previous_expires_at: Time | None
@@ -342,8 +356,9 @@ def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
     spec = row.spec
     schedule = spec.retry_schedule
     return Webhook(
-        id=row.id, name=row.name, url=spec.url, events=list(spec.events),
-        filter=spec.filter, headers=spec.headers, signature=spec.signature,
+        id=row.id, uid=row.uid, name=row.name, url=spec.url, events=list(spec.events),
+        channels=None if spec.channels is None else list(spec.channels),
+        metadata=row.metadata, filter=spec.filter, headers=spec.headers, signature=spec.signature,
         signature_header=spec.signature_header, payload=spec.payload,
         timeout=duration_of(spec.timeout),
         retry_schedule=None if schedule is None else [format_duration(s) for s in schedule],
@@ -352,7 +367,8 @@ def webhook_of(row: EndpointRow, pending: int, blocked: int = 0) -> Webhook:
         disable_reason=row.disable_reason or (
             None if spec.enabled else "enabled = false in the config file"),
         source=row.source,
-        created_at=timestamp(row.created_at), last_delivery_at=time_of(row.last_delivery_at),
+        created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at),
+        last_delivery_at=time_of(row.last_delivery_at),
         last_delivery_status=row.last_delivery_status,
         consecutive_failures=row.consecutive_failures, pending=pending,
         ordering=spec.ordering, blocked_behind_head=blocked,

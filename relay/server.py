@@ -24,9 +24,11 @@ from relay.api import (
     openapi,
     portal,
     probes,
+    svix,
     tenants,
     webhooks,
 )
+from relay.api.svix import errors as svix_errors
 from relay.errors import BadHost, CrossOrigin, MisdirectedRequest, RelayError
 from relay.logs import log
 from relay.runtime import Relay
@@ -49,6 +51,8 @@ async def _relay_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if svix.serves(request.url.path):  # a path Svix's API's mount did not take (a newline)
+        return await svix_errors.http_error(request, exc)
     code = _CODES.get(exc.status_code, "http_error")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
     return JSONResponse(error_body(code, message), status_code=exc.status_code,
@@ -88,6 +92,7 @@ ROUTES = [
     Route("/v1/webhooks/{id}", webhooks.patch_webhook, methods=["PATCH"]),
     Route("/v1/webhooks/{id}", webhooks.delete_webhook, methods=["DELETE"]),
     Route("/v1/webhooks/{id}/rotate-secret", webhooks.rotate_secret, methods=["POST"]),
+    Route("/v1/webhooks/{id}/secret", webhooks.get_secret, methods=["GET"]),
     Route("/v1/webhooks/{id}/test", webhooks.send_test, methods=["POST"]),
     Route("/v1/webhooks/{id}/recover", webhooks.recover_webhook, methods=["POST"]),
     Route("/v1/webhooks/{id}/deliveries", deliveries.list_deliveries, methods=["GET"]),
@@ -145,8 +150,9 @@ class HostAndOrigin:
         if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
-                response = JSONResponse(error_body(refusal.code, refusal.message),
-                                        status_code=refusal.status)
+                response = (svix_errors.refusal(refusal) if svix.serves(scope["path"]) else
+                            JSONResponse(error_body(refusal.code, refusal.message),
+                                         status_code=refusal.status))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -190,11 +196,13 @@ class HostAndOrigin:
 
 
 def create_app(relay: Relay) -> Starlette:
-    """The HTTP side: the API (ROUTES, described by /openapi.json) and the console at /ui/,
-    behind the Host and Origin checks. The caller starts and stops `relay`
-    (relay.process, tests)."""
+    """The HTTP side: the API (ROUTES, described by /openapi.json), Svix's API at /api/v1
+    (relay.api.svix) and the console at /ui/, behind the Host and Origin checks. The
+    caller starts and stops `relay` (relay.process, tests)."""
     app = Starlette(
-        routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES)],
+        routes=[*ROUTES, Mount("/ui", routes=ui.ROUTES),
+                Mount(svix.PREFIX, app=svix.create_app()),
+                Mount(svix.INGEST_PREFIX, app=svix.ingest_app())],
         middleware=[Middleware(HostAndOrigin, relay=relay)],
         exception_handlers={
             RelayError: _relay_error,

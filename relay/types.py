@@ -35,8 +35,10 @@ CANCELLABLE = UNFINISHED
 IN_LINE: tuple[State, ...] = ("pending", "delivering")
 Source = Literal["config", "api"]  # where an endpoint is defined
 # How deliveries are signed (relay.delivery.signing, which lists them as SCHEMES).
-Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none"]
-Payload = Literal["envelope", "array"]  # array: the envelope in a one-element JSON array
+Scheme = Literal["standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none",
+                 "svix"]
+# array: the envelope in a one-element JSON array; data: its `data` alone (what Svix sends)
+Payload = Literal["envelope", "array", "data"]
 Ordering = Literal["none", "fifo"]  # fifo: one at a time, in event order (docs/ordering.md)
 
 
@@ -58,6 +60,7 @@ class NewEvent:
     created_at: float
     payload: bytes  # the envelope, serialised once; every delivery sends these bytes
     deliveries: tuple[tuple[str, State], ...]  # (endpoint id, "pending" | "held")
+    channels: tuple[str, ...] | None = None  # Svix's message channels (matching.channels_match)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class EndpointSpec:
 
     url: str
     events: tuple[str, ...] = ("*",)
+    channels: tuple[str, ...] | None = None  # None: every event, whatever its channels
     headers: dict[str, str] = field(default_factory=dict)
     filter: dict[str, Any] = field(default_factory=dict)
     signature: Scheme = "standard-webhooks"
@@ -153,7 +157,7 @@ class EndpointSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> EndpointSpec:
         """From the stored form (or the config's keys); a key left out takes its default."""
         values = dict(data)
-        for name in ("events", "retry_schedule"):
+        for name in ("events", "retry_schedule", "channels"):
             if values.get(name) is not None:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -181,6 +185,9 @@ class EndpointRow:
     last_delivery_status: int | None
     consecutive_failures: int
     failing_since: float | None
+    updated_at: float = 0.0
+    uid: str | None = None  # a caller's own id for it (Svix's), unique in its tenant
+    metadata: dict[str, str] = field(default_factory=dict)  # a caller's labels (Svix's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,8 @@ class NewEndpoint:
     spec: EndpointSpec
     secret: str
     created_at: float
+    uid: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +222,8 @@ class EventRow:
     created_at: float
     payload: bytes  # the envelope as sent
     deliveries: int  # delivery rows now, replays included
+    idem_key: str | None = None  # the `id` it was ingested with (Svix's eventId)
+    channels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +251,35 @@ class AttemptRow:
     response_headers: dict[str, str]
     response_body: bytes
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedAttempt:
+    """An attempt with what its delivery says of it (the lists of attempts by endpoint or
+    by event: Svix's message attempts)."""
+
+    id: int  # the attempt row's own id (`atmpt_<id>`), growing with time
+    delivery_id: int
+    event_id: str
+    endpoint_id: str
+    manual: bool  # its delivery was made by a replay (an operator's), not by ingest
+    n: int
+    started_at: float
+    duration_ms: float | None
+    status: int | None
+    response_body: bytes
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An API request stored under its idempotency key (relay.storage.rules.answer_again
+    decides what a request with the same key gets)."""
+
+    digest: str  # sha256 of the request: method, path, query and body
+    status: int | None  # None: still being answered
+    body: bytes
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from relay import config as cfgmod
 from relay import docs, errors, server
+from relay.api import svix
 from relay.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,15 @@ def test_every_route_is_documented() -> None:
         path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)  # {id:event_id} -> {id}
         for method in (route.methods or set()) - {"HEAD"}:
             assert f"### `{method} {path}`" in text, f"{method} {path}"
+
+
+def test_every_svix_route_is_in_docs_svix() -> None:
+    """docs/svix.md names each path /api/v1 answers, served or not."""
+    text = read("svix.md")
+    for route in svix.ROUTES:
+        assert isinstance(route, Route), route
+        path = route.path.replace("{rest:path}", "")
+        assert f"{path}`" in text or f"{path}..." in text or f"{path}," in text, path
 
 
 def test_every_error_code_is_documented_with_its_status() -> None:

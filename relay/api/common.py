@@ -20,11 +20,12 @@ from relay.text import control_problem
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def operations_for(request: Request) -> Operations:
-    """The caller's operations: GET needs `webhooks:read`, the rest `webhooks:write`; the
-    key's tenant (403 when its webhooks are disabled)."""
+def operations_for(request: Request, scope: Scope | None = None) -> Operations:
+    """The caller's operations: `scope`, by default `webhooks:read` for GET and
+    `webhooks:write` for the rest; the key's tenant (403 when its webhooks are disabled)."""
     relay: Relay = request.app.state.relay
-    scope: Scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
+    if scope is None:
+        scope = "webhooks:read" if request.method == "GET" else "webhooks:write"
     principal = authenticate(request, relay.directory, scope)
     return Operations(relay, tenant_for(principal, None, relay.directory),
                       can_write=bool({"webhooks:write", "admin"} & principal.scopes))

@@ -6,13 +6,13 @@ import math
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,27 +32,27 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255),
 _IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
 
 
+def finite(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's data, refused if a number in it is not finite: 1e400 parses as infinity,
+    which JSON cannot carry on to receivers."""
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("numbers must be finite (1e400 overflows)")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return data
+
+
 class EventBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Annotated[str, StringConstraints(pattern=TYPE_RE, max_length=128)]
-    data: dict[str, Any]
+    data: Annotated[dict[str, Any], AfterValidator(finite)]
     id: IdempotencyKey | None = None
     tenant: Text | None = None
-
-    @field_validator("data")
-    @classmethod
-    def _finite(cls, data: dict[str, Any]) -> dict[str, Any]:
-        """1e400 parses as infinity, which JSON cannot carry on to receivers."""
-        stack: list[Any] = [data]
-        while stack:
-            value = stack.pop()
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError("numbers must be finite (1e400 overflows)")
-            if isinstance(value, dict):
-                stack.extend(value.values())
-            elif isinstance(value, list):
-                stack.extend(value)
-        return data
 
 
 class BatchBody(BaseModel):
@@ -69,6 +69,11 @@ async def read_body(request: Request, limit: int) -> bytes:
             f"the body must be JSON with Content-Type: application/json "
             f"(got {content_type or 'no Content-Type'})"
         )
+    return await read_limited(request, limit)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The raw body, 413 past `limit` (before reading all of it)."""
     too_large = f"the body is larger than {limit} bytes (server.max_body_bytes)"
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
@@ -23,6 +22,8 @@ from relay import __version__
 from relay import directory_models as dm
 from relay import models as wh
 from relay.api import ingest, portal
+from relay.api.described import Op
+from relay.api.svix import openapi as svix
 from relay.config import Scope
 from relay.models import Page
 
@@ -91,26 +92,6 @@ _ERRORS = {
 _BODY_ERRORS = (400, 413, 415, 422)
 _PATH_PATTERNS = {"/v1/events/{id}": "^evt_[0-9a-z]+$"}  # the route's `event_id` convertor
 
-Answer = tuple[str, type[BaseModel] | None]  # description, schema (None: no body)
-
-
-@dataclass(frozen=True)
-class Op:
-    """One operation in OpenAPI's sense (a method on a path): what /openapi.json says of it."""
-
-    method: str
-    path: str
-    summary: str
-    answers: dict[int, Answer]
-    scope: Scope | None = None  # None: no API key needed
-    body: type[BaseModel] | None = None
-    body_required: bool = True
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()  # beyond those implied by auth, path, body and query
-    media_type: str = "application/json"
-    tags: tuple[str, ...] = ()
-
-
 _R: Scope = "webhooks:read"
 _W: Scope = "webhooks:write"
 _WEBHOOK = "/v1/webhooks/{id}"
@@ -149,6 +130,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("post", f"{_WEBHOOK}/rotate-secret", "Rotate the signing secret", {
         200: ("The new secret.", wh.Rotated),
     }, _W, wh.RotateIn, body_required=False, errors=(409,), tags=("webhooks",)),
+    Op("get", f"{_WEBHOOK}/secret", "Reveal the signing secret (logged)", {
+        200: ("The current secret.", wh.Secret),
+    }, _W, tags=("webhooks",)),
     Op("post", f"{_WEBHOOK}/test", "Send a test event now and answer the attempt's result", {
         200: ("The attempt's result (success or not).", wh.SendTestResult),
     }, _W, wh.SendTestIn, body_required=False, tags=("webhooks",)),
@@ -229,6 +213,7 @@ OPERATIONS: tuple[Op, ...] = (
     }, errors=(503,), media_type="text/plain", tags=("operations",)),
     Op("get", "/openapi.json", "This document", {200: ("OpenAPI 3.1.", None)},
        tags=("operations",)),
+    *svix.OPERATIONS,
 )
 
 
@@ -260,18 +245,31 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(op: Op, refs: Refs) -> dict[str, Any]:
+def _errors(op: Op, refs: Refs) -> dict[str, Any]:
+    """The error answers an operation can give, in its dialect's shape."""
     statuses = set(op.errors) | {400, 421}  # Host checks (relay.server.HostAndOrigin)
     if op.scope is not None:
         statuses |= {401, 403, 429, 503}
     if "{" in op.path:
         statuses.add(404)
     if op.body is not None:
-        statuses |= set(_BODY_ERRORS)
+        statuses |= set(svix.BODY_ERRORS if op.dialect == "svix" else _BODY_ERRORS)
     if op.query is not None:
         statuses.add(422)
         if "after" in op.query.model_fields:
             statuses.add(400)
+    out = {}
+    for status in sorted(statuses - set(op.answers)):
+        if op.dialect == "svix":
+            description, model = svix.error(status)
+        else:
+            description, model = _ERRORS[status], Error
+        out[str(status)] = {"description": description, "content": {
+            "application/json": {"schema": refs[model, "serialization"]}}}
+    return out
+
+
+def _operation(op: Op, refs: Refs) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (description, model) in sorted(op.answers.items()):
         answer: dict[str, Any] = {"description": description}
@@ -280,10 +278,7 @@ def _operation(op: Op, refs: Refs) -> dict[str, Any]:
         elif op.media_type != "application/json" or status != 204:
             answer["content"] = {op.media_type: {"schema": {}}}
         responses[str(status)] = answer
-    for status in sorted(statuses - set(op.answers)):
-        responses[str(status)] = {"description": _ERRORS[status],
-                                  "content": {"application/json": {
-                                      "schema": refs[Error, "serialization"]}}}
+    responses.update(_errors(op, refs))
     operation: dict[str, Any] = {
         "operationId": f"{op.method}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
         "summary": op.summary,
@@ -305,7 +300,9 @@ def _operation(op: Op, refs: Refs) -> dict[str, Any]:
 
 @functools.cache
 def document() -> dict[str, Any]:
-    wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Error, "serialization")}
+    errors: tuple[type[BaseModel], ...] = (Error, *svix.ERROR_MODELS)
+    wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {
+        (model, "serialization") for model in errors}
     for op in OPERATIONS:
         wanted |= {(model, "serialization") for _, model in op.answers.values() if model}
         if op.body is not None:
@@ -324,8 +321,9 @@ def document() -> dict[str, Any]:
             "title": "relay",
             "version": __version__,
             "description": "Self-hosted webhook relay: ingest events, manage webhooks, "
-            "inspect and re-send deliveries. Without configured API keys (loopback only) "
-            "every caller is an admin of tenant `default`.",
+            "inspect and re-send deliveries; under /api/v1, Svix's API (docs/svix.md). "
+            "Without configured API keys (loopback only) every caller is an admin of "
+            "tenant `default`.",
         },
         "paths": paths,
         "components": {

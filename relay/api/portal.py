@@ -12,8 +12,8 @@ from relay.api.common import answer, body
 from relay.auth import authenticate, tenant_for
 from relay.config.values import Text
 from relay.models import Duration, StrictBody, Time
-from relay.runtime import Relay, timestamp
-from relay.sessions import KEY_NAME, new_key, new_session, sign
+from relay.operations import portal_link
+from relay.runtime import Relay
 
 MAX_PORTAL_SESSION = 30 * 86400.0  # a month: longer-lived links belong in a login system
 
@@ -44,8 +44,5 @@ async def create_portal_session(request: Request) -> JSONResponse:
     principal = authenticate(request, relay.directory, "admin")
     given = await body(request, PortalSessionIn)
     tenant = tenant_for(principal, given.tenant, relay.directory)
-    expires_at = relay.clock() + given.expires_in
-    session = new_session("p", tenant.id, expires_at, given.read_only)
-    token = sign(await relay.secret_key(KEY_NAME, new_key), session)
-    url = f"{relay.config.server.base_url}/ui/portal?token={token}"  # never from Host
-    return answer(PortalSession(url=url, expires_at=timestamp(session.expires_at)), 201)
+    url, _, expires_at = await portal_link(relay, tenant.id, given.expires_in, given.read_only)
+    return answer(PortalSession(url=url, expires_at=expires_at), 201)

@@ -1,4 +1,5 @@
-"""/v1/webhooks...: list, create, change, delete, rotate, test, recover (SPEC §6).
+"""/v1/webhooks...: list, create, change, delete, rotate, reveal the secret, test,
+recover (SPEC §6).
 
 Thin: each route parses its input with relay.models and calls relay.operations, where
 the rules and the tenant scoping live (shared with the console).
@@ -48,6 +49,12 @@ async def rotate_secret(request: Request) -> JSONResponse:
     await operations.own_webhook(webhook_id)
     given = await body(request, RotateIn, optional=True)
     return answer(await operations.rotate(webhook_id, given.grace))
+
+
+async def get_secret(request: Request) -> JSONResponse:
+    """A GET that reveals what signs deliveries: write scope, as Svix's get_secret."""
+    operations = operations_for(request, "webhooks:write")
+    return answer(await operations.secret(request.path_params["id"]))
 
 
 async def send_test(request: Request) -> JSONResponse:

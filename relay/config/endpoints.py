@@ -13,8 +13,10 @@ from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, RootMode
 from typing_extensions import TypedDict
 
 from relay.config.values import (
+    CHANNEL_RE,
     DEFAULT_TENANT,
     ID_RE,
+    MAX_CHANNELS,
     PATTERN_RE,
     Duration,
     Section,
@@ -120,6 +122,11 @@ class EndpointConfig(Section):
               description='Event types to deliver: exact names, "prefix.*" or "*".',
               examples=[["lead.*", "conversation.completed"]])
     )
+    channels: list[Annotated[str, Field(pattern=CHANNEL_RE)]] | None = Field(
+        None, min_length=1, max_length=MAX_CHANNELS,
+        description="Only events sent on at least one of these channels are delivered "
+        "(Svix's channels; events sent through /api/v1 carry them); unset: every event.",
+        examples=[["project-42"]])
     tenant: str = Field(DEFAULT_TENANT, description="Only events of this tenant are delivered.")
     secret_env: str | None = Field(
         None, description="Environment variable holding the signing secret.",
@@ -133,7 +140,8 @@ class EndpointConfig(Section):
         default_factory=dict, description="Extra request headers: HTTP token names, "
         "values of visible characters (no controls, no whitespace at either end); not "
         "Host, Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, "
-        "Keep-Alive, Proxy-*, Content-Type, User-Agent, webhook-* or a signature header: "
+        "Keep-Alive, Proxy-*, Content-Type, User-Agent, webhook-*, svix-* or a signature "
+        "header: "
         "relay sets those or they frame the request.",
         examples=[{"X-Team": "sales"}],
     )
@@ -157,7 +165,8 @@ class EndpointConfig(Section):
         examples=["Athena-Signature"],
     )
     payload: Payload = Field(
-        EndpointSpec.payload, description='"array" wraps the envelope in a one-element JSON array.'
+        EndpointSpec.payload, description='"array" wraps the envelope in a one-element JSON '
+        'array; "data" sends its `data` alone, as Svix does.'
     )
     timeout: Duration | None = Field(None, description="Overrides delivery.timeout.",
                                      examples=["5s"])

@@ -27,6 +27,8 @@ DURATION_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s|m|h|d) *$")
 TYPE_RE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 ID_RE = r"^[A-Za-z0-9_-]{1,64}$"
 PATTERN_RE = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
+CHANNEL_RE = r"^[A-Za-z0-9._-]{1,128}$"  # Svix's channel names
+MAX_CHANNELS = 10  # an endpoint's channels, at most (Svix's limit)
 DEFAULT_TENANT = "default"
 
 

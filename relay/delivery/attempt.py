@@ -7,8 +7,23 @@ from relay.delivery.endpoints import Endpoint
 from relay.delivery.headers import FIXED_HEADERS
 from relay.delivery.retry import decide
 from relay.delivery.sender import Outcome
-from relay.delivery.signing import WEBHOOK_ID, sign
-from relay.types import AttemptResult, Claimed
+from relay.delivery.signing import id_header, sign
+from relay.types import AttemptResult, Claimed, Payload
+
+# Where an envelope's `data` starts: relay.runtime.events.envelope serialises it last, and
+# no value before it (an id, a type name, an ISO time, a tenant id) can hold this text.
+_DATA = b',"data":'
+
+
+def body_of(payload: bytes, mode: Payload) -> bytes:
+    """What a delivery's body is, from the stored envelope: the envelope itself, wrapped
+    in a one-element array, or its `data` alone (cut out of the bytes, not parsed: the
+    value is exactly as the envelope carries it)."""
+    if mode == "envelope":
+        return payload
+    if mode == "array":
+        return b"[" + payload + b"]"
+    return payload[payload.index(_DATA) + len(_DATA):-1]
 
 
 def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
@@ -17,7 +32,7 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
     rotated-out secret signs only until its grace ends, even if `endpoint` was resolved
     while it was still valid. The endpoint's own headers never name one relay sets (see
     relay.delivery.headers; `resolve` left out any stored before that rule)."""
-    body = payload if endpoint.payload == "envelope" else b"[" + payload + b"]"
+    body = body_of(payload, endpoint.payload)
     secrets = endpoint.secrets
     until = endpoint.row.prev_secret_until
     if len(secrets) > 1 and until is not None and now >= until:
@@ -25,7 +40,7 @@ def build_request(endpoint: Endpoint, event_id: str, payload: bytes,
     headers = {
         **FIXED_HEADERS,
         **endpoint.headers,
-        WEBHOOK_ID: event_id,
+        id_header(endpoint.signature): event_id,
         **sign(endpoint.signature, secrets, event_id, int(now), body, endpoint.signature_header),
     }
     return body, headers

@@ -19,6 +19,7 @@ class Endpoint:
     tenant: str
     url: str
     events: tuple[str, ...]
+    channels: frozenset[str] | None  # None: every event (matching.channels_match)
     filter: Filter  # compiled once here; checked when the config or API took it
     headers: dict[str, str]
     signature: Scheme
@@ -62,6 +63,7 @@ def resolve(row: EndpointRow, defaults: DeliveryConfig, now: float) -> Endpoint:
         tenant=row.tenant,
         url=spec.url,
         events=spec.events,
+        channels=None if spec.channels is None else frozenset(spec.channels),
         filter=compile_filter(spec.filter),
         headers=headers.headers,
         signature=spec.signature,

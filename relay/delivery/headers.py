@@ -1,9 +1,10 @@
 """A delivery's request headers: the ones relay sets, and what an endpoint's own may be.
 
-Every delivery carries `FIXED_HEADERS` (build_request sets them), `webhook-id` and the
-signature headers (`signing.SIGNATURE_HEADERS`); those, the rest of `webhook-*`, and the
-headers that frame the request or are meant for a proxy (a `Transfer-Encoding` beside
-the `Content-Length` aiohttp sets is a request-smuggling primitive) are `reserved`: an
+Every delivery carries `FIXED_HEADERS` (build_request sets them), the event id header
+(`webhook-id`, or `svix-id`) and the signature headers (`signing.SIGNATURE_HEADERS`);
+those, the rest of `webhook-*` and `svix-*`, and the headers that frame the request or
+are meant for a proxy (a `Transfer-Encoding` beside the `Content-Length` aiohttp sets is
+a request-smuggling primitive) are `reserved`: an
 endpoint's `headers` may not name them, nor may its `signature_header`. Names are RFC
 9110 tokens; values are visible characters with spaces and tabs inside (non-ASCII ones
 are sent as UTF-8, obs-text), no controls and no leading or trailing whitespace: what is
@@ -30,8 +31,9 @@ FIXED_HEADERS: dict[str, str] = {"content-type": "application/json", "user-agent
 _FRAMING = ("host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
             "trailer", "keep-alive")
 _RELAY_SETS = frozenset([*FIXED_HEADERS, *(h.lower() for h in SIGNATURE_HEADERS)])
-# Name families: proxies' own, and the Standard Webhooks headers (relay sets three of them).
-_PROXY, _STANDARD = "proxy-", "webhook-"
+# Name families: proxies' own, and the Standard Webhooks and Svix headers (relay sets three
+# of each, by scheme).
+_PROXY, _STANDARD = "proxy-", ("webhook-", "svix-")
 # A signature_header may name a scheme's default signature header (relay sends only one).
 _SIGNATURE_DEFAULTS = frozenset(h.lower() for h in DEFAULT_HEADER.values())
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

@@ -1,7 +1,12 @@
 """Which endpoints an event goes to. Pure.
 
 An event matches an endpoint when the tenants are equal, one of the endpoint's `events`
-patterns matches the type, and its `filter` matches the envelope.
+patterns matches the type, its `channels` admit the event's, and its `filter` matches the
+envelope.
+
+Channels (Svix's): an endpoint without channels takes every event; one with channels
+takes only events sharing at least one of them, so an event without channels reaches
+none of those.
 
 Patterns: the exact name, `prefix.*` (any type below prefix) or `*` (any type except
 relay's own operational events, `relay.*`: those reach only patterns that name them, so
@@ -63,6 +68,12 @@ def type_matches(patterns: Sequence[str], event_type: str) -> bool:
         elif pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
             return True
     return False
+
+
+def channels_match(wanted: frozenset[str] | None, channels: Sequence[str] | None) -> bool:
+    """Whether an endpoint listening to `wanted` (None: every event) takes an event sent
+    on `channels`."""
+    return wanted is None or not wanted.isdisjoint(channels or ())
 
 
 class FilterError(ValueError):

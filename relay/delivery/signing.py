@@ -19,6 +19,13 @@ of the secret after ``whsec_``::
 
     X-Relay-Signature: <hex HMAC(key, body)>[ <hex ...>]
 
+``svix`` (what Svix sends): the standard-webhooks signature under Svix's header names,
+which Svix's own verifiers (``svix.Webhook``) read first::
+
+    svix-id: <msg_id>
+    svix-timestamp: <ts>
+    svix-signature: v1,<b64 HMAC(key, b"<msg_id>.<ts>." + body)>[ v1,<b64 ...>]
+
 ``none``: no headers.
 
 The header name of the two ``hmac-*`` schemes is configurable; the first signature is
@@ -45,11 +52,22 @@ DEFAULT_HEADER: dict[str, str] = {
     "hmac-sha256-timestamped": "Relay-Signature",
     "hmac-sha256-body": "X-Relay-Signature",
 }
-# The standard-webhooks headers; relay sends webhook-id with every scheme.
+# The standard-webhooks headers: id, timestamp, signature. relay sends the id header with
+# every scheme (`id_header`): Svix's for `svix`, webhook-id for the others.
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 WEBHOOK_ID = STANDARD_HEADERS[0]
+# The schemes signing like standard-webhooks (a whsec_ secret), and their headers.
+_STANDARD: dict[str, tuple[str, str, str]] = {"standard-webhooks": STANDARD_HEADERS,
+                                              "svix": SVIX_HEADERS}
 # Every header `sign` may set under its default name (relay.delivery.headers reserves them).
-SIGNATURE_HEADERS: tuple[str, ...] = (*STANDARD_HEADERS, *DEFAULT_HEADER.values())
+SIGNATURE_HEADERS: tuple[str, ...] = (*STANDARD_HEADERS, *SVIX_HEADERS,
+                                      *DEFAULT_HEADER.values())
+
+
+def id_header(scheme: str) -> str:
+    """The header carrying the event id, the same on every retry and replay (SPEC §1)."""
+    return _STANDARD.get(scheme, STANDARD_HEADERS)[0]
 
 _WHSEC = "whsec_"
 _MIN_WHSEC_BYTES = 24
@@ -84,10 +102,10 @@ def check_secret(scheme: str, secret: str) -> str | None:
     """None if ``secret`` is usable for ``scheme``, else a short reason."""
     if problem := control_problem(secret):
         return f"the secret {problem}"
-    if scheme == "standard-webhooks":
+    if scheme in _STANDARD:
         if _whsec_key(secret) is None:
             return (
-                f"standard-webhooks secrets must be 'whsec_' + base64 of at least "
+                f"{scheme} secrets must be 'whsec_' + base64 of at least "
                 f"{_MIN_WHSEC_BYTES} bytes"
             )
         return None
@@ -104,7 +122,7 @@ def check_secret(scheme: str, secret: str) -> str | None:
 def _key(scheme: str, secret: str) -> bytes:
     """The HMAC key of ``secret``; ValueError with check_secret's reason if unusable."""
     reason = check_secret(scheme, secret)
-    key = _whsec_key(secret) if scheme == "standard-webhooks" else secret.encode()
+    key = _whsec_key(secret) if scheme in _STANDARD else secret.encode()
     if reason is not None or key is None:
         raise ValueError(reason)
     return key
@@ -117,7 +135,7 @@ def _mac(key: bytes, msg: bytes) -> bytes:
 def _signature(scheme: str, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The one signature token of ``secret``, as it appears in the header."""
     key = _key(scheme, secret)
-    if scheme == "standard-webhooks":
+    if scheme in _STANDARD:
         mac = _mac(key, f"{msg_id}.{timestamp}.".encode() + body)
         return "v1," + base64.b64encode(mac).decode("ascii")
     if scheme == "hmac-sha256-timestamped":
@@ -135,7 +153,7 @@ def sign(
 ) -> dict[str, str]:
     """The signature headers of a delivery, one signature per secret (current one first).
 
-    Only standard-webhooks adds id/timestamp headers (they are part of that scheme);
+    Only standard-webhooks and svix add id/timestamp headers (part of those schemes);
     ``header`` renames the hmac-* header and is ignored otherwise. Raises ValueError for
     an unknown scheme or a secret that ``check_secret`` rejects.
     """
@@ -146,8 +164,8 @@ def sign(
     if not secrets:
         raise ValueError(f"{scheme} needs at least one secret")
     sigs = [_signature(scheme, s, msg_id, timestamp, body) for s in secrets]
-    if scheme == "standard-webhooks":
-        return dict(zip(STANDARD_HEADERS, (msg_id, str(timestamp), " ".join(sigs)),
+    if scheme in _STANDARD:
+        return dict(zip(_STANDARD[scheme], (msg_id, str(timestamp), " ".join(sigs)),
                         strict=True))
     name = header or DEFAULT_HEADER[scheme]
     if scheme == "hmac-sha256-timestamped":
@@ -201,10 +219,11 @@ def verify(
             raise SignatureError(f"no signature header {name!r}")
         return value
 
-    if scheme == "standard-webhooks":
-        msg_id = get("webhook-id")
-        timestamp = _parse_ts(get("webhook-timestamp"))
-        received = get("webhook-signature").split()
+    if scheme in _STANDARD:
+        id_name, ts_name, sig_name = _STANDARD[scheme]
+        msg_id = get(id_name)
+        timestamp = _parse_ts(get(ts_name))
+        received = get(sig_name).split()
     else:
         name = header or DEFAULT_HEADER[scheme]
         value = get(name)

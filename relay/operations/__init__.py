@@ -8,6 +8,7 @@ from relay.operations.webhooks import (
     WebhookState,
     delivery_number,
     list_webhooks,
+    portal_link,
     reads_of,
     webhook_state,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "WebhookState",
     "delivery_number",
     "list_webhooks",
+    "portal_link",
     "reads_of",
     "webhook_state",
 ]

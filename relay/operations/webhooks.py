@@ -23,8 +23,10 @@ from relay.config import Config, EndpointConfig, TenantConfig
 from relay.config.checks import cross_check
 from relay.config.values import ID_RE
 from relay.delivery import health
+from relay.delivery.signing import check_secret
 from relay.directory import Tenant
 from relay.errors import Conflict, Forbidden, NotFound, Unprocessable
+from relay.logs import log
 from relay.models import (
     PATCH_SPEC_FIELDS,
     DeliveriesQuery,
@@ -39,6 +41,7 @@ from relay.models import (
     Recovered,
     Replayed,
     Rotated,
+    Secret,
     SendTestResult,
     Webhook,
     WebhookCreated,
@@ -49,11 +52,11 @@ from relay.models import (
     time_of,
     webhook_of,
 )
-from relay.runtime import Relay
-from relay.sessions import new_key
+from relay.runtime import EventIn, Relay, timestamp
+from relay.sessions import KEY_NAME, new_key, new_session, sign
 from relay.storage.base import EndpointsAndReads, Reads
 from relay.text import control_problem
-from relay.types import DeliveryRow, EndpointRow, EndpointSpec, EventRow
+from relay.types import DeliveryRow, EndpointRow, EndpointSpec, EventRow, Ingested, ListedAttempt
 
 # What a test send carries when no event type is named.
 PING: tuple[str, dict[str, Any]] = ("relay.ping", {})
@@ -135,8 +138,24 @@ async def list_webhooks(relay: Relay, tenant: str | None, query: PageQuery,
     return Page[Webhook](data=await with_counts(store, page), next=cursor)
 
 
+async def portal_link(relay: Relay, tenant: str, expires_in: float,
+                      read_only: bool) -> tuple[str, str, str]:
+    """A signed, expiring link opening `tenant`'s portal (an admin's: the caller checks):
+    its URL (under public_url, never the request's Host), its token, when it expires."""
+    session = new_session("p", tenant, relay.clock() + expires_in, read_only)
+    token = sign(await relay.secret_key(KEY_NAME, new_key), session)
+    return (f"{relay.config.server.base_url}/ui/portal?token={token}", token,
+            timestamp(session.expires_at))
+
+
 def _config_defined(row: EndpointRow, what: str) -> Conflict:
     return Conflict(f"webhook {row.id!r} is defined in the config file: {what}")
+
+
+def _check_secret(scheme: str, secret: str) -> None:
+    if problem := check_secret(scheme, secret):
+        raise Unprocessable("the request has invalid fields",
+                            [{"path": "secret", "message": problem}])
 
 
 class Operations:
@@ -156,10 +175,13 @@ class Operations:
     # --- lookups -------------------------------------------------------------------------
 
     async def own_webhook(self, webhook_id: str) -> EndpointRow:
-        """The tenant's webhook; an id no webhook can have (a control character, from a
-        path) is a 404 without asking the database, as a malformed delivery id is."""
+        """The tenant's webhook of that id, or else of that uid; a reference no webhook
+        can have (a control character, from a path) is a 404 without asking the
+        database, as a malformed delivery id is."""
         row = (await self.store.get_endpoint(webhook_id)
                if re.fullmatch(ID_RE, webhook_id) else None)
+        if (row is None or row.tenant != self.tenant.id) and not control_problem(webhook_id):
+            row = await self.store.find_endpoint(self.tenant.id, webhook_id)
         if row is None or row.tenant != self.tenant.id:
             raise NotFound(f"no webhook {webhook_id!r}")
         return row
@@ -171,8 +193,11 @@ class Operations:
         return row
 
     async def own_event(self, event_id: str) -> EventRow:
-        row = (None if control_problem(event_id)  # from a console path: as own_webhook
-               else await self.store.get_event(event_id, self.tenant.id))
+        """The tenant's event of that id, or else ingested with that idempotency key."""
+        if control_problem(event_id):  # from a console path: as own_webhook
+            raise NotFound(f"no event {event_id!r}")
+        row = (await self.store.get_event(event_id, self.tenant.id)
+               or await self.store.event_by_key(self.tenant.id, event_id))
         if row is None:
             raise NotFound(f"no event {event_id!r}")
         return row
@@ -209,12 +234,17 @@ class Operations:
     async def webhook(self, webhook_id: str) -> Webhook:
         return await self._answer(await self.own_webhook(webhook_id))
 
-    async def create(self, name: str, fields: dict[str, Any]) -> WebhookCreated:
-        """A new API endpoint; its secret is in this answer only."""
+    async def create(self, name: str, fields: dict[str, Any], *, secret: str | None = None,
+                     uid: str | None = None, metadata: dict[str, str] | None = None
+                     ) -> WebhookCreated:
+        """A new API endpoint, with `secret` (None: a generated one, in this answer only)."""
         self.require_write()
         spec = self._checked_spec("new", fields)
+        if secret is not None:
+            _check_secret(spec.signature, secret)
         row = await self.relay.create_endpoint(self.tenant.id, name, spec,
-                                               self.tenant.max_webhooks)
+                                               self.tenant.max_webhooks, secret=secret,
+                                               uid=uid, metadata=metadata)
         return WebhookCreated(**webhook_of(row, 0).model_dump(), secret=row.secret)
 
     async def change(self, webhook_id: str, given: dict[str, Any]) -> Webhook:
@@ -226,9 +256,8 @@ class Operations:
             raise _config_defined(
                 row, f"{', '.join(fixed)} cannot be changed through the API (only is_active "
                 "and is_paused); edit the config file instead")
-        changes: dict[str, Any] = {}
-        if "name" in given:
-            changes["name"] = given["name"]
+        changes: dict[str, Any] = {k: given[k] for k in ("name", "uid", "metadata")
+                                   if k in given}
         if settings := {k: v for k, v in given.items() if k in PATCH_SPEC_FIELDS}:
             changes["spec"] = self._checked_spec(row.id, {**row.spec.to_dict(), **settings})
         if "is_paused" in given:
@@ -244,15 +273,27 @@ class Operations:
             raise _config_defined(row, "remove it from the config file instead")
         await self.relay.delete_endpoint(row.id)
 
-    async def rotate(self, webhook_id: str, grace: float | None) -> Rotated:
-        """A new secret (shown in this answer only); the old one signs too for `grace`."""
+    async def rotate(self, webhook_id: str, grace: float | None,
+                     secret: str | None = None) -> Rotated:
+        """A new secret (`secret`, or a generated one shown in this answer only); the old
+        one signs too for `grace`."""
         self.require_write()
         row = await self.own_webhook(webhook_id)
         if row.id in self.relay.loaded.endpoint_secrets:
             raise _config_defined(
                 row, "its secret is set there (secret or secret_env); rotate it in the file")
-        row = await self.relay.rotate_secret(row.id, grace or 0.0)
+        if secret is not None:
+            _check_secret(row.spec.signature, secret)
+        row = await self.relay.rotate_secret(row.id, grace or 0.0, secret)
         return Rotated(secret=row.secret, previous_expires_at=time_of(row.prev_secret_until))
+
+    async def secret(self, webhook_id: str) -> Secret:
+        """The signing secret, shown again (as Svix and Stripe do) to a caller that may
+        change the webhook; logged, since it lets its reader sign deliveries."""
+        self.require_write()
+        row = await self.own_webhook(webhook_id)
+        log("secret_revealed", endpoint=row.id, tenant=row.tenant)
+        return Secret(secret=row.secret)
 
     async def send_test(self, webhook_id: str, event_type: str | None) -> SendTestResult:
         """Send the type's sample (default relay.ping) now and answer the attempt."""
@@ -271,10 +312,11 @@ class Operations:
             event=Envelope(**envelope),
         )
 
-    async def recover(self, webhook_id: str, since: float) -> Recovered:
+    async def recover(self, webhook_id: str, since: float,
+                      until: float | None = None) -> Recovered:
         self.require_write()
         row = await self.own_webhook(webhook_id)
-        return Recovered(requeued=await self.relay.recover(row.id, since))
+        return Recovered(requeued=await self.relay.recover(row.id, since, until))
 
     # --- deliveries ----------------------------------------------------------------------
 
@@ -304,7 +346,32 @@ class Operations:
         row = await self.own_delivery(ref)
         return delivery_of(await self.relay.cancel_delivery(row))
 
+    async def attempts(self, webhook_id: str | None, event_id: str | None, *,
+                       before: int | None, limit: int) -> list[ListedAttempt]:
+        """Attempts to one of the tenant's webhooks and/or of one of its events, newest
+        delivery first (Reads.list_attempts), after the attempt `before`."""
+        endpoint = None if webhook_id is None else (await self.own_webhook(webhook_id)).id
+        event = None if event_id is None else (await self.own_event(event_id)).id
+        return await self.store.list_attempts(endpoint_id=endpoint, event_id=event,
+                                              before=before, limit=limit)
+
+    async def attempt(self, number: int) -> ListedAttempt:
+        """One attempt to one of the tenant's webhooks."""
+        row = await self.store.get_attempt(number)
+        if row is None or await self.store.get_event(row.event_id, self.tenant.id) is None:
+            raise NotFound(f"no attempt {number}")
+        return row
+
     # --- events --------------------------------------------------------------------------
+
+    async def send(self, event: EventIn) -> Ingested:
+        """Ingest one event in the tenant as given (the caller checked its type and data,
+        and may send events): to `event.targets` only when named, each this tenant's."""
+        if event.targets is not None:
+            for target in event.targets:
+                await self.own_webhook(target)
+        [result] = await self.relay.ingest([event])
+        return result
 
     async def events(self, query: EventsQuery) -> Page[Event]:
         scope = f"events {self.tenant.id}"

@@ -152,8 +152,9 @@ class Relay:
 
     # --- ingest ---------------------------------------------------------------------
 
-    def match(self, tenant: str, envelope: dict[str, Any]) -> list[Endpoint]:
-        return matching(self.endpoints.values(), tenant, envelope)
+    def match(self, tenant: str, envelope: dict[str, Any],
+              channels: tuple[str, ...] | None = None) -> list[Endpoint]:
+        return matching(self.endpoints.values(), tenant, envelope, channels)
 
     async def ingest(self, events: list[EventIn]) -> list[Ingested]:
         """Store events with one delivery per matching endpoint, all or nothing; answer
@@ -246,11 +247,15 @@ class Relay:
     # --- the management API's operations ---------------------------------------------
 
     async def create_endpoint(self, tenant: str, name: str, spec: EndpointSpec,
-                              max_api_endpoints: int | None) -> EndpointRow:
-        """A new API endpoint with a generated secret, live for deliveries on return."""
+                              max_api_endpoints: int | None, *, secret: str | None = None,
+                              uid: str | None = None,
+                              metadata: dict[str, str] | None = None) -> EndpointRow:
+        """A new API endpoint with `secret` (None: a generated one), live for deliveries on
+        return."""
         now = self.clock()
         row = await self.store.create_endpoint(
-            NewEndpoint("ep_" + ulid(now), tenant, name, spec, generate_secret(), now),
+            NewEndpoint("ep_" + ulid(now), tenant, name, spec, secret or generate_secret(),
+                        now, uid, metadata or {}),
             max_api_endpoints,
         )
         await self.refresh_endpoints()
@@ -279,11 +284,13 @@ class Relay:
                     "reason": operational.API, "detail": row.disable_reason}))
         return row
 
-    async def rotate_secret(self, endpoint_id: str, grace: float) -> EndpointRow:
-        """A new secret now; the old one also signs for `grace` seconds."""
+    async def rotate_secret(self, endpoint_id: str, grace: float,
+                            secret: str | None = None) -> EndpointRow:
+        """A new secret now (`secret`, or a generated one); the old one also signs for
+        `grace` seconds."""
         now = self.clock()
         row = await self.store.rotate_secret(
-            endpoint_id, generate_secret(), now + grace if grace > 0 else None, now
+            endpoint_id, secret or generate_secret(), now + grace if grace > 0 else None, now
         )
         await self.refresh_endpoints()
         log("secret_rotated", endpoint=endpoint_id, grace=grace or None)
@@ -324,12 +331,13 @@ class Relay:
         log("delivery_cancelled", delivery=delivery_ref(row.id), endpoint=row.endpoint_id)
         return row
 
-    async def recover(self, endpoint_id: str, since: float) -> int:
-        """Send again, in order, the endpoint's deliveries that failed since `since`."""
+    async def recover(self, endpoint_id: str, since: float, until: float | None = None) -> int:
+        """Send again, in order, the endpoint's deliveries that failed since `since` (and
+        before `until`)."""
         endpoint = self._live(endpoint_id)
         now = self.clock()
         count = await self.store.recover_failed(
-            endpoint_id, since, endpoint.new_state, now
+            endpoint_id, since, endpoint.new_state, now, until
         )
         self.scheduler.notify(endpoint_id, now)
         log("recovered", endpoint=endpoint_id, deliveries=count)
@@ -339,7 +347,7 @@ class Relay:
         """New deliveries of a stored event (same id, so same webhook-id): to the given
         endpoints, else to every endpoint matching it now."""
         if endpoint_ids is None:
-            targets = self.match(event.tenant, json.loads(event.payload))
+            targets = self.match(event.tenant, json.loads(event.payload), event.channels)
         else:
             targets = [self._live(eid) for eid in endpoint_ids]
         now = self.clock()

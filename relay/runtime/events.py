@@ -15,19 +15,22 @@ from typing import Any
 import orjson
 
 from relay.delivery.endpoints import Endpoint
-from relay.delivery.matching import type_matches
+from relay.delivery.matching import channels_match, type_matches
 from relay.ids import event_id
 from relay.types import EndpointRow, NewEvent, Notice
 
 
 @dataclass(frozen=True, slots=True)
 class EventIn:
-    """A validated event from ingest, before it has an id."""
+    """A validated event from ingest, before it has an id. `targets`: the endpoints it
+    goes to, matched or not (an example sent to one endpoint); None: those it matches."""
 
     type: str
     data: dict[str, Any]
     tenant: str
     idem_key: str | None
+    channels: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
 
 
 def timestamp(ts: float) -> str:
@@ -45,13 +48,13 @@ def envelope(eid: str, event_type: str, tenant: str, data: dict[str, Any],
         return env, json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def matching(endpoints: Iterable[Endpoint], tenant: str,
-             envelope: dict[str, Any]) -> list[Endpoint]:
-    """The endpoints an event goes to: the tenant's, by event type and filter."""
+def matching(endpoints: Iterable[Endpoint], tenant: str, envelope: dict[str, Any],
+             channels: tuple[str, ...] | None = None) -> list[Endpoint]:
+    """The endpoints an event goes to: the tenant's, by event type, channels and filter."""
     return [
         ep for ep in endpoints
         if ep.tenant == tenant and type_matches(ep.events, envelope["type"])
-        and ep.filter(envelope)
+        and channels_match(ep.channels, channels) and ep.filter(envelope)
     ]
 
 
@@ -59,7 +62,10 @@ def ingested(ev: EventIn, now: float,
              endpoints: Iterable[Endpoint]) -> tuple[NewEvent, list[Endpoint]]:
     """An ingested event as it is stored, and the endpoints it matched."""
     env, payload = envelope(event_id(now), ev.type, ev.tenant, ev.data, now)
-    targets = matching(endpoints, ev.tenant, env)
+    if ev.targets is None:
+        targets = matching(endpoints, ev.tenant, env, ev.channels)
+    else:
+        targets = [ep for ep in endpoints if ep.id in ev.targets]
     # Only a reused idempotency key compares content: no digest without one.
     digest = "" if ev.idem_key is None else hashlib.sha256(
         json.dumps([ev.tenant, ev.type, ev.data], sort_keys=True).encode()
@@ -67,7 +73,7 @@ def ingested(ev: EventIn, now: float,
     return NewEvent(
         id=env["id"], tenant=ev.tenant, type=ev.type, idem_key=ev.idem_key,
         digest=digest, created_at=now, payload=payload,
-        deliveries=tuple((t.id, t.new_state) for t in targets),
+        deliveries=tuple((t.id, t.new_state) for t in targets), channels=ev.channels,
     ), targets
 
 

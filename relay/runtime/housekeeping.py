@@ -1,5 +1,6 @@
-"""Housekeeping, once a minute: purge old history in small batches and dead console
-sessions, return expired leases, re-check the scheduler's hints."""
+"""Housekeeping, once a minute: purge old history in small batches, dead console
+sessions and expired idempotency keys, return expired leases, re-check the scheduler's
+hints."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from relay import config as cfgmod
 from relay.delivery.scheduler import Scheduler
 from relay.errors import RelayError
 from relay.logs import log
+from relay.storage import rules
 from relay.storage.base import Store
 
 _HOUSEKEEPING_EVERY = 60.0  # seconds between purge rounds, lease checks and hint rescans
@@ -40,8 +42,9 @@ async def housekeep(store: Store, scheduler: Scheduler, config: cfgmod.Config,
     stepped = scheduler.clock_stepped()  # own leases may look expired: next time
     reclaimed = 0 if stepped else await store.reclaim_expired(now)
     ended = await store.purge_sessions(now, config.ui.session_idle)
-    if purged or reclaimed or ended:
+    forgotten = await store.purge_requests(now - rules.REQUEST_KEPT)
+    if purged or reclaimed or ended or forgotten:
         log("housekeeping", purged_events=purged, reclaimed=reclaimed,
-            ended_sessions=ended or None)
+            ended_sessions=ended or None, idempotency_keys=forgotten or None)
     scheduler.rescan()
     return purged

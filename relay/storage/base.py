@@ -31,6 +31,7 @@ from relay.types import (
     EventTypeRow,
     FailedAttempt,
     Ingested,
+    ListedAttempt,
     MinuteOutcomes,
     NewEndpoint,
     NewEvent,
@@ -40,6 +41,7 @@ from relay.types import (
     Row,
     SessionRow,
     State,
+    StoredAnswer,
     TenantRemoved,
     TenantRow,
 )
@@ -49,7 +51,7 @@ from relay.types import (
 ENDPOINT_COLS = (
     "id, tenant, source, name, spec, secret, prev_secret, prev_secret_until, is_active, "
     "is_paused, disable_reason, created_at, last_delivery_at, last_delivery_status, "
-    "consecutive_failures, failing_since"
+    "consecutive_failures, failing_since, updated_at, uid, metadata"
 )
 DELIVERY_COLS = (
     "id, event_id, endpoint_id, state, attempts, next_at, created_at, updated_at, "
@@ -58,6 +60,10 @@ DELIVERY_COLS = (
 SESSION_COLS = "id, kind, subject, created_at, last_seen_at, expires_at"
 ATTEMPT_COLS = ("delivery_id, n, started_at, duration_ms, request_headers, status, "
                 "response_headers, response_body, error")
+# An attempt with its delivery's event, endpoint and origin (ListedAttempt), from
+# `attempts a JOIN deliveries d`.
+LISTED_ATTEMPT_COLS = ("a.id, a.delivery_id, d.event_id, d.endpoint_id, d.manual, a.n, "
+                       "a.started_at, a.duration_ms, a.status, a.response_body, a.error")
 # The error of the attempt row a delivery caught `delivering` gets when it is sent again.
 INTERRUPTED = "interrupted: relay stopped before the attempt finished"
 
@@ -110,8 +116,21 @@ def endpoint_row(row: Row) -> EndpointRow:
         secret=row[5], prev_secret=row[6], prev_secret_until=row[7], is_active=bool(row[8]),
         is_paused=bool(row[9]), disable_reason=row[10], created_at=row[11],
         last_delivery_at=row[12], last_delivery_status=row[13], consecutive_failures=row[14],
-        failing_since=row[15],
+        failing_since=row[15], updated_at=row[16], uid=row[17],
+        metadata=json.loads(row[18]) if row[18] else {},
     )
+
+
+def event_row(row: Row) -> EventRow:
+    """An EventRow from the columns relay.storage.reads.EVENT_SELECT reads."""
+    return EventRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                    None if row[7] is None else tuple(json.loads(row[7])))
+
+
+def listed_attempt(row: Row) -> ListedAttempt:
+    """A ListedAttempt from the columns of LISTED_ATTEMPT_COLS."""
+    return ListedAttempt(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7],
+                         row[8], bytes(row[9] or b""), row[10])
 
 
 def attempt_row(row: Row) -> AttemptRow:
@@ -221,7 +240,8 @@ class Deliveries(Protocol):
     async def add_deliveries(
         self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]:
-        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
+        """New deliveries of a stored event (a replay, so `manual`): (endpoint id,
+        pending | held)."""
 
     async def retry_delivery(self, delivery_id: int, state: State, now: float) -> DeliveryRow:
         """A finished delivery goes out again now as `state` (pending, or held while its
@@ -232,10 +252,11 @@ class Deliveries(Protocol):
         recorded); Conflict once finished."""
 
     async def recover_failed(
-        self, endpoint_id: str, since: float, state: State, now: float
+        self, endpoint_id: str, since: float, state: State, now: float,
+        until: float | None = None,
     ) -> int:
-        """Failed deliveries of an endpoint last updated at or after `since` go out again,
-        all due now, in creation order; returns how many."""
+        """Failed deliveries of an endpoint last updated at or after `since` (and before
+        `until`) go out again, all due now, in creation order; returns how many."""
 
     async def purge(self, before: float, limit: int) -> int:
         """Delete up to `limit` events older than `before` whose deliveries are all
@@ -262,16 +283,21 @@ class Endpoints(Protocol):
     async def get_endpoint(self, endpoint_id: str) -> EndpointRow | None:
         """A live endpoint (None if absent or deleted)."""
 
+    async def find_endpoint(self, tenant: str, uid: str) -> EndpointRow | None:
+        """The live endpoint of `tenant` with that uid (None: none has it)."""
+
     async def create_endpoint(
         self, endpoint: NewEndpoint, max_api_endpoints: int | None
     ) -> EndpointRow:
-        """Add an API endpoint; Conflict if its id was ever used, TooManyRequests when its
-        tenant has `max_api_endpoints` already (counted in the same transaction)."""
+        """Add an API endpoint; Conflict if its id was ever used or its uid is a live
+        one's of its tenant, TooManyRequests when its tenant has `max_api_endpoints`
+        already (counted in the same transaction)."""
 
     async def update_endpoint(
         self, endpoint_id: str, changes: dict[str, Any], now: float
     ) -> EndpointRow:
-        """Set endpoint columns (rules.UPDATABLE); NotFound if absent or deleted."""
+        """Set endpoint columns (rules.UPDATABLE); NotFound if absent or deleted, Conflict
+        for a uid another live endpoint of its tenant has."""
 
     async def rotate_secret(
         self, endpoint_id: str, secret: str, previous_until: float | None, now: float
@@ -310,6 +336,9 @@ class Reads(Protocol):
     async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
         """One of `tenant`'s events (None for another tenant's)."""
 
+    async def event_by_key(self, tenant: str, idem_key: str) -> EventRow | None:
+        """`tenant`'s event ingested with that idempotency key (its `id`)."""
+
     async def deliveries_of(self, event_id: str) -> list[DeliveryRow]:
         """An event's deliveries, in creation order."""
 
@@ -324,6 +353,17 @@ class Reads(Protocol):
 
     async def attempts_of(self, delivery_id: int) -> list[AttemptRow]:
         """A delivery's attempts, in order."""
+
+    async def list_attempts(
+        self, *, endpoint_id: str | None = None, event_id: str | None = None,
+        before: int | None = None, limit: int = 50,
+    ) -> list[ListedAttempt]:
+        """Attempts of the deliveries to an endpoint, or of an event's (or both), newest
+        delivery first and its latest attempt first, after the attempt `before` in that
+        order (rules.attempt_page)."""
+
+    async def get_attempt(self, attempt_id: int) -> ListedAttempt | None:
+        """One attempt by its own id."""
 
     async def outcomes_per_minute(self, since: float) -> list[MinuteOutcomes]:
         """Attempts started since `since`, counted per minute and outcome, oldest first;
@@ -402,7 +442,27 @@ class Directory(Protocol):
         """Delete (expunge) an event type and answer what it was; NotFound if none."""
 
 
-class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Directory, Protocol):
+class Requests(Protocol):
+    """API requests by idempotency key (/api/v1's `idempotency-key`): the first answer is
+    given again to a retry, on every process sharing the database."""
+
+    async def begin_request(self, owner: str, key: str, digest: str,
+                            now: float) -> StoredAnswer | None:
+        """What rules.answer_again says of a request of `digest` under `owner`'s `key`:
+        None (it is the caller's to answer, recorded as in flight), the stored answer to
+        give again, or Conflict (raised)."""
+
+    async def end_request(self, owner: str, key: str, status: int | None,
+                          body: bytes) -> None:
+        """Keep the answer of the request begun under the key; None: forget the key (an
+        error is not kept: a retry runs again)."""
+
+    async def purge_requests(self, before: float) -> int:
+        """Forget the requests begun before `before`; how many."""
+
+
+class Store(Lifecycle, Queue, Deliveries, Endpoints, Reads, Sessions, Directory, Requests,
+            Protocol):
     """Every role: what a backend implements (see tests/integration/test_store.py). Code
     that needs one role takes that role's type."""
 

@@ -3,7 +3,8 @@
 Everything is copied as it is, ids included (deliveries keep their dlv_ references):
 endpoints with their secrets and health, events, deliveries in every state, attempts,
 the keys relay made for itself (the console's session key), the console's sessions,
-the tenants, API keys and event types created through the API.
+the tenants, API keys and event types created through the API, and the answers kept for
+/api/v1's idempotency keys.
 The copy runs in one PostgreSQL transaction, so a failure leaves the target empty. The
 SQLite file is locked like `relay serve` locks it (stop relay first). Deliveries caught
 `delivering` keep their lease: once it has passed, a relay on PostgreSQL sends them again
@@ -28,12 +29,13 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "id", "tenant", "source", "name", "spec", "secret", "prev_secret",
         "prev_secret_until", "is_active", "is_paused", "disable_reason", "created_at",
         "updated_at", "deleted_at", "last_delivery_at", "last_delivery_status",
-        "consecutive_failures", "failing_since",
+        "consecutive_failures", "failing_since", "uid", "metadata",
     ),
     "events": ("seq", "id", "tenant", "type", "idem_key", "digest", "created_at",
-               "n_deliveries", "payload"),
+               "n_deliveries", "payload", "channels"),
     "deliveries": ("id", "event_id", "endpoint_id", "state", "attempts", "next_at",
-                   "lease_until", "created_at", "updated_at", "last_status", "last_error"),
+                   "lease_until", "created_at", "updated_at", "last_status", "last_error",
+                   "manual"),
     "attempts": ("id", "delivery_id", "n", "started_at", "duration_ms", "request_headers",
                  "status", "response_headers", "response_body", "error"),
     "secret_keys": ("name", "key", "created_at"),  # the console's session signing key
@@ -43,8 +45,10 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "api_keys": ("id", "name", "sha256", "scopes", "tenant", "expires_at", "created_at"),
     "event_types": ("name", "description", "sample", "schema", "deprecated", "archived",
                     "enforced", "created_at", "updated_at"),
+    "idempotency": ("owner", "key", "digest", "status", "body", "created_at"),
 }
-_FLAGS = {"is_active", "is_paused", "webhooks_enabled", "deprecated", "archived", "enforced"}
+_FLAGS = {"is_active", "is_paused", "manual", "webhooks_enabled", "deprecated", "archived",
+          "enforced"}
 _SEQUENCES = {"events": "seq", "deliveries": "id", "attempts": "id"}
 
 Progress = Callable[[str, int], None]  # (table, rows just copied)

@@ -17,9 +17,12 @@ from relay.storage.base import (
     ATTEMPT_COLS,
     DELIVERY_COLS,
     ENDPOINT_COLS,
+    LISTED_ATTEMPT_COLS,
     SESSION_COLS,
     attempt_row,
     endpoint_row,
+    event_row,
+    listed_attempt,
     sql_in,
 )
 from relay.storage.directory import API_KEY_COLS, TENANT_COLS, api_key_row, tenant_row
@@ -32,14 +35,18 @@ from relay.types import (
     DirectoryRows,
     EndpointRow,
     EventRow,
+    ListedAttempt,
     SessionRow,
     State,
 )
 
 EVENT_SELECT = (
     "SELECT id, tenant, type, created_at, payload, "
-    "(SELECT count(*) FROM deliveries d WHERE d.event_id = events.id) FROM events"
+    "(SELECT count(*) FROM deliveries d WHERE d.event_id = events.id), idem_key, channels "
+    "FROM events"
 )
+_LISTED_ATTEMPTS = (f"SELECT {LISTED_ATTEMPT_COLS} FROM deliveries d "
+                    "JOIN attempts a ON a.delivery_id = d.id")
 # An ordered endpoint's head; its WHERE repeats the deliveries_unfinished index's term.
 _HEAD = ("SELECT id, state, attempts FROM deliveries WHERE endpoint_id = ? "
          f"AND state IN {sql_in(IN_LINE)} ORDER BY id LIMIT 1")
@@ -92,6 +99,12 @@ class SharedReads(ABC):
             (endpoint_id,))
         return endpoint_row(rows[0]) if rows else None
 
+    async def find_endpoint(self, tenant: str, uid: str) -> EndpointRow | None:
+        rows = await self._query(
+            f"SELECT {ENDPOINT_COLS} FROM endpoints WHERE tenant = ? AND uid = ? "
+            "AND deleted_at IS NULL", (tenant, uid))
+        return endpoint_row(rows[0]) if rows else None
+
     async def blocked_counts(self, endpoint_ids: list[str]) -> dict[str, int]:
         """Per ordered endpoint: the deliveries waiting behind a head that has failed (it
         waits for a retry or is being retried, rules.blocks); 0 while the head is on its
@@ -133,6 +146,20 @@ class SharedReads(ABC):
             (delivery_id,))
         return [attempt_row(r) for r in rows]
 
+    async def list_attempts(
+        self, *, endpoint_id: str | None = None, event_id: str | None = None,
+        before: int | None = None, limit: int = 50,
+    ) -> list[ListedAttempt]:
+        """Attempts of an endpoint's deliveries or an event's (rules.attempt_page)."""
+        conditions, params = where(rules.attempt_page(endpoint_id, event_id, before))
+        rows = await self._query(f"{_LISTED_ATTEMPTS} WHERE {conditions} "
+                                 f"ORDER BY d.id DESC, a.id DESC LIMIT {int(limit)}", params)
+        return [listed_attempt(row) for row in rows]
+
+    async def get_attempt(self, attempt_id: int) -> ListedAttempt | None:
+        rows = await self._query(f"{_LISTED_ATTEMPTS} WHERE a.id = ?", (attempt_id,))
+        return listed_attempt(rows[0]) if rows else None
+
     async def list_events(
         self, tenant: str, *, type: str | None = None, before: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,
@@ -145,12 +172,17 @@ class SharedReads(ABC):
         rows = await self._query(
             f"{EVENT_SELECT}{index} WHERE {conditions} ORDER BY {page.order} "
             f"LIMIT {int(limit)}", params)
-        return [EventRow(*row) for row in rows]
+        return [event_row(row) for row in rows]
 
     async def get_event(self, event_id: str, tenant: str) -> EventRow | None:
         rows = await self._query(f"{EVENT_SELECT} WHERE id = ? AND tenant = ?",
                                  (event_id, tenant))
-        return EventRow(*rows[0]) if rows else None
+        return event_row(rows[0]) if rows else None
+
+    async def event_by_key(self, tenant: str, idem_key: str) -> EventRow | None:
+        rows = await self._query(f"{EVENT_SELECT} WHERE tenant = ? AND idem_key = ?",
+                                 (tenant, idem_key))
+        return event_row(rows[0]) if rows else None
 
     async def get_session(self, session_id: str) -> SessionRow | None:
         rows = await self._query(f"SELECT {SESSION_COLS} FROM sessions WHERE id = ?",

@@ -9,19 +9,35 @@ call; the store stays healthy, since nothing was wrong with the database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from relay.delivery import health
 from relay.errors import Conflict, NotFound, TooManyRequests
-from relay.types import FINISHED, ConfigEndpoint, EndpointRow, State, not_cancellable
+from relay.types import (
+    FINISHED,
+    ConfigEndpoint,
+    EndpointRow,
+    State,
+    StoredAnswer,
+    not_cancellable,
+)
 
 
 def endpoint_id_free(endpoint_id: str, taken: bool) -> Conflict | None:
     """Whether a new API endpoint may take `endpoint_id`: not if any endpoint ever had it
     (`taken`, deleted ones too: the id names its deliveries' history)."""
     return Conflict(f"endpoint id {endpoint_id!r} is already used") if taken else None
+
+
+def uid_free(uid: str, holder: str | None) -> Conflict | None:
+    """Whether an endpoint may take `uid`, given the live endpoint of its tenant that has
+    it (`holder`, None: none, or the endpoint itself)."""
+    if holder is None:
+        return None
+    return Conflict(f"uid {uid!r} is already used by webhook {holder!r} in this tenant")
 
 
 def config_id_free(endpoint_id: str, source: str | None) -> Conflict | None:
@@ -65,7 +81,7 @@ def within_max_webhooks(tenant: str, count: int, limit: int | None) -> TooManyRe
 
 # The endpoint columns update_endpoint may set (updated_at is set by every update).
 UPDATABLE = frozenset({"name", "spec", "is_active", "is_paused", "disable_reason",
-                       "failing_since", "consecutive_failures"})
+                       "failing_since", "consecutive_failures", "uid", "metadata"})
 
 
 def endpoint_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,7 +90,8 @@ def endpoint_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    return {k: v.to_json() if k == "spec" else v for k, v in changes.items()}
+    return {k: v.to_json() if k == "spec" else json.dumps(v) if k == "metadata" else v
+            for k, v in changes.items()}
 
 
 def unclaimed_state(endpoint: EndpointRow | None) -> State:
@@ -196,3 +213,37 @@ def event_page(tenant: str, type: str | None, before: str | None, since: float |
         ("created_at < ?", until),
         ("(created_at, seq) < (SELECT created_at, seq FROM events WHERE id = ?)", before),
     ], timed=True)
+
+
+def attempt_page(endpoint_id: str | None, event_id: str | None, before: int | None
+                 ) -> list[Condition]:
+    """Attempts (`a`) of the deliveries (`d`) to an endpoint and/or of an event, after the
+    attempt `before` in the order newest delivery first, then its latest attempt first:
+    (d.id, a.id) descending, read along deliveries_endpoint or deliveries_event."""
+    return [("d.endpoint_id = ?", endpoint_id), ("d.event_id = ?", event_id),
+            ("(d.id, a.id) < (SELECT delivery_id, id FROM attempts WHERE id = ?)", before)]
+
+
+REQUEST_KEPT = 12 * 3600.0  # seconds an answer is given again to its key (Svix's TTL)
+# A request still unanswered this long after it began was lost (a crash, a timeout): the
+# key is free again. Longer than any request relay answers (they wait on the database,
+# at most [storage] timeout, never on a receiver).
+REQUEST_ABANDONED = 120.0
+
+
+def answer_again(stored: StoredAnswer | None, digest: str,
+                 now: float) -> StoredAnswer | Conflict | None:
+    """What a request of `digest` gets under an idempotency key, given what is `stored`
+    under it: None, run it (the key is free, or what it holds expired or was abandoned);
+    the stored answer, given again (the same request, answered); or Conflict (another
+    request used the key, or the same one is still being answered)."""
+    if stored is None or stored.created_at <= now - REQUEST_KEPT or (
+            stored.status is None and stored.created_at <= now - REQUEST_ABANDONED):
+        return None
+    if stored.digest != digest:
+        return Conflict("this idempotency-key was used for another request (another "
+                        "method, path, query or body): send a new key for a new request")
+    if stored.status is None:
+        return Conflict("a request with this idempotency-key is still being answered; "
+                        "retry in a moment")
+    return stored

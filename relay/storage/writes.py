@@ -9,6 +9,7 @@ record, recovery, purge) it writes itself.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
@@ -29,6 +30,7 @@ from relay.types import (
     NewEvent,
     SessionRow,
     State,
+    StoredAnswer,
     TenantRemoved,
     TenantRow,
 )
@@ -153,18 +155,22 @@ class QueuedWrites(ABC):
         return row
 
     async def recover_failed(self, endpoint_id: str, since: float, state: State,
-                             now: float) -> int:
-        """Failed deliveries of an endpoint last updated at or after `since` go out again,
-        all due now, so they are sent in creation order. Returns how many."""
+                             now: float, until: float | None = None) -> int:
+        """Failed deliveries of an endpoint last updated at or after `since` (and before
+        `until`) go out again, all due now, so they are sent in creation order. Returns
+        how many."""
         count: int = await self._submit(
-            self._queries.recover_failed, (endpoint_id, since, state, now), durable=True
+            self._queries.recover_failed,
+            (endpoint_id, since, math.inf if until is None else until, state, now),
+            durable=True,
         )
         return count
 
     async def add_deliveries(
         self, event_id: str, deliveries: list[tuple[str, State]], now: float
     ) -> list[DeliveryRow]:
-        """New deliveries of a stored event (a replay): (endpoint id, pending | held)."""
+        """New deliveries of a stored event (a replay, so `manual`): (endpoint id,
+        pending | held)."""
         rows: list[DeliveryRow] = await self._submit(
             self._queries.add_deliveries, (event_id, deliveries, now), durable=True
         )
@@ -255,3 +261,22 @@ class QueuedWrites(ABC):
         row: EventTypeRow = await self._submit(self._queries.delete_event_type, name,
                                                durable=True)
         return row
+
+    # --- API requests by idempotency key (rules.answer_again) ---------------------------
+
+    async def begin_request(self, owner: str, key: str, digest: str,
+                            now: float) -> StoredAnswer | None:
+        """None: the request is the caller's to answer (recorded as in flight); else the
+        stored answer to give again; Conflict (raised) as rules.answer_again says. Not
+        flushed: a crash forgets the key, and the retry runs the request again."""
+        found: StoredAnswer | None = await self._submit(
+            self._queries.begin_request, (owner, key, digest, now))
+        return found
+
+    async def end_request(self, owner: str, key: str, status: int | None,
+                          body: bytes) -> None:
+        await self._submit(self._queries.end_request, (owner, key, status, body))
+
+    async def purge_requests(self, before: float) -> int:
+        count: int = await self._submit(self._queries.purge_requests, before)
+        return count

@@ -16,6 +16,7 @@ from relay import config as cfgmod
 from tests.helpers import (
     ACME,
     ADMIN,
+    CONFIG_SECRET,
     EVENTS,
     FROZEN,
     LIMITED,
@@ -462,3 +463,21 @@ async def test_without_api_keys_the_caller_is_default_admin(
         assert hook["tenant"] == "default"
         assert [h["id"] for h in (await r.client.get("/v1/webhooks")).json()["data"]] == [
             hook["id"]]
+
+
+async def test_the_secret_is_shown_again_to_writers_and_logged(
+        make_config: Callable[..., cfgmod.Loaded], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="relay")
+    async with admin_api(make_config) as (r, rx):
+        hook = await create(r, f"{rx.url}/new")
+        got = await r.client.get(f"/v1/webhooks/{hook['id']}/secret")
+        assert got.status_code == 200 and got.json() == {"secret": hook["secret"]}
+        fixed = await r.client.get("/v1/webhooks/fixed/secret")  # a config one's too
+        assert fixed.json() == {"secret": CONFIG_SECRET}
+        assert_error(await r.client.get(f"/v1/webhooks/{hook['id']}/secret",
+                                        headers=auth(READER)), 403, "forbidden")
+        assert_error(await r.client.get(f"/v1/webhooks/{hook['id']}/secret",
+                                        headers=auth(ACME)), 404, "not_found")
+        revealed = [getattr(rec, "fields", {}) for rec in caplog.records
+                    if str(rec.msg) == "secret_revealed"]
+        assert [f.get("endpoint") for f in revealed] == [hook["id"], "fixed"]

@@ -25,6 +25,7 @@ from schemathesis import checks
 from starlette.routing import Route
 
 from relay import config as cfgmod
+from relay.api import svix
 from relay.api.openapi import document
 from relay.server import ROUTES
 from tests.helpers import ADMIN, api_config, auth
@@ -44,14 +45,21 @@ def test_document_describes_every_route() -> None:
     served = {(re.sub(r"{(\w+):\w+}", r"{\1}", route.path), method)
               for route in ROUTES if isinstance(route, Route)
               for method in route.methods or () if method != "HEAD"}
+    served |= {(svix.PREFIX + route.path, method) for route in svix.SERVED
+               if isinstance(route, Route) and route.path != "/health/"
+               for method in route.methods or () if method != "HEAD"}
     assert documented == served
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             errors = [s for s in op["responses"] if s.startswith(("4", "5"))]
             for status in errors:
                 schema = op["responses"][status]["content"]["application/json"]["schema"]
-                assert schema in ({"$ref": "#/components/schemas/Error"},
-                                  {"$ref": "#/components/schemas/NotReady"}), (path, method)
+                shapes = ({"$ref": "#/components/schemas/Error"},
+                          {"$ref": "#/components/schemas/NotReady"})
+                if svix.serves(path):  # Svix's, on /api/v1 only
+                    shapes = ({"$ref": "#/components/schemas/HttpErrorOut"},
+                              {"$ref": "#/components/schemas/HTTPValidationError"})
+                assert schema in shapes, (path, method)
             if op["security"]:
                 assert {"401", "403"} <= set(op["responses"]), (path, method)
 
@@ -109,10 +117,12 @@ async def _seed(client: httpx.AsyncClient, receiver: str) -> dict[str, list[str]
         response = await client.post("/v1/api-keys", json={
             "name": name, "scopes": ["webhooks:read"], "tenant": "seed-one"})
         keys.append(response.json()["id"])
+    attempts = (await client.get(f"/api/v1/app/default/attempt/endpoint/{hooks[0]}")).json()
     return {"webhooks": [*hooks[:2], "crm", "fixed"], "doomed": hooks[2:], "events": events,
             "deliveries": deliveries, "names": ["lead.qualified", "billing.paid"],
             "tenants": ["seed-one", "acme", "default"],
-            "doomed-tenants": ["seed-doomed-1", "seed-doomed-2"], "keys": keys}
+            "doomed-tenants": ["seed-doomed-1", "seed-doomed-2"], "keys": keys,
+            "apps": ["default", "acme"], "attempts": [a["id"] for a in attempts["data"]]}
 
 
 # The document relay serves (checked equal below), loaded at collection time so each
@@ -137,13 +147,18 @@ def _aim(case: Any, live: dict[str, Any]) -> None:
             else "doomed" if case.method == "DELETE" else "webhooks")
     params = case.path_parameters or {}
     for name, value in params.items():
-        params[name] = _pick(live[kind], value)
+        params[name] = _pick(live[_SVIX_PARAMS.get(name, kind)], value)
     body = case.body
     if isinstance(body, dict):
         if isinstance(body.get("url"), str):
             body["url"] = live["receiver"]
         if path == "/v1/events" and isinstance(body.get("type"), str):
             body["type"] = _pick(live["names"], body["type"])
+
+
+# What Svix's path values name (/api/v1), from the objects seeded.
+_SVIX_PARAMS = {"app_id": "apps", "endpoint_id": "webhooks", "msg_id": "events",
+                "event_type_name": "names", "attempt_id": "attempts"}
 
 
 def _pick(known: list[str], generated: Any) -> Any:
@@ -158,5 +173,13 @@ def _pick(known: list[str], generated: Any) -> Any:
           suppress_health_check=list(HealthCheck))
 def test_answers_agree_with_the_document(case: Any, live: dict[str, Any]) -> None:
     _aim(case, live)
-    case.call_and_validate(base_url=live["url"], headers=auth(ADMIN), checks=CHECKS,
+    used = CHECKS
+    if "501" in case.operation.definition.raw["responses"]:  # not done yet, as documented
+        used = [_no_500, *CHECKS[1:]]  # CHECKS[0]: not_a_server_error
+    case.call_and_validate(base_url=live["url"], headers=auth(ADMIN), checks=used,
                            timeout=15)
+
+
+def _no_500(ctx: Any, response: Any, case: Any) -> None:
+    """Any 5xx but the documented 501 is a failure."""
+    assert response.status_code in (501, 503) or response.status_code < 500, response.text

@@ -147,7 +147,7 @@ HTTPS = "https://x.example/"
     pytest.param(  # the secret's check depends on the scheme: it waits
         {"endpoints": [{"id": "e", "url": HTTPS, "signature": "md5", "secret": "short"}]},
         ["endpoints[0].signature: Input should be 'standard-webhooks', "
-         "'hmac-sha256-timestamped', 'hmac-sha256-body' or 'none'"],
+         "'hmac-sha256-timestamped', 'hmac-sha256-body', 'none' or 'svix'"],
         id="secret-check-waits-for-signature"),
     pytest.param(
         {"endpoints": [{"id": "e", "url": HTTPS, "secret": 5, "secret_env": "MISSING"}]},

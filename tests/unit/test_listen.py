@@ -27,6 +27,7 @@ def signed(scheme: str, secret: str = SECRET, at: int = NOW,
     ("standard-webhooks", SECRET),
     ("hmac-sha256-timestamped", HMAC_SECRET),
     ("hmac-sha256-body", HMAC_SECRET),
+    ("svix", SECRET),
 ])
 def test_auto_detects_and_accepts_each_scheme(scheme: str, secret: str) -> None:
     assert check(signed(scheme, secret), BODY, secret, "auto", None, now=NOW) == f"valid {scheme}"

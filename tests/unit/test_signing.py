@@ -199,7 +199,8 @@ def test_body_matches_reference_receiver() -> None:
 
 
 def test_schemes_and_default_headers() -> None:
-    assert SCHEMES == ("standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none")
+    assert SCHEMES == ("standard-webhooks", "hmac-sha256-timestamped", "hmac-sha256-body", "none",
+                       "svix")
     assert DEFAULT_HEADER == {
         "hmac-sha256-timestamped": "Relay-Signature",
         "hmac-sha256-body": "X-Relay-Signature",

@@ -21,6 +21,7 @@ from relay.types import (
     ConfigEndpoint,
     EndpointRow,
     EndpointSpec,
+    StoredAnswer,
 )
 
 
@@ -179,7 +180,7 @@ def test_the_head_blocks_the_others_once_it_has_failed(head_state: str, attempts
 @pytest.mark.parametrize("flag", [1, True])  # SQLite's 0/1, PostgreSQL's bool
 def test_an_endpoint_row_reads_alike_from_either_backend(flag: Any) -> None:
     row = ("ep", "t", "api", "n", '{"url": "u"}', "s", None, None, flag, 0 * flag, None,
-           1.0, None, None, 2, 3.0)
+           1.0, None, None, 2, 3.0, 0.0, None, None)
     assert endpoint_row(row) == _row(name="n", created_at=1.0, consecutive_failures=2,
                                      failing_since=3.0)
     assert endpoint_row(row).is_paused is False
@@ -294,3 +295,32 @@ def test_a_lists_optional_filters(conditions: list[rules.Condition], always: tup
 )
 def test_the_shared_reads_placeholders_on_postgresql(written: str, postgres: str) -> None:
     assert numbered(written) == postgres
+
+
+_ANSWERED = StoredAnswer("d", 201, b"{}", 1000.0)
+_IN_FLIGHT = StoredAnswer("d", None, b"", 1000.0)
+
+
+@pytest.mark.parametrize(("stored", "digest", "now", "expected"), [
+    (None, "d", 1000.0, None),  # a new key: run it
+    (_ANSWERED, "d", 1001.0, _ANSWERED),  # the same request again: the first answer
+    (_ANSWERED, "other", 1001.0, "another request"),
+    (_ANSWERED, "other", 1000.0 + rules.REQUEST_KEPT, None),  # expired: a new request
+    (_ANSWERED, "d", 1000.0 + rules.REQUEST_KEPT - 1, _ANSWERED),
+    (_IN_FLIGHT, "d", 1001.0, "still being answered"),
+    (_IN_FLIGHT, "other", 1001.0, "another request"),
+    (_IN_FLIGHT, "d", 1000.0 + rules.REQUEST_ABANDONED, None),  # lost: run it again
+])
+def test_what_a_request_under_an_idempotency_key_gets(
+        stored: StoredAnswer | None, digest: str, now: float, expected: object) -> None:
+    decision = rules.answer_again(stored, digest, now)
+    if isinstance(expected, str):
+        assert isinstance(decision, Conflict) and expected in decision.message
+    else:
+        assert decision == expected
+
+
+@pytest.mark.parametrize(("uid", "holder", "refused"), [
+    ("crm", None, False), ("crm", "ep_1", True)])
+def test_a_uid_names_one_endpoint(uid: str, holder: str | None, refused: bool) -> None:
+    assert (rules.uid_free(uid, holder) is not None) is refused

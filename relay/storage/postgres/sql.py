@@ -14,6 +14,7 @@ which PostgreSQL delivers to every listening process at commit; endpoint changes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from relay.types import (
     Recorded,
     Reporting,
     SessionRow,
+    StoredAnswer,
     TenantRemoved,
     TenantRow,
 )
@@ -98,8 +100,8 @@ _KNOWN_KEYS = (
 # statement's own rows are visible to the checks that run at its end.
 _INSERT = (
     "WITH ev AS (INSERT INTO events (id, tenant, type, idem_key, digest, created_at, "
-    "n_deliveries, payload) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-    "$4::text[], $5::text[], $6::float8[], $7::int[], $8::bytea[])), "
+    "n_deliveries, payload, channels) SELECT * FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::bytea[], $15::text[])), "
     "dl AS (INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
     "updated_at) SELECT e, p, s, t, t, t FROM unnest($9::text[], $10::text[], $11::text[], "
     "$12::float8[]) AS u(e, p, s, t)) "
@@ -131,6 +133,7 @@ async def ingest(con: Connection, batches: list[list[NewEvent]]) -> list[Any]:
             [len(e.deliveries) for e in events], [e.payload for e in events],
             [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
             [r[3] for r in rows], list(due), list(due.values()),
+            [None if e.channels is None else json.dumps(e.channels) for e in events],
         )
     return decision.results
 
@@ -476,15 +479,16 @@ async def create_endpoint(con: Connection,
                 out.append(refused)
                 continue
         taken = await con.fetchval("SELECT 1 FROM endpoints WHERE id = $1", ep.id)
-        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        clash = rules.endpoint_id_free(ep.id, taken is not None) or (
+            None if ep.uid is None else await _uid_clash(con, ep.tenant, ep.uid, ep.id))
         if clash is not None:
             out.append(clash)
             continue
         await con.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-            "updated_at) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6)",
+            "updated_at, uid, metadata) VALUES ($1, $2, 'api', $3, $4, $5, $6, $6, $7, $8)",
             ep.id, ep.tenant, ep.name, ep.spec.to_json(), ep.secret,
-            ep.created_at,
+            ep.created_at, ep.uid, json.dumps(ep.metadata),
         )
         out.append(await _select_endpoint(con, ep.id))
     if any(isinstance(r, EndpointRow) for r in out):
@@ -492,17 +496,36 @@ async def create_endpoint(con: Connection,
     return out
 
 
+async def _uid_clash(con: Connection, tenant: str, uid: str, endpoint_id: str
+                     ) -> Conflict | None:
+    """rules.uid_free for `endpoint_id` taking `uid` in `tenant`. Two processes taking
+    one uid at once: the second fails on `endpoints_uid`, is re-run alone (the writer),
+    and then finds the first's endpoint here."""
+    holder = await con.fetchval(
+        "SELECT id FROM endpoints WHERE tenant = $1 AND uid = $2 AND deleted_at IS NULL "
+        "AND id <> $3", tenant, uid, endpoint_id)
+    return rules.uid_free(uid, holder)
+
+
 async def update_endpoint(con: Connection,
                           args: list[tuple[str, dict[str, Any], float]]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
+        row = await _select_endpoint(con, endpoint_id)
+        if row is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        if changes.get("uid") is not None and (
+                clash := await _uid_clash(con, row.tenant, changes["uid"], endpoint_id)):
+            out.append(clash)
+            continue
         values = rules.endpoint_changes(changes)
         sets = "".join(f"{col} = ${n}, " for n, col in enumerate(values, 3))
         await con.execute(
             f"UPDATE endpoints SET {sets}updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
             endpoint_id, now, *values.values(),
         )
-        out.append(await _select_endpoint(con, endpoint_id) or rules.no_endpoint(endpoint_id))
+        out.append(await _select_endpoint(con, endpoint_id))
     await _endpoints_changed(con)
     return out
 
@@ -580,13 +603,13 @@ async def cancel_delivery(con: Connection, args: list[tuple[int, float]]) -> lis
 
 
 async def recover_failed(con: Connection,
-                         args: list[tuple[str, float, str, float]]) -> list[Any]:
+                         args: list[tuple[str, float, float, str, float]]) -> list[Any]:
     out = []
-    for endpoint_id, since, state, now in args:
+    for endpoint_id, since, until, state, now in args:
         status = await con.execute(
             "UPDATE deliveries SET state = $3, next_at = $4, updated_at = $4 "
-            "WHERE endpoint_id = $1 AND state = 'failed' AND updated_at >= $2",
-            endpoint_id, since, state, now,
+            "WHERE endpoint_id = $1 AND state = 'failed' AND updated_at >= $2 "
+            "AND updated_at < $5", endpoint_id, since, state, now, until,
         )
         count = int(status.split()[-1])
         if count and state == "pending":
@@ -601,7 +624,8 @@ async def add_deliveries(con: Connection,
     for event_id, deliveries, now in args:
         rows = await con.fetch(
             "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
-            "updated_at) SELECT $1, p, s, $2, $2, $2 FROM unnest($3::text[], $4::text[]) "
+            "updated_at, manual) SELECT $1, p, s, $2, $2, $2, TRUE "
+            "FROM unnest($3::text[], $4::text[]) "
             f"WITH ORDINALITY AS u(p, s, o) ORDER BY o RETURNING {DELIVERY_COLS}",
             event_id, now, [d[0] for d in deliveries], [d[1] for d in deliveries],
         )
@@ -848,4 +872,47 @@ async def delete_event_type(con: Connection, args: list[str]) -> list[Any]:
             continue
         await con.execute(_BUMP_DIRECTORY)
         out.append(event_types.event_type_row(row))
+    return out
+
+
+async def begin_request(con: Connection,
+                        args: list[tuple[str, str, str, float]]) -> list[Any]:
+    """rules.answer_again on what the key holds (locked until commit); a request to run is
+    recorded in flight. Two processes beginning one new key at once: the second inserts
+    nothing, and is told the request is being answered."""
+    out: list[Any] = []
+    for owner, key, digest, now in args:
+        row = await con.fetchrow("SELECT digest, status, body, created_at FROM idempotency "
+                                 "WHERE owner = $1 AND key = $2 FOR UPDATE", owner, key)
+        found = None if row is None else StoredAnswer(row[0], row[1], bytes(row[2]), row[3])
+        decision = rules.answer_again(found, digest, now)
+        if decision is None:
+            status = await con.execute(
+                "INSERT INTO idempotency (owner, key, digest, status, body, created_at) "
+                "VALUES ($1, $2, $3, NULL, '', $4) ON CONFLICT (owner, key) DO UPDATE SET "
+                "digest = $3, status = NULL, body = '', created_at = $4 "
+                "WHERE $5", owner, key, digest, now, found is not None)
+            if status == "INSERT 0 0":  # another process took the new key first
+                decision = rules.answer_again(StoredAnswer(digest, None, b"", now), digest, now)
+        out.append(decision)
+    return out
+
+
+async def end_request(con: Connection,
+                      args: list[tuple[str, str, int | None, bytes]]) -> list[Any]:
+    for owner, key, status, body in args:
+        if status is None:
+            await con.execute("DELETE FROM idempotency WHERE owner = $1 AND key = $2",
+                              owner, key)
+        else:
+            await con.execute("UPDATE idempotency SET status = $3, body = $4 "
+                              "WHERE owner = $1 AND key = $2", owner, key, status, body)
+    return [None] * len(args)
+
+
+async def purge_requests(con: Connection, args: list[float]) -> list[Any]:
+    out = []
+    for before in args:
+        status = await con.execute("DELETE FROM idempotency WHERE created_at < $1", before)
+        out.append(int(status.split()[-1]))
     return out

@@ -38,6 +38,7 @@ from relay.types import (
     NewEvent,
     Recorded,
     Reporting,
+    StoredAnswer,
     TenantRemoved,
 )
 
@@ -99,9 +100,10 @@ def ingest(db: sqlite3.Connection, batches: list[list[NewEvent]]) -> list[Any]:
             stored[(row[0], row[1])] = idempotency.Prior(row[2], row[3], row[4], row[5], row[6])
     decision = idempotency.decide(batches, stored)
     _insert(db, "ingest (id, tenant, type, idem_key, digest, created_at, n_deliveries, payload,"
-            " targets)",  # the view of migration 005: events and their deliveries at once
+            " channels, targets)",  # the view of migration 008: events and their deliveries
             [(e.id, e.tenant, e.type, e.idem_key, e.digest, e.created_at, len(e.deliveries),
-              e.payload, orjson.dumps(e.deliveries).decode()) for e in decision.fresh])
+              e.payload, None if e.channels is None else json.dumps(e.channels),
+              orjson.dumps(e.deliveries).decode()) for e in decision.fresh])
     return decision.results
 
 
@@ -381,30 +383,48 @@ def create_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
                 out.append(refused)
                 continue
         taken = db.execute("SELECT 1 FROM endpoints WHERE id = ?", (ep.id,)).fetchone()
-        clash = rules.endpoint_id_free(ep.id, taken is not None)
+        clash = rules.endpoint_id_free(ep.id, taken is not None) or (
+            None if ep.uid is None else _uid_clash(db, ep.tenant, ep.uid, ep.id))
         if clash is not None:
             out.append(clash)
             continue
         db.execute(
             "INSERT INTO endpoints (id, tenant, source, name, spec, secret, created_at, "
-            "updated_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
+            "updated_at, uid, metadata) VALUES (?, ?, 'api', ?, ?, ?, ?, ?, ?, ?)",
             (ep.id, ep.tenant, ep.name, ep.spec.to_json(), ep.secret,
-             ep.created_at, ep.created_at),
+             ep.created_at, ep.created_at, ep.uid, json.dumps(ep.metadata)),
         )
         out.append(_select_endpoint(db, ep.id))
     return out
 
 
+def _uid_clash(db: sqlite3.Connection, tenant: str, uid: str, endpoint_id: str
+               ) -> Conflict | None:
+    """rules.uid_free for `endpoint_id` taking `uid` in `tenant`."""
+    holder = db.execute(
+        "SELECT id FROM endpoints WHERE tenant = ? AND uid = ? AND deleted_at IS NULL "
+        "AND id <> ?", (tenant, uid, endpoint_id)).fetchone()
+    return rules.uid_free(uid, None if holder is None else holder[0])
+
+
 def update_endpoint(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out: list[Any] = []
     for endpoint_id, changes, now in args:
+        row = _select_endpoint(db, endpoint_id)
+        if row is None:
+            out.append(rules.no_endpoint(endpoint_id))
+            continue
+        if changes.get("uid") is not None and (
+                clash := _uid_clash(db, row.tenant, changes["uid"], endpoint_id)):
+            out.append(clash)
+            continue
         values = rules.endpoint_changes(changes)
         sets = "".join(f"{col} = ?, " for col in values)
         db.execute(
             f"UPDATE endpoints SET {sets}updated_at = ? WHERE id = ? AND deleted_at IS NULL",
             [*values.values(), now, endpoint_id],
         )
-        out.append(_select_endpoint(db, endpoint_id) or rules.no_endpoint(endpoint_id))
+        out.append(_select_endpoint(db, endpoint_id))
     return out
 
 
@@ -472,11 +492,11 @@ def cancel_delivery(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
 
 def recover_failed(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
     out = []
-    for endpoint_id, since, state, now in args:
+    for endpoint_id, since, until, state, now in args:
         cur = db.execute(
             "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? "
-            "WHERE endpoint_id = ? AND state = 'failed' AND updated_at >= ?",
-            (state, now, now, endpoint_id, since),
+            "WHERE endpoint_id = ? AND state = 'failed' AND updated_at >= ? AND updated_at < ?",
+            (state, now, now, endpoint_id, since, until),
         )
         out.append(cur.rowcount)
     return out
@@ -489,7 +509,7 @@ def add_deliveries(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         for endpoint_id, state in deliveries:
             cur = db.execute(
                 "INSERT INTO deliveries (event_id, endpoint_id, state, next_at, created_at, "
-                f"updated_at) VALUES (?,?,?,?,?,?) RETURNING {DELIVERY_COLS}",
+                f"updated_at, manual) VALUES (?,?,?,?,?,?,1) RETURNING {DELIVERY_COLS}",
                 (event_id, endpoint_id, state, now, now, now),
             )
             rows.append(DeliveryRow(*cur.fetchone()))
@@ -737,3 +757,33 @@ def delete_event_type(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
         db.execute(_BUMP_DIRECTORY)
         out.append(event_types.event_type_row(row))
     return out
+
+
+def begin_request(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    """rules.answer_again on what the key holds; a request to run is recorded in flight."""
+    out: list[Any] = []
+    for owner, key, digest, now in args:
+        row = db.execute("SELECT digest, status, body, created_at FROM idempotency "
+                         "WHERE owner = ? AND key = ?", (owner, key)).fetchone()
+        found = None if row is None else StoredAnswer(row[0], row[1], bytes(row[2]), row[3])
+        decision = rules.answer_again(found, digest, now)
+        if decision is None:
+            db.execute("INSERT OR REPLACE INTO idempotency (owner, key, digest, status, body, "
+                       "created_at) VALUES (?, ?, ?, NULL, x'', ?)", (owner, key, digest, now))
+        out.append(decision)
+    return out
+
+
+def end_request(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    for owner, key, status, body in args:
+        if status is None:
+            db.execute("DELETE FROM idempotency WHERE owner = ? AND key = ?", (owner, key))
+        else:
+            db.execute("UPDATE idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
+                       (status, body, owner, key))
+    return [None] * len(args)
+
+
+def purge_requests(db: sqlite3.Connection, args: list[Any]) -> list[Any]:
+    return [db.execute("DELETE FROM idempotency WHERE created_at < ?", (before,)).rowcount
+            for before in args]
