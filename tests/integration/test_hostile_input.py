@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 from pydantic import BaseModel
 
+from relay import directory_models as dm
 from relay import models as wh
 from relay.api import ingest, portal, svix
 from relay.api.openapi import OPERATIONS
@@ -48,6 +49,12 @@ BODIES: dict[type[BaseModel], dict[str, Any]] = {
     wh.RecoverIn: {"since": TIME},
     wh.ReplayIn: {"endpoints": ["{target}"]},
     portal.PortalSessionIn: {"tenant": "acme", "expires_in": "1h"},
+    wh.EventTypeIn: {"name": "lead.created", "description": "d", "sample": {"k": "v"},
+                     "schema": {"type": "object", "properties": {"k": {"type": "string"}}}},
+    wh.EventTypePatch: {"description": "d", "deprecated": True},
+    dm.TenantIn: {"id": "t-1", "name": "T", "metadata": {"plan": "pro"}, "max_webhooks": 5},
+    dm.TenantPatch: {"name": "T2", "metadata": {"plan": "pro"}},
+    dm.ApiKeyIn: {"name": "k", "scopes": ["webhooks:read"], "tenant": "acme"},
     # Svix's (/api/v1), by their camelCase names; a message's payload as `data`, its
     # other name, which _spoiled leaves alone (free JSON).
     sv.ApplicationIn: {"name": "Acme", "uid": "acme"},
@@ -70,7 +77,7 @@ BODIES: dict[type[BaseModel], dict[str, Any]] = {
 QUERIES = {"limit": "5", "after": "evt_0", "status": "pending", "type": "lead.qualified",
            "since": TIME, "until": TIME, "iterator": "x", "order": "ascending",
            "with_content": "true", "channel": "c1", "before": TIME, "event_types": "a,b",
-           "endpoint_id": "ep_1", "get_if_exists": "true"}
+           "endpoint_id": "ep_1", "get_if_exists": "true", "tenant": "acme"}
 # Svix's path values (/api/v1): which of the ids each names.
 SVIX_PATHS = {"app_id": "tenant", "endpoint_id": "target", "msg_id": "event",
               "event_type_name": "name", "attempt_id": "attempt"}
@@ -79,8 +86,9 @@ SVIX_PATHS = {"app_id": "tenant", "endpoint_id": "target", "msg_id": "event",
 def _spoiled(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """(path, value with one string or key spoiled by a control character), for every
     string and key of `value` and every character of BAD; `data` (free JSON) is left
-    alone: see test_control_characters_in_data_are_kept."""
-    if path.rpartition(".")[2] == "data":
+    alone: see test_control_characters_in_data_are_kept; so are an event type's `sample`
+    and `schema`, which are and describe such data."""
+    if path.rpartition(".")[2] in ("data", "sample", "schema"):
         return
     if isinstance(value, str):
         for bad in BAD:
@@ -133,7 +141,7 @@ async def _written(r: Running) -> Any:
                  for e in await store.list_endpoints()]
     events = {tenant: [e.id for e in await store.list_events(tenant, limit=100)]
               for tenant in ("default", "acme")}
-    return endpoints, events, await store.counts()
+    return endpoints, events, await store.counts(), await store.directory()
 
 
 def _requests(ids: dict[str, str], dialect: str = "relay"
