@@ -32,9 +32,18 @@ from tests.helpers import ADMIN, api_config, auth
 from tests.receiver import Receiver
 from tests.serving import config_data, running
 
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
-          checks.content_type_conformance, checks.response_schema_conformance,
-          checks.response_headers_conformance]
+
+def _content_type(ctx: Any, response: Any, case: Any) -> Any:
+    """content_type_conformance, but for uvicorn's own 400 to a request its HTTP parser
+    refuses (schemathesis now and then sends a malformed header, e.g. a
+    `transfer-encoding` of random text): that answer never reaches relay."""
+    if response.status_code == 400 and response.text == "Invalid HTTP request received.":
+        return None
+    return checks.content_type_conformance(ctx, response, case)
+
+
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance, _content_type,
+          checks.response_schema_conformance, checks.response_headers_conformance]
 
 
 def test_document_describes_every_route() -> None:
