@@ -183,9 +183,3 @@ class DestinationRefused(RelayError):
     status = 422
     code = "destination_refused"
 
-
-class NotImplementedYet(RelayError):
-    """relay does not do this yet."""
-
-    status = 501
-    code = "not_implemented"

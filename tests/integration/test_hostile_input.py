@@ -57,7 +57,12 @@ BODIES: dict[type[BaseModel], dict[str, Any]] = {
     dm.ApiKeyIn: {"name": "k", "scopes": ["webhooks:read"], "tenant": "acme"},
     # Svix's (/api/v1), by their camelCase names; a message's payload as `data`, its
     # other name, which _spoiled leaves alone (free JSON).
-    sv.ApplicationIn: {"name": "Acme", "uid": "acme"},
+    sv.ApplicationIn: {"name": "Acme", "uid": "acme", "metadata": {"k": "v"}},
+    sv.ApplicationPatch: {"name": "Acme", "uid": "acme", "metadata": {"k": "v"}},
+    sv.EventTypeIn: {"name": "lead.qualified", "description": "d",
+                     "schemas": {"1": {"type": "object"}}},
+    sv.EventTypeUpsert: {"description": "d", "schemas": {"1": {"type": "object"}}},
+    sv.EventTypePatch: {"description": "d", "schemas": {"1": {"type": "object"}}},
     sv.EndpointFields: {"url": "https://x.example/h", "description": "d", "uid": "u1",
                         "eventTypes": ["lead.qualified"], "channels": ["c1"],
                         "metadata": {"k": "v"}, "headers": {"X-Team": "s"},
@@ -77,7 +82,8 @@ BODIES: dict[type[BaseModel], dict[str, Any]] = {
 QUERIES = {"limit": "5", "after": "evt_0", "status": "pending", "type": "lead.qualified",
            "since": TIME, "until": TIME, "iterator": "x", "order": "ascending",
            "with_content": "true", "channel": "c1", "before": TIME, "event_types": "a,b",
-           "endpoint_id": "ep_1", "get_if_exists": "true", "tenant": "acme"}
+           "endpoint_id": "ep_1", "get_if_exists": "true", "include_archived": "true",
+           "expunge": "true", "tenant": "acme"}
 # Svix's path values (/api/v1): which of the ids each names.
 SVIX_PATHS = {"app_id": "tenant", "endpoint_id": "target", "msg_id": "event",
               "event_type_name": "name", "attempt_id": "attempt"}

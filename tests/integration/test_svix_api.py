@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from svix import SvixAsync, SvixOptions, Webhook
 from svix.api import (
     ApplicationListOptions,
     EndpointListOptions,
@@ -42,25 +40,8 @@ from svix.models import (
 from relay import config as cfgmod
 from relay import sessions
 from tests.helpers import ACME, ADMIN, FROZEN, READER, SAMPLE, admin_api, auth
-from tests.receiver import Received
 from tests.serving import Running, eventually, free_port
-
-SECRET = "whsec_" + "e" * 32
-
-
-@asynccontextmanager
-async def sdk(r: Running, key: str = ADMIN) -> AsyncIterator[SvixAsync]:
-    """Svix's async client pointed at relay: only the server URL and the token change."""
-    client = SvixAsync(key, SvixOptions(server_url=r.url, retry_schedule=[]))
-    try:
-        yield client
-    finally:
-        await client._httpx_client.aclose()
-
-
-def verified(secret: str, got: Received) -> None:
-    """Svix's own verifier accepts the delivery (it raises otherwise)."""
-    Webhook(secret).verify(got.body, got.headers)
+from tests.svix_sdk import SECRET, sdk, verified
 
 
 @pytest.mark.parametrize("channel", [None, "project-1"])
@@ -315,10 +296,17 @@ async def test_messages_relay_refuses(make_config: Callable[..., cfgmod.Loaded])
             await svix.message.create("acme", MessageIn(event_type="relay.endpoint.created",
                                                         payload={}))
         assert ops.value.detail[0].loc == ["body", "eventType"]
-        with pytest.raises(HttpError) as unknown:
+        # `application` creates the application the path names, given its uid (as Svix).
+        with pytest.raises(HTTPValidationError) as mismatch:
             await svix.message.create("nobody", MessageIn(
-                event_type="a", payload={}, application=ApplicationIn(name="N", uid="nobody")))
-        assert (unknown.value.status_code, unknown.value.code) == (501, "not_implemented")
+                event_type="a", payload={}, application=ApplicationIn(name="N", uid="other")))
+        assert mismatch.value.detail[0].loc == ["body", "application", "uid"]
+        assert mismatch.value.detail[0].type == "application_uid_mismatch"
+        assert (await r.client.get("/v1/tenants/other")).status_code == 404
+        created = await svix.message.create("nobody", MessageIn(
+            event_type="a", payload={}, application=ApplicationIn(name="N", uid="nobody")))
+        assert (await svix.message.get("nobody", created.id)).event_type == "a"
+        assert (await svix.application.get("nobody")).name == "N"
         # Types relay does not declare are taken, their payloads unchecked (docs/svix.md).
         taken = await svix.message.create("acme", MessageIn(event_type="not.declared",
                                                             payload={"x": 1}))
@@ -505,8 +493,8 @@ async def test_health_and_portal(make_config: Callable[..., cfgmod.Loaded]) -> N
 
 async def test_applications_and_event_types_read(
         make_config: Callable[..., cfgmod.Loaded]) -> None:
-    """The config's tenants and event types, read through Svix's API; their changes are
-    not served yet (501), a change to a config one is a 409."""
+    """The config's tenants and event types, read through Svix's API; a change to one is
+    a 409 (tests/integration/test_svix_directory.py changes those made as data)."""
     async with admin_api(make_config) as (r, _), sdk(r) as svix:
         apps, iterator = [], None
         while True:
@@ -523,11 +511,10 @@ async def test_applications_and_event_types_read(
                 ) == acme
         refusals: list[tuple[Callable[[], Any], int]] = [
             (lambda: svix.application.create(ApplicationIn(name="n", uid="acme")), 409),
-            (lambda: svix.application.create(ApplicationIn(name="n")), 501),
-            (lambda: svix.application.upsert("nobody", ApplicationIn(name="n")), 501),
             (lambda: svix.application.patch("acme", ApplicationPatch(name="n")), 409),
             (lambda: svix.application.delete("nobody"), 404),
-            (lambda: svix.event_type.create(EventTypeIn(name="a", description="")), 501),
+            (lambda: svix.event_type.create(EventTypeIn(name="lead.lost", description="")),
+             409),
         ]
         for call, status in refusals:
             with pytest.raises(HttpError) as refused:

@@ -37,6 +37,7 @@ _W: Scope = "webhooks:write"
 _APP = "/app/{app_id}"
 _EP = f"{_APP}/endpoint/{{endpoint_id}}"
 _MSG = f"{_APP}/msg/{{msg_id}}"
+_TYPE = "/event-type/{event_type_name}"
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 # Svix's products and features relay does not serve: (path under /api/v1, what).
@@ -91,14 +92,15 @@ SERVED: list[BaseRoute] = [
     Route("/app", route(_R, applications.list_applications), methods=["GET"]),
     Route("/app", route("admin", applications.create_application), methods=["POST"]),
     Route(_APP, route(_R, applications.get_application), methods=["GET"]),
-    Route(_APP, route("admin", applications.change_application),
-          methods=["PUT", "PATCH", "DELETE"]),
+    Route(_APP, route("admin", applications.upsert_application), methods=["PUT"]),
+    Route(_APP, route("admin", applications.patch_application), methods=["PATCH"]),
+    Route(_APP, route("admin", applications.delete_application), methods=["DELETE"]),
     Route("/event-type", route(_R, event_types.list_event_types), methods=["GET"]),
-    Route("/event-type", route("admin", event_types.change_event_type), methods=["POST"]),
-    Route("/event-type/{event_type_name}", route(_R, event_types.get_event_type),
-          methods=["GET"]),
-    Route("/event-type/{event_type_name}", route("admin", event_types.change_event_type),
-          methods=["PUT", "PATCH", "DELETE"]),
+    Route("/event-type", route("admin", event_types.create_event_type), methods=["POST"]),
+    Route(_TYPE, route(_R, event_types.get_event_type), methods=["GET"]),
+    Route(_TYPE, route("admin", event_types.upsert_event_type), methods=["PUT"]),
+    Route(_TYPE, route("admin", event_types.patch_event_type), methods=["PATCH"]),
+    Route(_TYPE, route("admin", event_types.delete_event_type), methods=["DELETE"]),
     Route(f"{_APP}/endpoint", route(_R, endpoints.list_endpoints), methods=["GET"]),
     Route(f"{_APP}/endpoint", route(_W, endpoints.create_endpoint), methods=["POST"]),
     Route(_EP, route(_R, endpoints.get_endpoint), methods=["GET"]),

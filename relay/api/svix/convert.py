@@ -15,14 +15,12 @@ from relay.api.svix.models import (
     EventTypeOut,
     MessageOut,
 )
-from relay.directory import Tenant
+from relay.directory import EventType, Tenant
 from relay.errors import NotFound
-from relay.models import EventType, Webhook
+from relay.models import Webhook
 from relay.runtime import timestamp
 from relay.types import EventRow, ListedAttempt
 
-# What config-defined objects (tenants, event types) show as their times: the file has none.
-FILE_TIME = timestamp(0)
 # Svix's attempt statuses: success, pending, fail, sending, canceled.
 STATUS_TEXT = {0: "success", 1: "pending", 2: "fail", 3: "sending", 4: "canceled"}
 ATTEMPT_PREFIX = "atmpt_"
@@ -36,12 +34,15 @@ def application_out(tenant: Tenant) -> ApplicationOut:
 
 
 def event_type_out(event_type: EventType, with_content: bool = True) -> EventTypeOut:
-    """`schemas` is Svix's versioned map: relay's one schema is version "1"."""
-    schema = event_type.schema_
+    """`schemas` is Svix's versioned map: relay's one schema is version "1". A config
+    type's times are when this process first loaded it (the file has none)."""
+    schema = event_type.schema
     return EventTypeOut(
         name=event_type.name, description=event_type.description,
+        deprecated=event_type.deprecated, archived=event_type.archived,
         schemas={"1": schema} if with_content and schema is not None else None,
-        created_at=FILE_TIME, updated_at=FILE_TIME)
+        created_at=timestamp(event_type.created_at),
+        updated_at=timestamp(event_type.updated_at))
 
 
 def endpoint_out(webhook: Webhook) -> EndpointOut:

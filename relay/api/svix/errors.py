@@ -26,7 +26,7 @@ from relay.logs import log
 # Svix's codes by status (its server's error.rs); others keep relay's code.
 CODES = {400: "generic_error", 401: "authentication_failed", 403: "insufficient access",
          404: "not_found", 405: "method_not_allowed", 409: "conflict",
-         413: "payload_too_large", 500: "server_error", 501: "not_implemented"}
+         413: "payload_too_large", 500: "server_error"}
 # relay's field names where Svix's differ (a relay 422's paths, renamed).
 _FIELDS = {"events": "eventTypes", "rate_limit": "throttleRate", "name": "description"}
 _PART = re.compile(r"\[\d+\]|[^.\[]+")
@@ -62,14 +62,22 @@ def answer(status: int, detail: str, code: str | None = None,
     return JSONResponse(body(status, detail, code), status_code=status, headers=headers)
 
 
+def fields(exc: Unprocessable, names: Mapping[str, str] = _FIELDS) -> Invalid:
+    """An operation's 422 (its fields by relay's paths) as Svix's, in the body: each
+    path's first name renamed as `names` says (a new name may be a path itself)."""
+    def loc(path: str) -> list[str]:
+        first, *rest = _PART.findall(path) or [""]
+        return [*_PART.findall(names.get(first, first)), *rest]
+
+    return Invalid([problem("body", loc(str(d.get("path", ""))),
+                            str(d.get("message", exc.message))) for d in exc.details]
+                   or [problem("body", [], exc.message)])
+
+
 def refusal(exc: RelayError) -> Response:
     """A RelayError as Svix answers it (also the Host and Origin checks' refusals)."""
-    if isinstance(exc, Unprocessable):  # the operations' fields: in the body
-        return _invalid_answer([
-            problem("body", [_FIELDS.get(p, p) if i == 0 else p for i, p in
-                            enumerate(_PART.findall(str(d.get("path", ""))))],
-                    str(d.get("message", exc.message)))
-            for d in exc.details] or [problem("body", [], exc.message)])
+    if isinstance(exc, Unprocessable):
+        return _invalid_answer(fields(exc).detail)
     if isinstance(exc, BadRequest):  # malformed JSON: Svix answers 422, not 400
         return _invalid_answer([problem("body", [], exc.message, "value_error.jsondecode")])
     code = CODES.get(exc.status, exc.code)

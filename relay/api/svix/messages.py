@@ -13,13 +13,13 @@ from typing import Any
 
 from starlette.responses import Response
 
-from relay.api.svix import convert, pages
+from relay.api.svix import applications, convert, pages
 from relay.api.svix.calls import Call
 from relay.api.svix.endpoints import answer
 from relay.api.svix.errors import Invalid, problem
 from relay.api.svix.models import ContentQuery, ExampleIn, MessageIn, MessageOut, MessagesQuery
 from relay.delivery.operational import is_operational
-from relay.errors import Conflict, NotFound, NotImplementedYet
+from relay.errors import Conflict, NotFound
 from relay.operations import Operations
 from relay.runtime import EventIn, timestamp
 from relay.types import EventRow, Ingested
@@ -53,20 +53,18 @@ def _refused(given: MessageIn) -> None:
 
 
 async def create_message(call: Call) -> Response:
+    """202; `application` creates {app_id} when it does not exist (as Svix)."""
     app_id = call.path("app_id")
     given = call.parse(MessageIn)
-    if given.application is not None and call.relay.config.tenant(app_id) is None:
-        raise NotImplementedYet(f"application {app_id!r} does not exist, and relay does not "
-                                "create applications through /api/v1 yet: add it to "
-                                "[[tenants]] in relay's config")
-    operations = call.operations(app_id)
+    with_content = call.query(ContentQuery).with_content
     _refused(given)
+    await applications.ensure(call, app_id, given.application)
+    operations = call.operations(app_id)
     result = await operations.send(EventIn(
         given.event_type, given.payload, operations.tenant.id, given.event_id,
         None if given.channels is None else tuple(given.channels)))
     if result.duplicate:
         raise Conflict(f"a message with eventId {given.event_id!r} exists: {result.id}")
-    with_content = call.query(ContentQuery).with_content
     return answer(_sent(result, given.payload, given, with_content), 202)
 
 

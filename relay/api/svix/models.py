@@ -17,6 +17,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -24,6 +26,8 @@ from pydantic.alias_generators import to_camel
 from relay.api.ingest import finite
 from relay.config.endpoints import Headers
 from relay.config.values import CHANNEL_RE, MAX_CHANNELS, NoControls
+from relay.directory_models import Metadata as TenantMetadata
+from relay.models import Description, Name
 from relay.text import control_problem
 
 _T = TypeVar("_T")
@@ -32,9 +36,20 @@ MAX_LIMIT = 250  # Svix's largest page
 NAME_RE = r"^[a-zA-Z0-9\-_.]+$"
 TypeName = Annotated[str, StringConstraints(pattern=NAME_RE, max_length=256)]
 Uid = Annotated[str, StringConstraints(pattern=NAME_RE, min_length=1, max_length=256)]
+_NAME: TypeAdapter[str] = TypeAdapter(Uid)
 Channel = Annotated[str, StringConstraints(pattern=CHANNEL_RE)]
 Label = Annotated[str, NoControls]
 Metadata = dict[Label, Label]
+
+
+def is_name(value: str) -> bool:
+    """Whether a path's value could be a uid or an event type's name (an upsert that
+    creates takes it as one)."""
+    try:
+        _NAME.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def utc(value: datetime) -> datetime:
@@ -147,13 +162,22 @@ class MessageIn(In):
         validation_alias=AliasChoices("payload", "data"))
     event_id: Uid | None = None
     channels: Annotated[list[Channel], Field(min_length=1, max_length=5)] | None = None
-    application: ApplicationIn | None = None  # creates it: not yet (501)
+    application: ApplicationIn | None = None  # creates {app_id} when it does not exist
     deliver_at: Time | None = None
     transformations_params: dict[str, Any] | None = None
 
 
 class EventTypesQuery(ListQuery):
     with_content: bool = False  # Svix's lists leave schemas out unless asked
+    include_archived: bool = False
+
+
+class EventTypeQuery(ContentQuery):
+    include_archived: bool = False
+
+
+class ExpungeQuery(Query):
+    expunge: bool = False  # false: Svix's delete archives
 
 
 class CreateQuery(Query):
@@ -173,15 +197,59 @@ class AttemptsQuery(ListQuery, ContentQuery):
 
 
 class PortalIn(In):
-    application: ApplicationIn | None = None  # creates it: not yet (501)
+    application: ApplicationIn | None = None  # creates {app_id} when it does not exist
     read_only: bool = False
     capabilities: list[Label] | None = None
     expiry: int = Field(7 * 86400, ge=3600, le=7 * 86400)
 
 
+ThrottleRate = Annotated[int, Field(ge=1, le=65535)]
+_THROTTLE = AliasChoices("throttleRate", "rateLimit", "throttle_rate")
+
+
 class ApplicationIn(In):
-    name: Label
+    """Create, and PUT (every field replaced; the uid kept when none is sent). Name and
+    metadata follow relay's tenant rules (/v1/tenants)."""
+
+    name: Name
     uid: Uid | None = None
+    throttle_rate: ThrottleRate | None = Field(None, validation_alias=_THROTTLE)
+    metadata: TenantMetadata | None = None
+
+
+class ApplicationPatch(In):
+    """Only the fields sent change; `null` clears uid and throttleRate."""
+
+    name: Name | None = None
+    uid: Uid | None = None
+    throttle_rate: ThrottleRate | None = Field(None, validation_alias=_THROTTLE)
+    metadata: TenantMetadata | None = None
+
+
+# Svix's versioned schemas: relay keeps one, version "1".
+Schemas = dict[Literal["1"], Annotated[dict[str, Any], AfterValidator(finite)]]
+
+
+class EventTypeUpsert(In):
+    """PUT (every field replaced), and the body of a create beside its name."""
+
+    description: Description
+    archived: bool = False
+    deprecated: bool = False
+    schemas: Schemas | None = None
+
+
+class EventTypeIn(EventTypeUpsert):
+    name: TypeName
+
+
+class EventTypePatch(In):
+    """Only the fields sent change; `null` schemas clears the schema."""
+
+    description: Description | None = None
+    archived: bool | None = None
+    deprecated: bool | None = None
+    schemas: Schemas | None = None
 
 
 # --- answers -----------------------------------------------------------------------------

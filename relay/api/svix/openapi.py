@@ -47,7 +47,6 @@ _ERRORS = {
     421: "The Host header names a host relay does not serve ([server] allowed_hosts).",
     422: "Invalid fields, each with its location.",
     429: "A limit was reached, or too many failed API keys came from this address.",
-    501: "Not done by relay yet: applications and event types are the config file's.",
     503: "relay is shutting down, or its database refused the operation.",
 }
 
@@ -61,6 +60,7 @@ _W: Scope = "webhooks:write"
 _APP = "/api/v1/app/{app_id}"
 _EP = f"{_APP}/endpoint/{{endpoint_id}}"
 _MSG = f"{_APP}/msg/{{msg_id}}"
+_TYPE = "/api/v1/event-type/{event_type_name}"
 
 
 def _op(method: str, path: str, summary: str, answers: dict[int, Any], scope: Scope | None,
@@ -70,28 +70,42 @@ def _op(method: str, path: str, summary: str, answers: dict[int, Any], scope: Sc
               dialect="svix", **rest)
 
 
-_NOT_YET = (501, 409)
 OPERATIONS: tuple[Op, ...] = (
     _op("get", "/api/v1/health", "Health", {204: ("Serving.", None)}, None),
     _op("get", "/api/v1/app", "List applications (tenants)", {
         200: ("A page.", m.ListResponse[m.ApplicationOut])}, _R, "applications",
         query=m.ListQuery),
-    _op("post", "/api/v1/app", "Get an existing application (get_or_create)", {
-        200: ("The application (`get_if_exists=true`).", m.ApplicationOut)}, "admin",
-        "applications", body=m.ApplicationIn, query=m.CreateQuery, errors=_NOT_YET),
+    _op("post", "/api/v1/app", "Create an application (a tenant)", {
+        201: ("Created.", m.ApplicationOut),
+        200: ("The application with that uid (`get_if_exists=true`).", m.ApplicationOut)},
+        "admin", "applications", body=m.ApplicationIn, query=m.CreateQuery),
     _op("get", _APP, "Get an application", {200: ("The application.", m.ApplicationOut)},
         _R, "applications"),
-    *(_op(method, _APP, "Change an application (not yet)", {}, "admin", "applications",
-          errors=_NOT_YET) for method in ("put", "patch", "delete")),
+    _op("put", _APP, "Update or create an application", {
+        200: ("Updated.", m.ApplicationOut), 201: ("Created.", m.ApplicationOut)}, "admin",
+        "applications", body=m.ApplicationIn, errors=(409,)),
+    _op("patch", _APP, "Change an application's fields sent", {
+        200: ("Changed.", m.ApplicationOut)}, "admin", "applications",
+        body=m.ApplicationPatch, errors=(409,)),
+    _op("delete", _APP, "Delete an application: its endpoints and keys; its messages stay "
+        "until retention", {204: ("Deleted.", None)}, "admin", "applications",
+        errors=(409,)),
     _op("get", "/api/v1/event-type", "List event types", {
         200: ("A page.", m.ListResponse[m.EventTypeOut])}, _R, "event types",
         query=m.EventTypesQuery),
-    _op("post", "/api/v1/event-type", "Create an event type (not yet)", {}, "admin",
-        "event types", errors=(501,)),
-    _op("get", "/api/v1/event-type/{event_type_name}", "Get an event type", {
-        200: ("The event type.", m.EventTypeOut)}, _R, "event types", query=m.ContentQuery),
-    *(_op(method, "/api/v1/event-type/{event_type_name}", "Change an event type (not yet)",
-          {}, "admin", "event types", errors=(501,)) for method in ("put", "patch", "delete")),
+    _op("post", "/api/v1/event-type", "Create an event type (or bring back an archived one)",
+        {201: ("Created.", m.EventTypeOut)}, "admin", "event types", body=m.EventTypeIn),
+    _op("get", _TYPE, "Get an event type", {200: ("The event type.", m.EventTypeOut)}, _R,
+        "event types", query=m.EventTypeQuery),
+    _op("put", _TYPE, "Update or create an event type", {
+        200: ("Updated.", m.EventTypeOut), 201: ("Created.", m.EventTypeOut)}, "admin",
+        "event types", body=m.EventTypeUpsert, errors=(409,)),
+    _op("patch", _TYPE, "Change an event type's fields sent", {
+        200: ("Changed.", m.EventTypeOut)}, "admin", "event types", body=m.EventTypePatch,
+        errors=(409,)),
+    _op("delete", _TYPE, "Archive an event type (`expunge=true`: delete it)", {
+        204: ("Archived or deleted.", None)}, "admin", "event types", query=m.ExpungeQuery,
+        errors=(409,)),
     _op("get", f"{_APP}/endpoint", "List endpoints, newest first", {
         200: ("A page.", m.ListResponse[m.EndpointOut])}, _R, "endpoints", query=m.ListQuery),
     _op("post", f"{_APP}/endpoint", "Create an endpoint", {
@@ -127,7 +141,7 @@ OPERATIONS: tuple[Op, ...] = (
         query=m.MessagesQuery),
     _op("post", f"{_APP}/msg", "Create a message", {202: ("Accepted.", m.MessageOut)},
         "events:write", "messages", body=m.MessageIn, query=m.ContentQuery,
-        errors=(429, 501)),
+        errors=(429,)),
     _op("get", _MSG, "Get a message (id or eventId)", {200: ("The message.", m.MessageOut)},
         _R, "messages", query=m.ContentQuery),
     _op("get", f"{_APP}/attempt/endpoint/{{endpoint_id}}", "List an endpoint's attempts", {
@@ -142,5 +156,5 @@ OPERATIONS: tuple[Op, ...] = (
         "endpoint", {202: ("Queued.", m.Empty)}, _W, "attempts"),
     _op("post", "/api/v1/auth/app-portal-access/{app_id}", "A link to the tenant's portal", {
         200: ("The link and its token.", m.PortalOut)}, "admin", "portal", body=m.PortalIn,
-        body_required=False, errors=(501,)),
+        body_required=False),
 )

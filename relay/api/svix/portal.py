@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from relay.api.svix import applications
 from relay.api.svix.calls import Call
 from relay.api.svix.endpoints import answer
 from relay.api.svix.models import PortalIn, PortalOut
-from relay.errors import NotImplementedYet
 from relay.operations import portal_link
 
 _MANAGE = "ManageEndpoint"  # the capability without which Svix's portal only looks
@@ -17,12 +17,11 @@ _MANAGE = "ManageEndpoint"  # the capability without which Svix's portal only lo
 
 async def app_portal_access(call: Call) -> Response:
     """`readOnly`, or `capabilities` without ManageEndpoint: a read-only portal; `expiry`
-    seconds (Svix's default 7 days)."""
+    seconds (Svix's default 7 days); `application` creates {app_id} when it does not
+    exist (as Svix)."""
     app_id = call.path("app_id")
     given = call.parse(PortalIn)
-    if given.application is not None and call.relay.config.tenant(app_id) is None:
-        raise NotImplementedYet(f"application {app_id!r} does not exist, and relay does not "
-                                "create applications through /api/v1 yet")
+    await applications.ensure(call, app_id, given.application)
     tenant = call.tenant(app_id)
     read_only = given.read_only or (given.capabilities is not None
                                     and _MANAGE not in given.capabilities)
