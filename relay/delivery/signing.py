@@ -35,7 +35,6 @@ always the current (first) secret's, so a verifier that reads only the first one
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets as _secrets
@@ -93,7 +92,7 @@ def _whsec_key(secret: str) -> bytes | None:
     b64 = secret[len(_WHSEC) :]
     try:
         key = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         return None
     return key if len(key) >= _MIN_WHSEC_BYTES else None
 

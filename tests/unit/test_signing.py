@@ -391,3 +391,12 @@ def test_generate_secret() -> None:
         assert check_secret(scheme, a) is None
     headers = sign("standard-webhooks", [a], "evt_1", int(time.time()), BODY)
     Webhook(a).verify(BODY, headers, json_parse=False)
+
+
+@pytest.mark.parametrize("scheme", ["standard-webhooks", "svix"])
+@pytest.mark.parametrize("secret", ["whsec_\u00da" + "A" * 43, "whsec_" + "A" * 42 + "\u00e9",
+                                    "whsec_" + "!" * 44])
+def test_a_secret_that_is_not_base64_is_refused_not_a_crash(scheme: str, secret: str) -> None:
+    """A caller's chosen secret (Svix's endpoint create) with a character outside base64,
+    ASCII or not, is a reason to refuse it, never an exception (it was a 500)."""
+    assert check_secret(scheme, secret) is not None
